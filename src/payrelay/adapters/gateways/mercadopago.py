@@ -1,0 +1,153 @@
+"""MercadoPago's REST API as a `Gateway` (the bundled simulator speaks the same API).
+
+Only the fields payrelay needs leave this module: ids, status and detail, amounts,
+currency, dates and the external reference. Payer and card data are never read.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+import httpx
+
+from payrelay.domain.errors import GatewayRejected, GatewayUnavailable
+from payrelay.domain.money import Money
+from payrelay.domain.payment import PaymentSnapshot, PaymentStatus
+from payrelay.ports import Checkout
+
+PROVIDER = "mercadopago"
+
+
+class MercadoPagoGateway:
+    provider = PROVIDER
+
+    def __init__(self, client: httpx.AsyncClient, *, access_token: str) -> None:
+        """`client` carries the base URL and timeouts; the token is sent as a Bearer header."""
+        self._client = client
+        self._headers = {"Authorization": f"Bearer {access_token}"}
+
+    async def create_checkout(
+        self, *, order_id: str, amount: Money, description: str, notification_url: str
+    ) -> Checkout:
+        body = {
+            "items": [
+                {
+                    "title": description,
+                    "quantity": 1,
+                    "unit_price": amount.amount,
+                    "currency_id": amount.currency,
+                }
+            ],
+            "external_reference": order_id,
+            "notification_url": notification_url,
+        }
+        data = await self._request(
+            "POST",
+            "/checkout/preferences",
+            content=dumps_exact(body),
+            headers={
+                "Content-Type": "application/json",
+                "X-Idempotency-Key": f"payrelay-checkout-{order_id}",
+            },
+        )
+        return Checkout(
+            order_id=order_id,
+            provider=PROVIDER,
+            preference_id=str(data["id"]),
+            init_point=str(data["init_point"]),
+            amount=amount,
+        )
+
+    async def fetch_payment(self, payment_id: str) -> PaymentSnapshot:
+        return parse_payment(await self._request("GET", f"/v1/payments/{payment_id}"))
+
+    async def search_payments(self, order_id: str) -> list[PaymentSnapshot]:
+        data = await self._request(
+            "GET", "/v1/payments/search", params={"external_reference": order_id}
+        )
+        return [parse_payment(item) for item in data.get("results", [])]
+
+    async def _request(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+        headers = {**self._headers, **kwargs.pop("headers", {})}
+        try:
+            response = await self._client.request(method, path, headers=headers, **kwargs)
+        except httpx.TimeoutException as exc:
+            raise GatewayUnavailable(f"{method} {path}: timed out") from exc
+        except httpx.TransportError as exc:
+            raise GatewayUnavailable(f"{method} {path}: {type(exc).__name__}") from exc
+        if response.status_code >= 500 or response.status_code == 429:
+            raise GatewayUnavailable(f"{method} {path}: HTTP {response.status_code}")
+        if response.status_code >= 400:
+            raise GatewayRejected(
+                f"{method} {path}: HTTP {response.status_code}", response.status_code
+            )
+        try:
+            data = json.loads(response.content, parse_float=Decimal)
+        except ValueError as exc:
+            raise GatewayUnavailable(f"{method} {path}: answer is not JSON") from exc
+        if not isinstance(data, dict):
+            raise GatewayUnavailable(f"{method} {path}: answer is not a JSON object")
+        return data
+
+
+def parse_payment(data: dict[str, Any]) -> PaymentSnapshot:
+    """Keep only what payrelay needs from MercadoPago's payment resource."""
+    try:
+        currency = str(data["currency_id"])
+        return PaymentSnapshot(
+            payment_id=str(data["id"]),
+            provider=PROVIDER,
+            order_id=str(data["external_reference"]) if data.get("external_reference") else None,
+            status=PaymentStatus(data["status"]),
+            status_detail=data.get("status_detail"),
+            amount=Money.parse(_decimal(data["transaction_amount"]), currency),
+            amount_refunded=Money.parse(
+                _decimal(data.get("transaction_amount_refunded") or 0), currency
+            ),
+            date_created=_when(data["date_created"]),
+            date_approved=_when(data["date_approved"]) if data.get("date_approved") else None,
+            date_last_updated=_when(data["date_last_updated"]),
+        )
+    except (KeyError, ValueError, TypeError) as exc:
+        raise GatewayUnavailable(f"unexpected payment resource: {exc!r}") from exc
+
+
+def _decimal(value: object) -> Decimal:
+    if isinstance(value, bool) or not isinstance(value, (int, Decimal, str)):
+        raise ValueError(f"not an amount: {value!r}")
+    return Decimal(value)
+
+
+def _when(value: str) -> datetime:
+    parsed = datetime.fromisoformat(value)
+    if parsed.tzinfo is None:
+        raise ValueError(f"date without offset: {value}")
+    return parsed.astimezone(UTC)
+
+
+def dumps_exact(value: Any) -> bytes:
+    """JSON with Decimals written as exact JSON numbers (json.dumps would need a float)."""
+    return "".join(_encode(value)).encode()
+
+
+def _encode(value: Any) -> Iterator[str]:
+    if isinstance(value, Decimal):
+        yield format(value, "f")
+    elif isinstance(value, dict):
+        yield "{"
+        for i, (key, item) in enumerate(value.items()):
+            yield ("," if i else "") + json.dumps(str(key)) + ":"
+            yield from _encode(item)
+        yield "}"
+    elif isinstance(value, (list, tuple)):
+        yield "["
+        for i, item in enumerate(value):
+            yield "," if i else ""
+            yield from _encode(item)
+        yield "]"
+    else:
+        yield json.dumps(value)

@@ -1,0 +1,1 @@
+"""SQLAlchemy Core storage for both databases; SQLite by default, PostgreSQL in production."""

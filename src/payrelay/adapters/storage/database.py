@@ -1,0 +1,100 @@
+"""One database (payments or orders): engine set-up, transactions, error translation."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import MetaData, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from payrelay.domain.errors import StorageUnavailable
+
+
+class Database:
+    """An async engine plus the rules payrelay needs from it.
+
+    SQLite allows one writer at a time; rather than let concurrent transactions fail with
+    "database is locked", write transactions in this process queue on one lock and start
+    with BEGIN IMMEDIATE. Every file runs in WAL mode with synchronous=FULL, so what was
+    acknowledged survives a power cut.
+    """
+
+    def __init__(self, url: str, *, echo: bool = False) -> None:
+        self.url = url
+        parsed = make_url(url)
+        self.dialect = parsed.get_backend_name()
+        self._write_lock: asyncio.Lock | None = None
+        kwargs: dict[str, Any] = {"echo": echo}
+        if self.is_sqlite:
+            if parsed.database and parsed.database != ":memory:":
+                Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+            kwargs["connect_args"] = {"timeout": 30}
+            self._write_lock = asyncio.Lock()
+        else:
+            kwargs.update(pool_pre_ping=True, pool_size=10, max_overflow=10)
+        self.engine: AsyncEngine = create_async_engine(url, **kwargs)
+        if self.is_sqlite:
+            _configure_sqlite(self.engine)
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.dialect == "sqlite"
+
+    @contextlib.asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncConnection]:
+        """A write transaction: committed when the block exits, rolled back on error."""
+        lock = self._write_lock or contextlib.nullcontext()
+        async with lock, _translated(), self.engine.begin() as conn:
+            yield conn
+
+    @contextlib.asynccontextmanager
+    async def read(self) -> AsyncIterator[AsyncConnection]:
+        async with _translated(), self.engine.connect() as conn:
+            # A plain BEGIN: readers must not take SQLite's write lock.
+            await conn.execution_options(payrelay_read_only=True)
+            yield conn
+
+    async def create_schema(self, metadata: MetaData) -> None:
+        async with self.transaction() as conn:
+            await conn.run_sync(metadata.create_all)
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()
+
+
+@contextlib.asynccontextmanager
+async def _translated() -> AsyncIterator[None]:
+    """Services see StorageUnavailable, never a driver's exception."""
+    try:
+        yield
+    except (OperationalError, InterfaceError) as exc:
+        raise StorageUnavailable(f"database unavailable: {type(exc.orig).__name__}") from exc
+    except DBAPIError as exc:
+        if exc.connection_invalidated:
+            raise StorageUnavailable("database connection lost") from exc
+        raise
+    except (OSError, ConnectionError) as exc:
+        raise StorageUnavailable(f"database unreachable: {exc.__class__.__name__}") from exc
+
+
+def _configure_sqlite(engine: AsyncEngine) -> None:
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Take over transaction control so BEGIN IMMEDIATE below is what starts it.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=FULL")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        read_only = conn.get_execution_options().get("payrelay_read_only", False)
+        conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")

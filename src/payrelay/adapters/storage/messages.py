@@ -1,0 +1,184 @@
+"""Outbox, inbox, timeline and dead letters: the same shape in both databases."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+
+from sqlalchemy import Table, bindparam, func, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from payrelay.adapters.storage.database import Database
+from payrelay.domain.events import Envelope
+from payrelay.ports import Delivery, OutboundMessage, SeenMessage
+
+PENDING, SENT = "pending", "sent"
+
+
+class SqlOutbox:
+    def __init__(self, conn: AsyncConnection, table: Table, *, now: datetime) -> None:
+        self._conn, self._t, self._now = conn, table, now
+
+    async def add(self, envelope: Envelope, *, exchange: str) -> None:
+        await self._conn.execute(
+            insert(self._t).values(
+                message_id=str(envelope.message_id),
+                exchange=exchange,
+                routing_key=envelope.routing_key,
+                correlation_id=envelope.correlation_id,
+                body=envelope.to_json(),
+                order_id=envelope.order_id,
+                payment_id=envelope.payment_id,
+                status=PENDING,
+                attempts=0,
+                created_at=self._now,
+                next_attempt_at=self._now,
+            )
+        )
+
+    async def requeue(self, message_id: uuid.UUID) -> bool:
+        result = await self._conn.execute(
+            update(self._t)
+            .where(self._t.c.message_id == str(message_id))
+            .values(status=PENDING, next_attempt_at=self._now)
+        )
+        return bool(result.rowcount)
+
+
+class SqlInbox:
+    def __init__(self, conn: AsyncConnection, table: Table) -> None:
+        self._conn, self._t = conn, table
+
+    async def seen(self, message_id: uuid.UUID) -> SeenMessage | None:
+        query = select(self._t.c.reply_message_id).where(
+            self._t.c.message_id == str(message_id)
+        )
+        row = (await self._conn.execute(query)).first()
+        if row is None:
+            return None
+        reply = row.reply_message_id
+        return SeenMessage(uuid.UUID(reply) if reply else None)
+
+    async def add(
+        self, envelope: Envelope, *, received_at: datetime, reply_id: uuid.UUID | None
+    ) -> None:
+        await self._conn.execute(
+            insert(self._t).values(
+                message_id=str(envelope.message_id),
+                type=envelope.type.value,
+                payment_id=envelope.payment_id,
+                received_at=received_at,
+                reply_message_id=str(reply_id) if reply_id else None,
+            )
+        )
+
+
+class SqlTimeline:
+    def __init__(self, conn: AsyncConnection, table: Table) -> None:
+        self._conn, self._t = conn, table
+
+    async def record(
+        self,
+        step: str,
+        *,
+        at: datetime,
+        order_id: str | None,
+        payment_id: str | None,
+        detail: str | None = None,
+    ) -> None:
+        await self._conn.execute(
+            insert(self._t).values(
+                at=at, order_id=order_id, payment_id=payment_id, step=step, detail=detail
+            )
+        )
+
+
+class SqlDeadLetters:
+    def __init__(self, conn: AsyncConnection, table: Table) -> None:
+        self._conn, self._t = conn, table
+
+    async def add(self, delivery: Delivery, *, reason: str, attempts: int, at: datetime) -> None:
+        await self._conn.execute(
+            insert(self._t).values(
+                message_id=delivery.message_id,
+                routing_key=delivery.routing_key,
+                body=delivery.body,
+                reason=reason,
+                attempts=attempts,
+                dead_at=at,
+            )
+        )
+
+
+class SqlOutboxRelayStore:
+    """Claims pending rows with a lease: `next_attempt_at` moves past the lease, so a relay
+    that dies mid-batch lets its rows fall due again instead of holding them forever."""
+
+    def __init__(self, db: Database, table: Table) -> None:
+        self._db, self._t = db, table
+
+    async def claim_due(
+        self, *, limit: int, now: datetime, lease: timedelta
+    ) -> list[OutboundMessage]:
+        t = self._t
+        due = (
+            select(t.c.seq)
+            .where(t.c.status == PENDING, t.c.next_attempt_at <= now)
+            .order_by(t.c.seq)
+            .limit(limit)
+            .with_for_update(skip_locked=True)  # PostgreSQL: relays never share a row
+        )
+        async with self._db.transaction() as conn:
+            rows = (
+                await conn.execute(
+                    update(t)
+                    .where(t.c.seq.in_(due.scalar_subquery()))
+                    .values(next_attempt_at=now + lease)
+                    .returning(
+                        t.c.seq, t.c.message_id, t.c.exchange, t.c.routing_key,
+                        t.c.correlation_id, t.c.body, t.c.attempts,
+                    )
+                )
+            ).all()
+        return [
+            OutboundMessage(
+                message_id=uuid.UUID(r.message_id),
+                exchange=r.exchange,
+                routing_key=r.routing_key,
+                correlation_id=r.correlation_id,
+                body=r.body,
+                attempts=r.attempts,
+            )
+            for r in sorted(rows, key=lambda r: r.seq)
+        ]
+
+    async def mark_sent(self, message_ids: Sequence[uuid.UUID], *, now: datetime) -> None:
+        if not message_ids:
+            return
+        t = self._t
+        async with self._db.transaction() as conn:
+            await conn.execute(
+                update(t)
+                .where(t.c.message_id.in_([str(m) for m in message_ids]))
+                .values(status=SENT, sent_at=now)
+            )
+
+    async def schedule_retry(
+        self, retries: Sequence[tuple[uuid.UUID, datetime]], *, error: str
+    ) -> None:
+        if not retries:
+            return
+        t = self._t
+        stmt = (
+            update(t)
+            .where(t.c.message_id == bindparam("mid"), t.c.status == PENDING)
+            .values(next_attempt_at=bindparam("due"), attempts=t.c.attempts + 1, last_error=error)
+        )
+        async with self._db.transaction() as conn:
+            await conn.execute(stmt, [{"mid": str(m), "due": due} for m, due in retries])
+
+    async def pending_count(self) -> int:
+        query = select(func.count()).select_from(self._t).where(self._t.c.status == PENDING)
+        async with self._db.read() as conn:
+            return int((await conn.execute(query)).scalar_one())

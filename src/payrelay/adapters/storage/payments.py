@@ -1,0 +1,257 @@
+"""The payments database: notifications, checkouts, payments, and its outbox and inbox."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import Row
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from payrelay.adapters.storage import tables as t
+from payrelay.adapters.storage.database import Database
+from payrelay.adapters.storage.group_commit import GroupCommitter
+from payrelay.adapters.storage.messages import (
+    SqlDeadLetters,
+    SqlInbox,
+    SqlOutbox,
+    SqlOutboxRelayStore,
+    SqlTimeline,
+)
+from payrelay.domain.events import Envelope
+from payrelay.domain.money import Money
+from payrelay.domain.payment import Payment, PaymentSnapshot, PaymentStatus
+from payrelay.ports import Checkout, ClaimedNotification, Clock, NotificationRecord
+
+RECEIVED, PROCESSED, IGNORED = "received", "processed", "ignored"
+
+
+def insert_ignoring_conflicts(db: Database, table: Any) -> Any:
+    """INSERT … ON CONFLICT DO NOTHING, in the dialect at hand."""
+    return (pg_insert(table) if db.dialect == "postgresql" else sqlite_insert(table)) \
+        .on_conflict_do_nothing()
+
+
+class SqlNotificationLog:
+    """Records webhooks through a group commit: one fsync serves many concurrent requests."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+        self._committer: GroupCommitter[NotificationRecord, bool] = GroupCommitter(
+            db, self._write
+        )
+
+    async def record(self, notification: NotificationRecord) -> bool:
+        return await self._committer.submit(notification)
+
+    async def close(self) -> None:
+        await self._committer.close()
+
+    async def _write(
+        self, conn: AsyncConnection, batch: Sequence[NotificationRecord]
+    ) -> list[bool]:
+        rows = [
+            {
+                "dedupe_key": n.dedupe_key,
+                "provider": n.provider,
+                "topic": n.topic,
+                "action": n.action,
+                "resource_id": n.resource_id,
+                "request_id": n.request_id,
+                "status": IGNORED if n.ignored else RECEIVED,
+                "attempts": 0,
+                "received_at": n.received_at,
+                "next_attempt_at": n.received_at,
+            }
+            for n in batch
+        ]
+        stmt = insert_ignoring_conflicts(self._db, t.notifications).returning(
+            t.notifications.c.dedupe_key
+        )
+        inserted = set((await conn.execute(stmt, rows)).scalars().all())
+        results = []
+        for n in batch:  # the same key twice in one batch: only the first one is new
+            results.append(n.dedupe_key in inserted)
+            inserted.discard(n.dedupe_key)
+        return results
+
+
+class SqlNotificationQueue:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def claim_due(
+        self, *, limit: int, now: datetime, lease: timedelta
+    ) -> list[ClaimedNotification]:
+        n = t.notifications
+        due = (
+            select(n.c.id)
+            .where(n.c.status == RECEIVED, n.c.next_attempt_at <= now)
+            .order_by(n.c.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        async with self._db.transaction() as conn:
+            rows = (
+                await conn.execute(
+                    update(n)
+                    .where(n.c.id.in_(due.scalar_subquery()))
+                    .values(next_attempt_at=now + lease)
+                    .returning(n.c.id, n.c.resource_id, n.c.attempts)
+                )
+            ).all()
+        return sorted(
+            (ClaimedNotification(r.id, r.resource_id, r.attempts) for r in rows),
+            key=lambda c: c.id,
+        )
+
+    async def schedule_retry(self, retries: Sequence[tuple[int, datetime]], *, error: str) -> None:
+        if not retries:
+            return
+        n = t.notifications
+        stmt = (
+            update(n)
+            .where(n.c.id == bindparam("nid"), n.c.status == RECEIVED)
+            .values(next_attempt_at=bindparam("due"), attempts=n.c.attempts + 1, last_error=error)
+        )
+        async with self._db.transaction() as conn:
+            await conn.execute(stmt, [{"nid": i, "due": due} for i, due in retries])
+
+
+class SqlNotifications:
+    def __init__(self, conn: AsyncConnection) -> None:
+        self._conn = conn
+
+    async def mark_processed(self, ids: Sequence[int], *, now: datetime) -> None:
+        n = t.notifications
+        await self._conn.execute(
+            update(n).where(n.c.id.in_(list(ids))).values(status=PROCESSED, processed_at=now)
+        )
+
+
+class SqlPayments:
+    def __init__(self, conn: AsyncConnection, *, for_update: bool) -> None:
+        self._conn, self._for_update = conn, for_update
+
+    async def get(self, payment_id: str) -> Payment | None:
+        query = select(t.payments).where(t.payments.c.payment_id == payment_id)
+        if self._for_update:  # serialises two processors that fetched the same payment
+            query = query.with_for_update()
+        row = (await self._conn.execute(query)).first()
+        return None if row is None else _payment_from_row(row)
+
+    async def save(self, payment: Payment, *, now: datetime) -> None:
+        s = payment.snapshot
+        values = {
+            "provider": s.provider,
+            "order_id": s.order_id,
+            "status": s.status.value,
+            "status_detail": s.status_detail,
+            "amount_minor": s.amount.minor_units,
+            "refunded_minor": s.amount_refunded.minor_units,
+            "currency": s.amount.currency,
+            "date_created": s.date_created,
+            "date_approved": s.date_approved,
+            "date_last_updated": s.date_last_updated,
+            "version": payment.version,
+            "updated_at": now,
+        }
+        p = t.payments
+        result = await self._conn.execute(
+            update(p).where(p.c.payment_id == s.payment_id).values(**values)
+        )
+        if not result.rowcount:
+            await self._conn.execute(insert(p).values(payment_id=s.payment_id, **values))
+
+    async def record_outcome(self, envelope: Envelope, *, now: datetime) -> bool:
+        p = t.payments
+        result = await self._conn.execute(
+            update(p)
+            .where(p.c.payment_id == envelope.payment_id)
+            .values(
+                order_outcome=envelope.type.value,
+                outcome_reason=envelope.reason.value if envelope.reason else None,
+                outcome_at=now,
+            )
+        )
+        return bool(result.rowcount)
+
+
+def _payment_from_row(row: Row[Any]) -> Payment:
+    snapshot = PaymentSnapshot(
+        payment_id=row.payment_id,
+        provider=row.provider,
+        order_id=row.order_id,
+        status=PaymentStatus(row.status),
+        status_detail=row.status_detail,
+        amount=Money.from_minor(row.amount_minor, row.currency),
+        amount_refunded=Money.from_minor(row.refunded_minor, row.currency),
+        date_created=row.date_created,
+        date_approved=row.date_approved,
+        date_last_updated=row.date_last_updated,
+    )
+    return Payment(snapshot, row.version)
+
+
+class SqlCheckouts:
+    def __init__(self, conn: AsyncConnection, db: Database) -> None:
+        self._conn, self._db = conn, db
+
+    async def get(self, order_id: str) -> Checkout | None:
+        row = (
+            await self._conn.execute(select(t.checkouts).where(t.checkouts.c.order_id == order_id))
+        ).first()
+        if row is None:
+            return None
+        return Checkout(
+            order_id=row.order_id,
+            provider=row.provider,
+            preference_id=row.preference_id,
+            init_point=row.init_point,
+            amount=Money.from_minor(row.amount_minor, row.currency),
+        )
+
+    async def add(self, checkout: Checkout, *, now: datetime) -> Checkout:
+        await self._conn.execute(
+            insert_ignoring_conflicts(self._db, t.checkouts).values(
+                order_id=checkout.order_id,
+                provider=checkout.provider,
+                preference_id=checkout.preference_id,
+                init_point=checkout.init_point,
+                amount_minor=checkout.amount.minor_units,
+                currency=checkout.amount.currency,
+                created_at=now,
+            )
+        )
+        stored = await self.get(checkout.order_id)
+        assert stored is not None
+        return stored
+
+
+class SqlPaymentsTx:
+    def __init__(self, conn: AsyncConnection, db: Database, now: datetime) -> None:
+        self.conn = conn
+        self.notifications = SqlNotifications(conn)
+        self.payments = SqlPayments(conn, for_update=not db.is_sqlite)
+        self.checkouts = SqlCheckouts(conn, db)
+        self.outbox = SqlOutbox(conn, t.payments_outbox, now=now)
+        self.inbox = SqlInbox(conn, t.payments_inbox)
+        self.timeline = SqlTimeline(conn, t.payments_timeline)
+        self.dead_letters = SqlDeadLetters(conn, t.payments_dead_letters)
+
+
+class SqlPaymentsUnitOfWork:
+    def __init__(self, db: Database, clock: Clock) -> None:
+        self.db = db
+        self._clock = clock
+        self.relay_store = SqlOutboxRelayStore(db, t.payments_outbox)
+
+    @contextlib.asynccontextmanager
+    async def begin(self) -> AsyncIterator[SqlPaymentsTx]:
+        async with self.db.transaction() as conn:
+            yield SqlPaymentsTx(conn, self.db, self._clock())

@@ -1,0 +1,191 @@
+"""The two schemas: the payments database and the orders database never share a transaction.
+
+Money is stored as integer minor units beside its currency. Outbox, inbox and timeline
+tables have the same shape on both sides, so one relay and one timeline reader serve both.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+
+from payrelay.adapters.storage.types import UTCDateTime
+
+payments_metadata = MetaData()
+orders_metadata = MetaData()
+
+
+def _outbox(metadata: MetaData) -> Table:
+    table = Table(
+        "outbox",
+        metadata,
+        Column("seq", Integer, primary_key=True, autoincrement=True),
+        Column("message_id", String(36), nullable=False, unique=True),
+        Column("exchange", String(100), nullable=False),
+        Column("routing_key", String(100), nullable=False),
+        Column("correlation_id", String(100), nullable=False),
+        Column("body", LargeBinary, nullable=False),
+        Column("order_id", String(64)),
+        Column("payment_id", String(64)),
+        Column("status", String(16), nullable=False),  # pending | sent
+        Column("attempts", Integer, nullable=False, default=0),
+        Column("created_at", UTCDateTime, nullable=False),
+        Column("next_attempt_at", UTCDateTime, nullable=False),  # also the claim lease
+        Column("sent_at", UTCDateTime),
+        Column("last_error", Text),
+    )
+    Index("ix_outbox_due", table.c.status, table.c.next_attempt_at)
+    return table
+
+
+def _inbox(metadata: MetaData) -> Table:
+    return Table(
+        "inbox",
+        metadata,
+        Column("message_id", String(36), primary_key=True),
+        Column("type", String(64), nullable=False),
+        Column("payment_id", String(64)),
+        Column("received_at", UTCDateTime, nullable=False),
+        Column("reply_message_id", String(36)),  # the outcome sent back, repeated on redelivery
+    )
+
+
+def _timeline(metadata: MetaData) -> Table:
+    table = Table(
+        "timeline",
+        metadata,
+        Column("seq", Integer, primary_key=True, autoincrement=True),
+        Column("at", UTCDateTime, nullable=False),
+        Column("order_id", String(64)),
+        Column("payment_id", String(64)),
+        Column("step", String(64), nullable=False),
+        Column("detail", Text),
+    )
+    Index("ix_timeline_order", table.c.order_id, table.c.seq)
+    return table
+
+
+def _dead_letters(metadata: MetaData) -> Table:
+    return Table(
+        "dead_letters",
+        metadata,
+        Column("id", Integer, primary_key=True, autoincrement=True),
+        Column("message_id", String(64)),
+        Column("routing_key", String(100)),
+        Column("body", LargeBinary, nullable=False),
+        Column("reason", Text, nullable=False),
+        Column("attempts", Integer, nullable=False),
+        Column("dead_at", UTCDateTime, nullable=False),
+    )
+
+
+# --- payments database -------------------------------------------------------------------
+
+notifications = Table(
+    "notifications",
+    payments_metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("dedupe_key", String(200), nullable=False, unique=True),
+    Column("provider", String(32), nullable=False),
+    Column("topic", String(64), nullable=False),
+    Column("action", String(64)),
+    Column("resource_id", String(64)),
+    Column("request_id", String(100)),
+    Column("status", String(16), nullable=False),  # received | processed | ignored
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("received_at", UTCDateTime, nullable=False),
+    Column("next_attempt_at", UTCDateTime, nullable=False),  # also the claim lease
+    Column("processed_at", UTCDateTime),
+    Column("last_error", Text),
+)
+Index("ix_notifications_due", notifications.c.status, notifications.c.next_attempt_at)
+
+checkouts = Table(
+    "checkouts",
+    payments_metadata,
+    Column("order_id", String(64), primary_key=True),
+    Column("provider", String(32), nullable=False),
+    Column("preference_id", String(100), nullable=False),
+    Column("init_point", Text, nullable=False),
+    Column("amount_minor", BigInteger, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+payments = Table(
+    "payments",
+    payments_metadata,
+    Column("payment_id", String(64), primary_key=True),
+    Column("provider", String(32), nullable=False),
+    Column("order_id", String(64), index=True),
+    Column("status", String(32), nullable=False),
+    Column("status_detail", String(100)),
+    Column("amount_minor", BigInteger, nullable=False),
+    Column("refunded_minor", BigInteger, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("date_created", UTCDateTime, nullable=False),
+    Column("date_approved", UTCDateTime),
+    Column("date_last_updated", UTCDateTime, nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Column("order_outcome", String(64)),  # order.payment_applied | order.payment_rejected
+    Column("outcome_reason", String(64)),
+    Column("outcome_at", UTCDateTime),
+)
+
+payments_outbox = _outbox(payments_metadata)
+payments_inbox = _inbox(payments_metadata)
+payments_timeline = _timeline(payments_metadata)
+payments_dead_letters = _dead_letters(payments_metadata)
+
+# --- orders database ---------------------------------------------------------------------
+
+orders = Table(
+    "orders",
+    orders_metadata,
+    Column("order_id", String(64), primary_key=True),
+    Column("status", String(32), nullable=False),
+    Column("total_minor", BigInteger, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("description", Text, nullable=False),
+    Column("paid_by", String(64)),
+    Column("version", Integer, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Column("paid_at", UTCDateTime),
+)
+
+order_items = Table(
+    "order_items",
+    orders_metadata,
+    Column("order_id", String(64), primary_key=True),
+    Column("line", Integer, primary_key=True),
+    Column("sku", String(100), nullable=False),
+    Column("quantity", Integer, nullable=False),
+    Column("unit_price_minor", BigInteger, nullable=False),
+)
+
+order_payments = Table(
+    "order_payments",
+    orders_metadata,
+    Column("payment_id", String(64), primary_key=True),
+    Column("order_id", String(64), nullable=False, index=True),
+    Column("last_version", Integer, nullable=False),
+    Column("last_status", String(32), nullable=False),
+    Column("outcome", String(64)),
+    Column("outcome_reason", String(64)),
+)
+
+orders_outbox = _outbox(orders_metadata)
+orders_inbox = _inbox(orders_metadata)
+orders_timeline = _timeline(orders_metadata)
+orders_dead_letters = _dead_letters(orders_metadata)

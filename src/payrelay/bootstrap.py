@@ -1,0 +1,234 @@
+"""The one place where adapters are chosen and wired; nothing is built at import time."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Protocol
+
+import httpx
+
+from payrelay.adapters.gateways.mercadopago import MercadoPagoGateway
+from payrelay.adapters.payments_client import HttpPaymentsClient
+from payrelay.adapters.storage.database import Database
+from payrelay.adapters.storage.orders import SqlOrdersUnitOfWork
+from payrelay.adapters.storage.payments import (
+    SqlNotificationLog,
+    SqlNotificationQueue,
+    SqlPaymentsUnitOfWork,
+)
+from payrelay.adapters.storage.tables import orders_metadata, payments_metadata
+from payrelay.adapters.transports.local import LocalTransport
+from payrelay.config import Settings
+from payrelay.domain.retry import Backoff
+from payrelay.faults import Faults
+from payrelay.ports import Clock, Gateway, OutboxRelayStore, PaymentsClient, Transport
+from payrelay.services.checkout import CheckoutService
+from payrelay.services.consume import (
+    ORDER_SIDE_SUBSCRIPTION,
+    PAYMENTS_SIDE_SUBSCRIPTION,
+    OrderOutcomeConsumer,
+    PaymentEventConsumer,
+)
+from payrelay.services.ingest import WebhookIngest
+from payrelay.services.loop import run_loop
+from payrelay.services.orders import OrderService
+from payrelay.services.process import PaymentProcessor
+from payrelay.services.relay import OutboxRelay
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Role(StrEnum):
+    PROCESSOR = "processor"
+    """Fetches notified payments from the gateway, writes state + outbox."""
+    RELAY = "relay"
+    """Publishes both outboxes through the transport."""
+    CONSUMER = "consumer"
+    """Applies payment events to orders, and order outcomes to payments."""
+
+
+@dataclass
+class PaymentsSide:
+    db: Database
+    uow: SqlPaymentsUnitOfWork
+    notification_log: SqlNotificationLog
+    ingest: WebhookIngest
+    processor: PaymentProcessor
+    relay: OutboxRelay
+    outcomes: OrderOutcomeConsumer
+    checkout: CheckoutService
+    wake_processor: asyncio.Event
+    wake_relay: asyncio.Event
+
+
+@dataclass
+class OrdersSide:
+    db: Database
+    uow: SqlOrdersUnitOfWork
+    relay: OutboxRelay
+    consumer: PaymentEventConsumer
+    service: OrderService
+    wake_relay: asyncio.Event
+
+
+@dataclass
+class System:
+    settings: Settings
+    faults: Faults
+    transport: Transport
+    payments: PaymentsSide
+    orders: OrdersSide
+    http_clients: list[httpx.AsyncClient]
+    stop: asyncio.Event = field(default_factory=asyncio.Event)
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    async def start_workers(self, roles: Iterable[Role] = tuple(Role)) -> None:
+        roles = set(roles)
+        poll = self.settings.poll_interval_seconds
+        p, o = self.payments, self.orders
+        if Role.CONSUMER in roles:
+            await self.transport.subscribe(ORDER_SIDE_SUBSCRIPTION, o.consumer.handle)
+            await self.transport.subscribe(PAYMENTS_SIDE_SUBSCRIPTION, p.outcomes.handle)
+        loops: list[tuple[str, Callable[[], Awaitable[int]], asyncio.Event]] = []
+        if Role.PROCESSOR in roles:
+            loops.append(("processor", _claimed(p.processor.run_once), p.wake_processor))
+        if Role.RELAY in roles:
+            loops.append(("payments-relay", _claimed(p.relay.run_once), p.wake_relay))
+            loops.append(("orders-relay", _claimed(o.relay.run_once), o.wake_relay))
+        for name, step, wake in loops:
+            task = run_loop(name, step, wake=wake, stop=self.stop, poll_interval=poll)
+            self.tasks.append(asyncio.create_task(task, name=name))
+
+    async def close(self) -> None:
+        """Stop the loops after their current step, then release every resource."""
+        self.stop.set()
+        if self.tasks:
+            await asyncio.gather(*self.tasks, return_exceptions=True)
+        await self.payments.notification_log.close()
+        await self.transport.close()
+        for client in self.http_clients:
+            await client.aclose()
+        await self.payments.db.dispose()
+        await self.orders.db.dispose()
+
+
+class _HasClaimed(Protocol):
+    @property
+    def claimed(self) -> int: ...
+
+
+def _claimed(run_once: Callable[[], Awaitable[_HasClaimed]]) -> Callable[[], Awaitable[int]]:
+    async def step() -> int:
+        return (await run_once()).claimed
+
+    return step
+
+
+async def bootstrap(
+    settings: Settings,
+    *,
+    gateway: Gateway | None = None,
+    transport: Transport | None = None,
+    payments_client: PaymentsClient | None = None,
+    faults: Faults | None = None,
+    clock: Clock = utc_now,
+    seed: int | None = None,
+    create_schema: bool = True,
+) -> System:
+    faults = faults or Faults()
+    rng = random.Random(seed)
+    backoff = Backoff(base=settings.retry_base_seconds, cap=settings.retry_cap_seconds)
+    clients: list[httpx.AsyncClient] = []
+    if gateway is None:
+        gateway_http = httpx.AsyncClient(
+            base_url=settings.gateway_base_url, timeout=settings.gateway_timeout_seconds
+        )
+        clients.append(gateway_http)
+        gateway = MercadoPagoGateway(
+            gateway_http, access_token=settings.gateway_access_token.get_secret_value()
+        )
+    if payments_client is None:
+        payments_http = httpx.AsyncClient(base_url=settings.payments_url, timeout=10.0)
+        clients.append(payments_http)
+        payments_client = HttpPaymentsClient(payments_http)
+    transport = transport or build_transport(settings)
+
+    payments_db = Database(settings.payments_database_url)
+    orders_db = Database(settings.orders_database_url)
+    if create_schema:
+        await payments_db.create_schema(payments_metadata)
+        await orders_db.create_schema(orders_metadata)
+
+    p_uow = SqlPaymentsUnitOfWork(payments_db, clock)
+    o_uow = SqlOrdersUnitOfWork(orders_db, clock)
+    wake_processor, p_wake_relay, o_wake_relay = asyncio.Event(), asyncio.Event(), asyncio.Event()
+    notification_log = SqlNotificationLog(payments_db)
+
+    def relay(store: OutboxRelayStore) -> OutboxRelay:
+        return OutboxRelay(
+            store=store,
+            transport=transport,
+            clock=clock,
+            faults=faults,
+            backoff=backoff,
+            rng=rng,
+            batch_size=settings.relay_batch_size,
+        )
+
+    payments = PaymentsSide(
+        db=payments_db,
+        uow=p_uow,
+        notification_log=notification_log,
+        ingest=WebhookIngest(
+            provider=gateway.provider,
+            secrets=settings.webhook_secret_list,
+            log=notification_log,
+            clock=clock,
+            faults=faults,
+            on_recorded=wake_processor.set,
+            max_body_bytes=settings.webhook_max_body_bytes,
+        ),
+        processor=PaymentProcessor(
+            uow=p_uow,
+            queue=SqlNotificationQueue(payments_db),
+            gateway=gateway,
+            clock=clock,
+            faults=faults,
+            backoff=backoff,
+            rng=rng,
+            batch_size=settings.processor_batch_size,
+            on_committed=p_wake_relay,
+        ),
+        relay=relay(p_uow.relay_store),
+        outcomes=OrderOutcomeConsumer(uow=p_uow, clock=clock, faults=faults),
+        checkout=CheckoutService(
+            uow=p_uow, gateway=gateway, clock=clock, notification_url=settings.notification_url
+        ),
+        wake_processor=wake_processor,
+        wake_relay=p_wake_relay,
+    )
+    orders = OrdersSide(
+        db=orders_db,
+        uow=o_uow,
+        relay=relay(o_uow.relay_store),
+        consumer=PaymentEventConsumer(
+            uow=o_uow, clock=clock, faults=faults, on_committed=o_wake_relay
+        ),
+        service=OrderService(uow=o_uow, payments=payments_client, clock=clock),
+        wake_relay=o_wake_relay,
+    )
+    return System(settings, faults, transport, payments, orders, clients)
+
+
+def build_transport(settings: Settings) -> Transport:
+    url = settings.broker_url.get_secret_value()
+    if url == "local":
+        return LocalTransport()
+    raise ValueError("PAYRELAY_BROKER_URL: only 'local' is supported by this build")

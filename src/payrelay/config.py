@@ -1,0 +1,43 @@
+"""Settings, read once by an entrypoint from `PAYRELAY_*` environment variables."""
+
+from __future__ import annotations
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Every knob payrelay has; the README documents each with its default."""
+
+    model_config = SettingsConfigDict(env_prefix="PAYRELAY_", extra="forbid")
+
+    payments_database_url: str = "sqlite+aiosqlite:///var/payments.db"
+    orders_database_url: str = "sqlite+aiosqlite:///var/orders.db"
+    broker_url: SecretStr = SecretStr("local")
+    """"local" for the in-process transport, or an amqp:// URL."""
+    gateway_base_url: str = "http://127.0.0.1:8089"
+    gateway_access_token: SecretStr = SecretStr("TEST-payrelay-simulator-token")
+    gateway_timeout_seconds: float = Field(default=5.0, gt=0)
+    webhook_secrets: SecretStr = SecretStr("payrelay-simulator-webhook-secret")
+    """Comma-separated: every secret listed is accepted, so a rotation can overlap."""
+    webhook_max_body_bytes: int = Field(default=64 * 1024, gt=0)
+    public_url: str = "http://127.0.0.1:8000"
+    """Where the gateway reaches the payments service (the webhook's base URL)."""
+    payments_url: str = "http://127.0.0.1:8000"
+    """Where the orders service reaches the payments service."""
+    processor_batch_size: int = Field(default=200, gt=0)
+    relay_batch_size: int = Field(default=500, gt=0)
+    poll_interval_seconds: float = Field(default=0.2, gt=0)
+    retry_base_seconds: float = Field(default=0.5, gt=0)
+    retry_cap_seconds: float = Field(default=600.0, gt=0)
+
+    def webhook_secret_list(self) -> list[str]:
+        secrets = [s.strip() for s in self.webhook_secrets.get_secret_value().split(",")]
+        active = [s for s in secrets if s]
+        if not active:
+            raise ValueError("PAYRELAY_WEBHOOK_SECRETS must name at least one secret")
+        return active
+
+    @property
+    def notification_url(self) -> str:
+        return self.public_url.rstrip("/") + "/webhooks/mercadopago"

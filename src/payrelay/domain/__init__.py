@@ -1,0 +1,1 @@
+"""The pure core: state machines, events, money. Imports only the standard library."""

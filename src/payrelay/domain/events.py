@@ -1,0 +1,143 @@
+"""Events and the versioned message envelope both services exchange.
+
+An envelope is what crosses the broker: small, self-describing, and decodable by a consumer
+that knows nothing else. `payment_version` lets the order side put events for one payment
+back in order; `message_id` lets every consumer drop a redelivery through its inbox.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal, InvalidOperation
+from enum import StrEnum
+from typing import Any
+
+from payrelay.domain.errors import InvalidEnvelope, InvalidMoney
+from payrelay.domain.money import Money
+from payrelay.domain.payment import PaymentStatus
+
+SCHEMA_VERSION = 1
+
+
+class EventType(StrEnum):
+    PAYMENT_PENDING = "payment.pending"
+    PAYMENT_IN_PROCESS = "payment.in_process"
+    PAYMENT_AUTHORIZED = "payment.authorized"
+    PAYMENT_APPROVED = "payment.approved"
+    PAYMENT_REJECTED = "payment.rejected"
+    PAYMENT_CANCELLED = "payment.cancelled"
+    PAYMENT_REFUNDED = "payment.refunded"
+    PAYMENT_CHARGED_BACK = "payment.charged_back"
+    PAYMENT_IN_MEDIATION = "payment.in_mediation"
+    ORDER_PAYMENT_APPLIED = "order.payment_applied"
+    """The order side accepted the payment (or had already, for this very payment)."""
+    ORDER_PAYMENT_REJECTED = "order.payment_rejected"
+    """The order side refused the payment; `reason` says why."""
+
+    @classmethod
+    def for_payment_status(cls, status: PaymentStatus) -> EventType:
+        return cls(f"payment.{status.value}")
+
+    @property
+    def is_payment_event(self) -> bool:
+        return self.value.startswith("payment.")
+
+    @property
+    def payment_status(self) -> PaymentStatus:
+        return PaymentStatus(self.value.removeprefix("payment."))
+
+
+class RejectionReason(StrEnum):
+    ALREADY_PAID = "already_paid"
+    ORDER_CANCELLED = "order_cancelled"
+    ORDER_EXPIRED = "order_expired"
+    AMOUNT_MISMATCH = "amount_mismatch"
+    UNKNOWN_ORDER = "unknown_order"
+
+
+@dataclass(frozen=True, slots=True)
+class Envelope:
+    type: EventType
+    occurred_at: datetime
+    order_id: str
+    payment_id: str
+    provider: str
+    amount: Money
+    payment_version: int
+    correlation_id: str
+    reason: RejectionReason | None = None
+    causation_id: uuid.UUID | None = None  # the message this one answers
+    message_id: uuid.UUID = field(default_factory=uuid.uuid4)
+    schema_version: int = SCHEMA_VERSION
+
+    @property
+    def routing_key(self) -> str:
+        return self.type.value
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "message_id": str(self.message_id),
+            "schema_version": self.schema_version,
+            "type": self.type.value,
+            "occurred_at": self.occurred_at.isoformat(),
+            "order_id": self.order_id,
+            "payment_id": self.payment_id,
+            "provider": self.provider,
+            "amount": str(self.amount.amount),
+            "currency": self.amount.currency,
+            "payment_version": self.payment_version,
+            "correlation_id": self.correlation_id,
+            "reason": self.reason.value if self.reason else None,
+            "causation_id": str(self.causation_id) if self.causation_id else None,
+        }
+
+    def to_json(self) -> bytes:
+        return json.dumps(self.to_dict(), separators=(",", ":")).encode()
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Envelope:
+        """Decode, or raise InvalidEnvelope: a permanent failure, never worth a retry."""
+        try:
+            if data["schema_version"] != SCHEMA_VERSION:
+                raise InvalidEnvelope(f"unsupported schema_version {data['schema_version']!r}")
+            reason, causation = data.get("reason"), data.get("causation_id")
+            occurred_at = datetime.fromisoformat(data["occurred_at"])
+            if occurred_at.tzinfo is None:
+                raise InvalidEnvelope("occurred_at has no timezone")
+            return cls(
+                message_id=uuid.UUID(data["message_id"]),
+                type=EventType(data["type"]),
+                occurred_at=occurred_at,
+                order_id=_text(data, "order_id"),
+                payment_id=_text(data, "payment_id"),
+                provider=_text(data, "provider"),
+                amount=Money.parse(Decimal(_text(data, "amount")), _text(data, "currency")),
+                payment_version=int(data["payment_version"]),
+                correlation_id=_text(data, "correlation_id"),
+                reason=RejectionReason(reason) if reason else None,
+                causation_id=uuid.UUID(causation) if causation else None,
+            )
+        except InvalidEnvelope:
+            raise
+        except (KeyError, TypeError, ValueError, InvalidOperation, InvalidMoney) as exc:
+            raise InvalidEnvelope(f"undecodable envelope: {exc!r}") from exc
+
+    @classmethod
+    def from_json(cls, body: bytes) -> Envelope:
+        try:
+            data = json.loads(body)
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise InvalidEnvelope(f"body is not JSON: {exc}") from exc
+        if not isinstance(data, dict):
+            raise InvalidEnvelope("envelope must be a JSON object")
+        return cls.from_dict(data)
+
+
+def _text(data: dict[str, Any], key: str) -> str:
+    value = data[key]
+    if not isinstance(value, str) or not value:
+        raise InvalidEnvelope(f"{key} must be a non-empty string")
+    return value

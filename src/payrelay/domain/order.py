@@ -1,0 +1,159 @@
+"""The order state machine and how a payment event moves it.
+
+The order side may see a payment's events twice, late, or out of order. Each envelope
+carries the payment's whole current status and version, so the order side keeps, per
+payment, the highest version it applied and the outcome it decided, and reasons from the
+latest status: a `refunded` seen before `approved` still means "was approved, then
+refunded". Applying any arrival order of the same events therefore ends in the state that
+applying them in version order would reach.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from enum import StrEnum
+
+from payrelay.domain.errors import IllegalTransition
+from payrelay.domain.events import Envelope, EventType, RejectionReason
+from payrelay.domain.money import Money
+from payrelay.domain.payment import PaymentStatus
+
+
+class OrderStatus(StrEnum):
+    PENDING_PAYMENT = "pending_payment"
+    """Created; waiting for an approved payment."""
+    PAID = "paid"
+    """One approved payment covers the total."""
+    CANCELLED = "cancelled"
+    """Cancelled by the customer or the shop before payment."""
+    EXPIRED = "expired"
+    """Nobody paid in time."""
+    REFUNDED = "refunded"
+    """The payment that paid it was refunded or charged back."""
+    NEEDS_REVIEW = "needs_review"
+    """A person must decide (e.g. a payment whose amount does not match, held for review)."""
+
+
+_O = OrderStatus
+TRANSITIONS: dict[OrderStatus, frozenset[OrderStatus]] = {
+    _O.PENDING_PAYMENT: frozenset({_O.PAID, _O.CANCELLED, _O.EXPIRED, _O.NEEDS_REVIEW}),
+    _O.PAID: frozenset({_O.REFUNDED, _O.NEEDS_REVIEW}),
+    _O.NEEDS_REVIEW: frozenset({_O.PAID, _O.CANCELLED, _O.REFUNDED}),
+    _O.CANCELLED: frozenset(),
+    _O.EXPIRED: frozenset(),
+    _O.REFUNDED: frozenset(),
+}
+
+# Statuses a payment can only hold after it was approved (money was captured).
+WAS_APPROVED: frozenset[PaymentStatus] = frozenset(
+    {
+        PaymentStatus.APPROVED,
+        PaymentStatus.IN_MEDIATION,
+        PaymentStatus.REFUNDED,
+        PaymentStatus.CHARGED_BACK,
+    }
+)
+REVERSED: frozenset[PaymentStatus] = frozenset(
+    {PaymentStatus.REFUNDED, PaymentStatus.CHARGED_BACK}
+)
+
+_REJECTION_FOR_STATUS: dict[OrderStatus, RejectionReason] = {
+    _O.PAID: RejectionReason.ALREADY_PAID,
+    _O.REFUNDED: RejectionReason.ALREADY_PAID,
+    _O.NEEDS_REVIEW: RejectionReason.ALREADY_PAID,
+    _O.CANCELLED: RejectionReason.ORDER_CANCELLED,
+    _O.EXPIRED: RejectionReason.ORDER_EXPIRED,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Order:
+    order_id: str
+    status: OrderStatus
+    total: Money
+    paid_by: str | None = None
+    version: int = 1
+
+    def move_to(self, target: OrderStatus) -> Order:
+        if target not in TRANSITIONS[self.status]:
+            raise IllegalTransition("order", self.status, target)
+        return replace(self, status=target, version=self.version + 1)
+
+    def cancel(self) -> Order:
+        return self.move_to(_O.CANCELLED)
+
+    def expire(self) -> Order:
+        return self.move_to(_O.EXPIRED)
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What the order side decided about one payment; decided once, then repeated."""
+
+    type: EventType
+    reason: RejectionReason | None = None
+
+    @classmethod
+    def applied(cls) -> Outcome:
+        return cls(EventType.ORDER_PAYMENT_APPLIED)
+
+    @classmethod
+    def rejected(cls, reason: RejectionReason) -> Outcome:
+        return cls(EventType.ORDER_PAYMENT_REJECTED, reason)
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentRecord:
+    """What the order side knows of one payment."""
+
+    payment_id: str
+    order_id: str
+    last_version: int
+    last_status: PaymentStatus
+    outcome: Outcome | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentEventEffect:
+    order: Order | None  # the order after the event (unchanged object if nothing moved)
+    record: PaymentRecord  # what to store for the payment
+    decided: Outcome | None  # set when this event decided the payment's outcome
+    stale: bool = False
+
+
+def apply_payment_event(
+    order: Order | None, record: PaymentRecord | None, event: Envelope
+) -> PaymentEventEffect:
+    """Apply one payment event to its order; pure, so it can be replayed and tested."""
+    status = event.type.payment_status
+    if record is not None and event.payment_version <= record.last_version:
+        return PaymentEventEffect(order, record, decided=None, stale=True)
+    record = PaymentRecord(
+        payment_id=event.payment_id,
+        order_id=event.order_id,
+        last_version=event.payment_version,
+        last_status=status,
+        outcome=record.outcome if record else None,
+    )
+    decided: Outcome | None = None
+    if status in WAS_APPROVED and record.outcome is None:
+        order, decided = _decide(order, event)
+        record = replace(record, outcome=decided)
+    if status in REVERSED and order is not None and _paid_by(order, event.payment_id):
+        order = order.move_to(_O.REFUNDED)
+    return PaymentEventEffect(order, record, decided)
+
+
+def _paid_by(order: Order, payment_id: str) -> bool:
+    return order.status is _O.PAID and order.paid_by == payment_id
+
+
+def _decide(order: Order | None, event: Envelope) -> tuple[Order | None, Outcome]:
+    if order is None:
+        return None, Outcome.rejected(RejectionReason.UNKNOWN_ORDER)
+    if order.status is not _O.PENDING_PAYMENT:
+        return order, Outcome.rejected(_REJECTION_FOR_STATUS[order.status])
+    if not order.total.same_value(event.amount):
+        return order, Outcome.rejected(RejectionReason.AMOUNT_MISMATCH)
+    paid = replace(order.move_to(_O.PAID), paid_by=event.payment_id)
+    return paid, Outcome.applied()

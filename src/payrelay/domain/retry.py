@@ -1,0 +1,22 @@
+"""Exponential backoff with full jitter, as a pure policy: time and randomness are passed in."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+
+@dataclass(frozen=True, slots=True)
+class Backoff:
+    base: float = 0.5  # seconds before the first retry (upper bound of its jitter window)
+    factor: float = 2.0
+    cap: float = 600.0
+
+    def delay(self, attempt: int, rng: random.Random) -> timedelta:
+        """Delay before retry number `attempt` (1-based): uniform in [base/2, ceiling]."""
+        ceiling = min(self.cap, self.base * self.factor ** max(attempt - 1, 0))
+        return timedelta(seconds=rng.uniform(ceiling / 2, ceiling))
+
+    def next_attempt_at(self, now: datetime, attempt: int, rng: random.Random) -> datetime:
+        return now + self.delay(attempt, rng)

@@ -1,0 +1,1 @@
+"""How payrelay is started: HTTP apps, the CLI, worker processes."""

@@ -1,0 +1,114 @@
+"""The payments service's HTTP face: checkout links and the gateway's webhooks."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Annotated
+
+from fastapi import APIRouter, FastAPI, HTTPException, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field, StringConstraints
+
+from payrelay.bootstrap import PaymentsSide
+from payrelay.domain.errors import (
+    Conflict,
+    GatewayError,
+    InvalidMoney,
+    NotificationRejected,
+    StorageUnavailable,
+)
+from payrelay.domain.money import Money
+from payrelay.services.ingest import IncomingWebhook
+
+Currency = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
+
+
+class CheckoutRequest(BaseModel):
+    order_id: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+    amount: Decimal = Field(gt=0)
+    currency: Currency
+    description: Annotated[str, StringConstraints(max_length=256)] = ""
+
+
+class CheckoutResponse(BaseModel):
+    order_id: str
+    provider: str
+    preference_id: str
+    init_point: str
+    amount: str
+    currency: str
+
+
+def create_payments_app(side: PaymentsSide) -> FastAPI:
+    app = FastAPI(title="payrelay payments", version="1")
+    app.include_router(_routes(side))
+    return app
+
+
+def _routes(side: PaymentsSide) -> APIRouter:
+    router = APIRouter()
+
+    @router.post("/checkout", response_model=CheckoutResponse)
+    async def checkout(body: CheckoutRequest) -> CheckoutResponse:
+        try:
+            amount = Money.parse(body.amount, body.currency)
+            result = await side.checkout.checkout(
+                order_id=body.order_id, amount=amount, description=body.description
+            )
+        except InvalidMoney as exc:
+            raise HTTPException(422, str(exc)) from exc
+        except Conflict as exc:
+            raise HTTPException(409, str(exc)) from exc
+        except GatewayError as exc:
+            raise HTTPException(502, f"gateway error: {exc}") from exc
+        except StorageUnavailable as exc:
+            raise HTTPException(503, "database unavailable") from exc
+        return CheckoutResponse(
+            order_id=result.order_id,
+            provider=result.provider,
+            preference_id=result.preference_id,
+            init_point=result.init_point,
+            amount=str(result.amount.amount),
+            currency=result.amount.currency,
+        )
+
+    @router.post("/webhooks/mercadopago")
+    async def mercadopago_webhook(request: Request) -> JSONResponse:
+        limit = side.ingest.max_body_bytes
+        declared = request.headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            return _error(413, "notification body too large")
+        body = await _read_capped(request, limit)
+        if body is None:
+            return _error(413, "notification body too large")
+        webhook = IncomingWebhook(
+            query=dict(request.query_params), headers=dict(request.headers), body=body
+        )
+        try:
+            outcome = await side.ingest.ingest(webhook)
+        except NotificationRejected as exc:
+            return _error(exc.status_code, exc.reason)
+        except StorageUnavailable:
+            # Not recorded: answering non-2xx makes the gateway deliver it again later.
+            return _error(503, "temporarily unable to record the notification")
+        return JSONResponse({"status": outcome.value})
+
+    @router.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    return router
+
+
+async def _read_capped(request: Request, limit: int) -> bytes | None:
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _error(status: int, message: str) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status)

@@ -1,0 +1,287 @@
+"""The narrow interfaces services depend on; adapters implement them.
+
+Repositories are bound to one open transaction (`PaymentsTx`, `OrdersTx`), so a service
+that writes a state change and the event it causes does it in one commit by construction.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Protocol
+
+from payrelay.domain.events import Envelope
+from payrelay.domain.money import Money
+from payrelay.domain.order import Order, PaymentRecord
+from payrelay.domain.payment import Payment, PaymentSnapshot
+
+Clock = Callable[[], datetime]
+
+# --- gateway -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Checkout:
+    order_id: str
+    provider: str
+    preference_id: str
+    init_point: str
+    amount: Money
+
+
+class Gateway(Protocol):
+    """A payment gateway's API, reduced to what payrelay asks of it."""
+
+    provider: str
+
+    async def create_checkout(
+        self, *, order_id: str, amount: Money, description: str, notification_url: str
+    ) -> Checkout: ...
+
+    async def fetch_payment(self, payment_id: str) -> PaymentSnapshot: ...
+
+    async def search_payments(self, order_id: str) -> list[PaymentSnapshot]: ...
+
+
+# --- transport ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class OutboundMessage:
+    message_id: uuid.UUID
+    exchange: str
+    routing_key: str
+    correlation_id: str
+    body: bytes
+    attempts: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    message_id: str
+    routing_key: str
+    body: bytes
+    redelivered: bool = False
+
+
+BatchHandler = Callable[[Sequence[Delivery]], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class Subscription:
+    queue: str
+    exchange: str
+    patterns: tuple[str, ...]  # topic patterns, e.g. ("payment.*",)
+
+
+class Transport(Protocol):
+    """Moves messages between the services; confirms only what is safely delivered."""
+
+    async def publish(self, messages: Sequence[OutboundMessage]) -> set[uuid.UUID]:
+        """Publish a batch; return the ids the transport confirmed. Others stay pending."""
+        ...
+
+    async def subscribe(self, subscription: Subscription, handler: BatchHandler) -> None:
+        """Deliver matching messages to `handler`; a batch is acked only if it returns."""
+        ...
+
+    async def close(self) -> None: ...
+
+
+# --- storage: the pieces both databases share -------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Claimed:
+    """A row leased to one worker until `claimed_until`; `attempts` counts earlier tries."""
+
+    id: int
+    attempts: int
+
+
+class Outbox(Protocol):
+    async def add(self, envelope: Envelope, *, exchange: str) -> None: ...
+
+    async def requeue(self, message_id: uuid.UUID) -> bool:
+        """Send an already-written message again (same id), e.g. a repeated outcome."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class SeenMessage:
+    """An inbox entry: the message was applied; `reply_id` is the outcome sent back, if any."""
+
+    reply_id: uuid.UUID | None
+
+
+class Inbox(Protocol):
+    async def seen(self, message_id: uuid.UUID) -> SeenMessage | None: ...
+
+    async def add(
+        self, envelope: Envelope, *, received_at: datetime, reply_id: uuid.UUID | None
+    ) -> None: ...
+
+
+class Timeline(Protocol):
+    async def record(
+        self,
+        step: str,
+        *,
+        at: datetime,
+        order_id: str | None,
+        payment_id: str | None,
+        detail: str | None = None,
+    ) -> None: ...
+
+
+class DeadLetters(Protocol):
+    async def add(
+        self, delivery: Delivery, *, reason: str, attempts: int, at: datetime
+    ) -> None: ...
+
+
+class OutboxRelayStore(Protocol):
+    """The relay's view of an outbox: each call is its own short transaction."""
+
+    async def claim_due(
+        self, *, limit: int, now: datetime, lease: timedelta
+    ) -> list[OutboundMessage]: ...
+
+    async def mark_sent(self, message_ids: Sequence[uuid.UUID], *, now: datetime) -> None: ...
+
+    async def schedule_retry(
+        self, retries: Sequence[tuple[uuid.UUID, datetime]], *, error: str
+    ) -> None: ...
+
+
+# --- storage: payments database ----------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class NotificationRecord:
+    """A webhook as recorded: identifiers only, never the body's claims about the payment."""
+
+    dedupe_key: str
+    provider: str
+    topic: str
+    action: str | None
+    resource_id: str | None
+    request_id: str | None
+    received_at: datetime
+    ignored: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimedNotification:
+    id: int
+    resource_id: str
+    attempts: int
+
+
+class NotificationLog(Protocol):
+    async def record(self, notification: NotificationRecord) -> bool:
+        """Durably store; False if the same notification was already recorded."""
+        ...
+
+
+class NotificationQueue(Protocol):
+    async def claim_due(
+        self, *, limit: int, now: datetime, lease: timedelta
+    ) -> list[ClaimedNotification]: ...
+
+    async def schedule_retry(
+        self, retries: Sequence[tuple[int, datetime]], *, error: str
+    ) -> None: ...
+
+
+class Payments(Protocol):
+    async def get(self, payment_id: str) -> Payment | None: ...
+
+    async def save(self, payment: Payment, *, now: datetime) -> None: ...
+
+    async def record_outcome(self, envelope: Envelope, *, now: datetime) -> bool: ...
+
+
+class Checkouts(Protocol):
+    async def get(self, order_id: str) -> Checkout | None: ...
+
+    async def add(self, checkout: Checkout, *, now: datetime) -> Checkout:
+        """Insert, or return the checkout a concurrent caller stored first."""
+        ...
+
+
+class Notifications(Protocol):
+    async def mark_processed(self, ids: Sequence[int], *, now: datetime) -> None: ...
+
+
+class PaymentsTx(Protocol):
+    @property
+    def notifications(self) -> Notifications: ...
+    @property
+    def payments(self) -> Payments: ...
+    @property
+    def checkouts(self) -> Checkouts: ...
+    @property
+    def outbox(self) -> Outbox: ...
+    @property
+    def inbox(self) -> Inbox: ...
+    @property
+    def timeline(self) -> Timeline: ...
+    @property
+    def dead_letters(self) -> DeadLetters: ...
+
+
+class PaymentsUnitOfWork(Protocol):
+    def begin(self) -> AbstractAsyncContextManager[PaymentsTx, bool | None]: ...
+
+
+# --- storage: orders database ------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class OrderLine:
+    sku: str
+    quantity: int
+    unit_price: Money
+
+
+class Orders(Protocol):
+    async def get(self, order_id: str, *, for_update: bool = False) -> Order | None: ...
+
+    async def add(
+        self, order: Order, lines: Sequence[OrderLine], *, description: str, now: datetime
+    ) -> None: ...
+
+    async def save(self, order: Order, *, now: datetime) -> None: ...
+
+    async def get_payment(self, payment_id: str) -> PaymentRecord | None: ...
+
+    async def save_payment(self, record: PaymentRecord) -> None: ...
+
+
+class OrdersTx(Protocol):
+    @property
+    def orders(self) -> Orders: ...
+    @property
+    def outbox(self) -> Outbox: ...
+    @property
+    def inbox(self) -> Inbox: ...
+    @property
+    def timeline(self) -> Timeline: ...
+    @property
+    def dead_letters(self) -> DeadLetters: ...
+
+
+class OrdersUnitOfWork(Protocol):
+    def begin(self) -> AbstractAsyncContextManager[OrdersTx, bool | None]: ...
+
+
+class PaymentsClient(Protocol):
+    """How the orders service asks the payments service for a checkout link."""
+
+    async def checkout(
+        self, *, order_id: str, amount: Money, description: str
+    ) -> Checkout: ...

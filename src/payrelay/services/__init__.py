@@ -1,0 +1,1 @@
+"""Use cases: ingest webhooks, process payments, relay the outbox, consume events."""

@@ -1,0 +1,182 @@
+"""Consumers: the order side applies payment events, the payments side records outcomes.
+
+Both follow one rule: the inbox row and the state change commit in the same transaction,
+and the transport acks only after that commit. A redelivered message meets its inbox row
+and changes nothing; on the order side it also sends the recorded outcome again, so an
+answer lost on the way back heals by itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime
+
+from payrelay.domain.errors import InvalidEnvelope
+from payrelay.domain.events import Envelope
+from payrelay.domain.order import apply_payment_event
+from payrelay.faults import FaultPoint, Faults
+from payrelay.ports import (
+    Clock,
+    DeadLetters,
+    Delivery,
+    OrdersTx,
+    OrdersUnitOfWork,
+    PaymentsTx,
+    PaymentsUnitOfWork,
+    Subscription,
+)
+
+ORDERS_EXCHANGE = "payrelay.orders"
+ORDER_SIDE_SUBSCRIPTION = Subscription(
+    queue="orders.payment-events", exchange="payrelay.payments", patterns=("payment.*",)
+)
+PAYMENTS_SIDE_SUBSCRIPTION = Subscription(
+    queue="payments.order-events", exchange=ORDERS_EXCHANGE, patterns=("order.*",)
+)
+
+
+@dataclass
+class ConsumerStats:
+    consumed: int = 0
+    duplicates: int = 0
+    stale: int = 0
+    dead_lettered: int = 0
+
+    def add(self, other: ConsumerStats) -> None:
+        self.consumed += other.consumed
+        self.duplicates += other.duplicates
+        self.stale += other.stale
+        self.dead_lettered += other.dead_lettered
+
+
+async def _decode(
+    delivery: Delivery, dead_letters: DeadLetters, *, prefix: str, now: datetime
+) -> Envelope | None:
+    """The envelope, or None after storing an undecodable message as a dead letter.
+
+    A body that cannot be decoded will never decode: retrying it would only block the
+    messages behind it, so it is kept with its reason instead.
+    """
+    try:
+        envelope = Envelope.from_json(delivery.body)
+        if not envelope.type.value.startswith(prefix):
+            raise InvalidEnvelope(f"unexpected event type {envelope.type.value}")
+    except InvalidEnvelope as exc:
+        await dead_letters.add(delivery, reason=str(exc), attempts=1, at=now)
+        return None
+    return envelope
+
+
+class PaymentEventConsumer:
+    """Order side: applies `payment.*` events to orders, answers with an outcome."""
+
+    def __init__(
+        self,
+        *,
+        uow: OrdersUnitOfWork,
+        clock: Clock,
+        faults: Faults,
+        on_committed: asyncio.Event | None = None,
+    ) -> None:
+        self._uow = uow
+        self._clock = clock
+        self._faults = faults
+        self._on_committed = on_committed
+        self.stats = ConsumerStats()
+
+    async def handle(self, batch: Sequence[Delivery]) -> None:
+        stats = ConsumerStats()
+        async with self._uow.begin() as tx:
+            for delivery in batch:
+                await self._apply(tx, delivery, stats)
+            self._faults.check(FaultPoint.ORDER_CONSUMER_BEFORE_COMMIT)
+        self.stats.add(stats)
+        if self._on_committed is not None:
+            self._on_committed.set()
+        self._faults.check(FaultPoint.ORDER_CONSUMER_AFTER_COMMIT)
+
+    async def _apply(self, tx: OrdersTx, delivery: Delivery, stats: ConsumerStats) -> None:
+        now = self._clock()
+        envelope = await _decode(delivery, tx.dead_letters, prefix="payment.", now=now)
+        if envelope is None:
+            stats.dead_lettered += 1
+            return
+        stats.consumed += 1
+        seen = await tx.inbox.seen(envelope.message_id)
+        if seen is not None:
+            stats.duplicates += 1
+            if seen.reply_id is not None:
+                await tx.outbox.requeue(seen.reply_id)
+            return
+        order = await tx.orders.get(envelope.order_id, for_update=True)
+        record = await tx.orders.get_payment(envelope.payment_id)
+        effect = apply_payment_event(order, record, envelope)
+        if effect.stale:
+            stats.stale += 1
+        else:
+            await tx.orders.save_payment(effect.record)
+        if effect.order is not None and effect.order != order:
+            await tx.orders.save(effect.order, now=now)
+        reply_id = None
+        if effect.decided is not None:
+            reply = replace(
+                envelope,
+                type=effect.decided.type,
+                reason=effect.decided.reason,
+                causation_id=envelope.message_id,
+                occurred_at=now,
+                message_id=uuid.uuid4(),
+            )
+            await tx.outbox.add(reply, exchange=ORDERS_EXCHANGE)
+            reply_id = reply.message_id
+        await tx.inbox.add(envelope, received_at=now, reply_id=reply_id)
+        step = effect.decided.type.value if effect.decided else f"seen.{envelope.type.value}"
+        detail = effect.decided.reason.value if effect.decided and effect.decided.reason else None
+        await tx.timeline.record(
+            "stale." + envelope.type.value if effect.stale else step,
+            at=now,
+            order_id=envelope.order_id,
+            payment_id=envelope.payment_id,
+            detail=detail or (f"order {effect.order.status.value}" if effect.order else None),
+        )
+
+
+class OrderOutcomeConsumer:
+    """Payments side: records what the order side decided, so it knows the order saw it."""
+
+    def __init__(self, *, uow: PaymentsUnitOfWork, clock: Clock, faults: Faults) -> None:
+        self._uow = uow
+        self._clock = clock
+        self._faults = faults
+        self.stats = ConsumerStats()
+
+    async def handle(self, batch: Sequence[Delivery]) -> None:
+        stats = ConsumerStats()
+        async with self._uow.begin() as tx:
+            for delivery in batch:
+                await self._record(tx, delivery, stats)
+            self._faults.check(FaultPoint.OUTCOME_CONSUMER_BEFORE_COMMIT)
+        self.stats.add(stats)
+
+    async def _record(self, tx: PaymentsTx, delivery: Delivery, stats: ConsumerStats) -> None:
+        now = self._clock()
+        envelope = await _decode(delivery, tx.dead_letters, prefix="order.", now=now)
+        if envelope is None:
+            stats.dead_lettered += 1
+            return
+        stats.consumed += 1
+        if await tx.inbox.seen(envelope.message_id) is not None:
+            stats.duplicates += 1
+            return
+        await tx.payments.record_outcome(envelope, now=now)
+        await tx.inbox.add(envelope, received_at=now, reply_id=None)
+        await tx.timeline.record(
+            f"outcome.{envelope.type.value}",
+            at=now,
+            order_id=envelope.order_id,
+            payment_id=envelope.payment_id,
+            detail=envelope.reason.value if envelope.reason else None,
+        )
