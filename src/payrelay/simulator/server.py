@@ -32,7 +32,12 @@ class _EmbeddedUvicorn(uvicorn.Server):
 
 
 def bind_socket(host: str, port: int) -> socket.socket:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    """A listening socket for uvicorn; port 0 picks a free one."""
+    # IPPROTO_TCP must be explicit: asyncio sets TCP_NODELAY on accepted connections only
+    # when the socket says it is TCP, and without it every response waits ~40 ms for
+    # Nagle's algorithm to meet the client's delayed ACK.
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))
@@ -71,7 +76,7 @@ class EmbeddedServer:
         if not server.started:
             raise RuntimeError("uvicorn did not start")
         host, port = sock.getsockname()[:2]
-        self.base_url = f"http://{host}:{port}"
+        self.base_url = f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
         return self
 
     async def __aexit__(

@@ -1,0 +1,123 @@
+"""Read models over both databases: what the demo report, status pages and tests look at."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import Select, func, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from payrelay.adapters.storage import tables as t
+from payrelay.adapters.storage.database import Database
+from payrelay.adapters.storage.messages import PENDING
+from payrelay.adapters.storage.payments import RECEIVED
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentRow:
+    payment_id: str
+    order_id: str | None
+    status: str
+    amount_minor: int
+    currency: str
+    date_approved: datetime | None
+    version: int
+    order_outcome: str | None
+    outcome_reason: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class OrderRow:
+    order_id: str
+    status: str
+    total_minor: int
+    currency: str
+    paid_by: str | None
+    paid_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class TimelineEntry:
+    at: datetime
+    side: str  # payments | orders
+    step: str
+    payment_id: str | None
+    detail: str | None
+
+
+async def payment_rows(db: Database) -> list[PaymentRow]:
+    p = t.payments
+    query = select(
+        p.c.payment_id, p.c.order_id, p.c.status, p.c.amount_minor, p.c.currency,
+        p.c.date_approved, p.c.version, p.c.order_outcome, p.c.outcome_reason,
+    )
+    async with db.read() as conn:
+        return [PaymentRow(*row) for row in (await conn.execute(query)).all()]
+
+
+async def order_rows(db: Database) -> list[OrderRow]:
+    o = t.orders
+    query = select(
+        o.c.order_id, o.c.status, o.c.total_minor, o.c.currency, o.c.paid_by, o.c.paid_at
+    )
+    async with db.read() as conn:
+        return [OrderRow(*row) for row in (await conn.execute(query)).all()]
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentsBacklog:
+    notifications_waiting: int
+    outbox_pending: int
+    outbox_sent: int
+    notifications: int
+
+
+async def payments_backlog(db: Database) -> PaymentsBacklog:
+    n, ob = t.notifications, t.payments_outbox
+    async with db.read() as conn:
+        waiting = await _count(conn, select(func.count()).where(n.c.status == RECEIVED))
+        total = await _count(conn, select(func.count()).select_from(n))
+        pending = await _count(conn, select(func.count()).where(ob.c.status == PENDING))
+        sent = await _count(conn, select(func.count()).where(ob.c.status != PENDING))
+    return PaymentsBacklog(waiting, pending, sent, total)
+
+
+async def outbox_pending(db: Database, *, orders_side: bool) -> int:
+    ob = t.orders_outbox if orders_side else t.payments_outbox
+    async with db.read() as conn:
+        return await _count(conn, select(func.count()).where(ob.c.status == PENDING))
+
+
+async def inbox_size(db: Database, *, orders_side: bool) -> int:
+    ib = t.orders_inbox if orders_side else t.payments_inbox
+    async with db.read() as conn:
+        return await _count(conn, select(func.count()).select_from(ib))
+
+
+async def dead_letter_count(db: Database, *, orders_side: bool) -> int:
+    dl = t.orders_dead_letters if orders_side else t.payments_dead_letters
+    async with db.read() as conn:
+        return await _count(conn, select(func.count()).select_from(dl))
+
+
+async def order_timeline(
+    payments_db: Database, orders_db: Database, order_id: str
+) -> list[TimelineEntry]:
+    """Every recorded step of an order's payments, from both sides, in time order."""
+    entries: list[TimelineEntry] = []
+    for side, db, table in (
+        ("payments", payments_db, t.payments_timeline),
+        ("orders", orders_db, t.orders_timeline),
+    ):
+        query = select(table.c.at, table.c.step, table.c.payment_id, table.c.detail).where(
+            table.c.order_id == order_id
+        )
+        async with db.read() as conn:
+            for at, step, payment_id, detail in (await conn.execute(query)).all():
+                entries.append(TimelineEntry(at, side, step, payment_id, detail))
+    return sorted(entries, key=lambda e: e.at)
+
+
+async def _count(conn: AsyncConnection, query: Select[int]) -> int:
+    return int((await conn.execute(query)).scalar_one())

@@ -1,0 +1,151 @@
+"""`payrelay demo`: simulated customers pay orders through the whole pipeline, then a report.
+
+Everything runs in this process on the embedded default: two SQLite files, the in-process
+transport, the bundled gateway simulator, and both HTTP APIs on loopback ports.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import tempfile
+import time
+from dataclasses import dataclass
+from decimal import Decimal
+from enum import StrEnum
+from pathlib import Path
+
+import httpx
+from rich.console import Console
+from rich.progress import Progress
+
+from payrelay.adapters.storage import queries
+from payrelay.entrypoints.embedded import EmbeddedStack, embedded_settings, run_embedded
+from payrelay.entrypoints.report import Report, build_report
+from payrelay.simulator.faults import SimulatorFaults
+
+
+class FaultProfile(StrEnum):
+    NONE = "none"
+    """A calm day: every notification arrives once, in order."""
+    DEFAULT = "default"
+    """Duplicate, delayed and reordered notifications, a few gateway 5xx answers."""
+
+
+# What each simulated customer does, with its weight.
+SCENARIOS: tuple[tuple[tuple[str, ...], int], ...] = (
+    (("approve",), 78),
+    (("approve", "approve"), 6),  # pays twice: the second payment must be rejected
+    (("reject", "approve"), 6),
+    (("pending_then_approve",), 6),
+    (("reject",), 4),  # gives up: the order stays pending
+)
+
+
+@dataclass(frozen=True, slots=True)
+class DemoOptions:
+    orders: int = 200
+    seed: int = 7
+    faults: FaultProfile = FaultProfile.DEFAULT
+    data_dir: Path | None = None
+    settle_timeout: float = 120.0
+
+
+def simulator_faults(profile: FaultProfile, seed: int) -> SimulatorFaults:
+    if profile is FaultProfile.NONE:
+        return SimulatorFaults(seed=seed)
+    return SimulatorFaults(
+        seed=seed, duplicate_rate=0.3, delay_max=0.3, reorder=True, api_error_rate=0.02
+    )
+
+
+async def run_demo(options: DemoOptions, console: Console) -> Report:
+    with tempfile.TemporaryDirectory(prefix="payrelay-demo-") as tmp:
+        data_dir = options.data_dir or Path(tmp)
+        settings = embedded_settings(data_dir, retry_base_seconds=0.1, retry_cap_seconds=2.0)
+        faults = simulator_faults(options.faults, options.seed)
+        async with run_embedded(settings, simulator_faults=faults, seed=options.seed) as stack:
+            started = time.perf_counter()
+            await _customers(stack, options, console)
+            settled = await _settle(stack, options.settle_timeout)
+            elapsed = time.perf_counter() - started
+            report = await build_report(stack, orders_created=options.orders)
+            report.figures.append(("wall time", f"{elapsed:.1f} s"))
+            if not settled:
+                report.figures.append(("settled", f"NO: gave up after {options.settle_timeout}s"))
+            return report
+
+
+async def _customers(stack: EmbeddedStack, options: DemoOptions, console: Console) -> None:
+    rng = random.Random(options.seed)
+    plans = [
+        rng.choices([s for s, _ in SCENARIOS], weights=[w for _, w in SCENARIOS])[0]
+        for _ in range(options.orders)
+    ]
+    limit = asyncio.Semaphore(32)
+    async with httpx.AsyncClient(timeout=30) as http:
+        with Progress(console=console, transient=False) as progress:
+            task = progress.add_task("customers paying", total=options.orders)
+
+            async def customer(index: int, plan: tuple[str, ...]) -> None:
+                async with limit:
+                    await _one_customer(http, stack, index, plan)
+                progress.advance(task)
+
+            await asyncio.gather(*(customer(i, plan) for i, plan in enumerate(plans)))
+
+
+async def _one_customer(
+    http: httpx.AsyncClient, stack: EmbeddedStack, index: int, plan: tuple[str, ...]
+) -> None:
+    price = Decimal(10 + index % 90) + Decimal("0.50")
+    created = await http.post(
+        f"{stack.orders_url}/orders",
+        json={
+            "items": [{"sku": f"SKU-{index % 17}", "quantity": 2, "unit_price": str(price)}],
+            "total": str(price * 2),
+            "currency": "BRL",
+            "description": f"demo order {index}",
+        },
+    )
+    created.raise_for_status()
+    order_id = created.json()["order_id"]
+    checkout = await _retrying(http, f"{stack.orders_url}/orders/{order_id}/checkout")
+    preference_id = checkout["preference_id"]
+    for outcome in plan:
+        pay_url = f"{stack.simulator_url}/simulator/preferences/{preference_id}/pay"
+        (await http.post(pay_url, json={"outcome": outcome})).raise_for_status()
+
+
+async def _retrying(http: httpx.AsyncClient, url: str) -> dict[str, str]:
+    """A customer clicking "pay" again after the gateway hiccuped (checkout is idempotent)."""
+    for attempt in range(10):
+        response = await http.post(url)
+        if response.status_code != 502:
+            response.raise_for_status()
+            result: dict[str, str] = response.json()
+            return result
+        await asyncio.sleep(0.05 * (attempt + 1))
+    response.raise_for_status()
+    raise RuntimeError("unreachable")
+
+
+async def _settle(stack: EmbeddedStack, timeout: float) -> bool:
+    """Wait until the gateway has said everything and payrelay has applied all of it."""
+    system = stack.system
+    try:
+        async with asyncio.timeout(timeout):
+            await stack.simulator.settle()
+            while True:
+                backlog = await queries.payments_backlog(system.payments.db)
+                orders_pending = await queries.outbox_pending(system.orders.db, orders_side=True)
+                rows = await queries.payment_rows(system.payments.db)
+                unanswered = [
+                    r for r in rows if r.status == "approved" and r.order_outcome is None
+                ]
+                if not (backlog.notifications_waiting or backlog.outbox_pending
+                        or orders_pending or unanswered):
+                    return True
+                await asyncio.sleep(0.1)
+    except TimeoutError:
+        return False
