@@ -6,7 +6,7 @@ import asyncio
 import random
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Protocol
 
@@ -146,6 +146,7 @@ async def bootstrap(
     rng = random.Random(seed)
     backoff = Backoff(base=settings.retry_base_seconds, cap=settings.retry_cap_seconds)
     clients: list[httpx.AsyncClient] = []
+    lease = timedelta(seconds=settings.lease_seconds)
     if gateway is None:
         gateway_http = httpx.AsyncClient(
             base_url=settings.gateway_base_url, timeout=settings.gateway_timeout_seconds
@@ -180,6 +181,7 @@ async def bootstrap(
             backoff=backoff,
             rng=rng,
             batch_size=settings.relay_batch_size,
+            lease=lease,
         )
 
     payments = PaymentsSide(
@@ -204,6 +206,7 @@ async def bootstrap(
             backoff=backoff,
             rng=rng,
             batch_size=settings.processor_batch_size,
+            lease=lease,
             on_committed=p_wake_relay,
         ),
         relay=relay(p_uow.relay_store),

@@ -28,6 +28,8 @@ class Settings(BaseSettings):
     processor_batch_size: int = Field(default=200, gt=0)
     relay_batch_size: int = Field(default=500, gt=0)
     poll_interval_seconds: float = Field(default=0.2, gt=0)
+    lease_seconds: float = Field(default=30.0, gt=0)
+    """How long a processor or relay owns claimed rows; after a crash they are due again."""
     retry_base_seconds: float = Field(default=0.5, gt=0)
     retry_cap_seconds: float = Field(default=600.0, gt=0)
 

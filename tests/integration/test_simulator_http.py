@@ -48,18 +48,27 @@ class Receiver:
 
     answers: dict[str, list[int]] = field(default_factory=dict)
     received: list[Received] = field(default_factory=list)
+    arrived: asyncio.Condition = field(default_factory=asyncio.Condition)
 
     async def hook(self, request: Request) -> Response:
         name = request.path_params["name"]
+        body = json.loads(await request.body())
         self.received.append(
-            Received(name, dict(request.query_params), dict(request.headers),
-                     json.loads(await request.body()))
+            Received(name, dict(request.query_params), dict(request.headers), body)
         )
+        async with self.arrived:
+            self.arrived.notify_all()
         queue = self.answers.get(name, [])
         return Response(status_code=queue.pop(0) if queue else 200)
 
     def at(self, name: str) -> list[Received]:
         return [r for r in self.received if r.path == name]
+
+    async def wait_for(self, name: str, count: int) -> list[Received]:
+        """Wait (2 s at most) until `count` deliveries reached /hooks/{name}."""
+        async with asyncio.timeout(2), self.arrived:
+            await self.arrived.wait_for(lambda: len(self.at(name)) >= count)
+        return self.at(name)
 
 
 @dataclass
@@ -96,19 +105,17 @@ def decoded(response: httpx.Response) -> Any:
     return json.loads(response.content, parse_float=Decimal)
 
 
-async def eventually(condition: Any, timeout: float = 2.0) -> None:
-    """Poll for an asynchronous delivery; fail if it has not happened within `timeout`."""
-    async with asyncio.timeout(timeout):
-        while not condition():
-            await asyncio.sleep(0.01)
-
-
-async def new_order(world: World, *, hook: str | None = None, unit_price: str = "10.10") -> dict[str, Any]:
+async def new_order(
+    world: World, *, hook: str | None = None, unit_price: str = "10.10"
+) -> dict[str, Any]:
     order_id = f"order-{uuid.uuid4()}"
+    url = world.hook_url(hook or "quiet")
+    # Written by hand so unit_price travels as the JSON number 10.10, digit for digit.
     body = (
-        '{"items": [{"title": "Yerba", "quantity": 3, "unit_price": %s, "currency_id": "ARS"}],'
-        ' "external_reference": "%s", "notification_url": "%s"}'
-    ) % (unit_price, order_id, world.hook_url(hook or "quiet"))
+        f'{{"items": [{{"title": "Yerba", "quantity": 3, "unit_price": {unit_price},'
+        f' "currency_id": "ARS"}}], "external_reference": "{order_id}",'
+        f' "notification_url": "{url}"}}'
+    )
     response = await world.api.post(
         "/checkout/preferences", content=body, headers={**AUTH, "content-type": "application/json"}
     )
@@ -129,12 +136,18 @@ async def pay(world: World, preference_id: str, outcome: str = "approve") -> int
 # -- the MercadoPago API ------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer wrong"}, {"Authorization": TOKEN}])
+@pytest.mark.parametrize(
+    "headers", [{}, {"Authorization": "Bearer wrong"}, {"Authorization": TOKEN}]
+)
 async def test_api_calls_without_the_token_are_unauthorized(
     world: World, headers: dict[str, str]
 ) -> None:
-    for method, path in [("GET", "/v1/payments/1000000001"), ("POST", "/checkout/preferences"),
-                         ("GET", "/v1/payments/search"), ("POST", "/v1/payments/1/refunds")]:
+    for method, path in [
+        ("GET", "/v1/payments/1000000001"),
+        ("POST", "/checkout/preferences"),
+        ("GET", "/v1/payments/search"),
+        ("POST", "/v1/payments/1/refunds"),
+    ]:
         response = await world.api.request(method, path, headers=headers, json={})
         assert response.status_code == 401, (method, path)
         body = response.json()
@@ -143,8 +156,10 @@ async def test_api_calls_without_the_token_are_unauthorized(
 
 
 async def test_preference_idempotency_and_exact_amounts(world: World) -> None:
-    body = {"items": [{"title": "Mate", "quantity": 1, "unit_price": "99.90", "currency_id": "BRL"}],
-            "external_reference": f"order-{uuid.uuid4()}"}
+    body = {
+        "items": [{"title": "Mate", "quantity": 1, "unit_price": "99.90", "currency_id": "BRL"}],
+        "external_reference": f"order-{uuid.uuid4()}",
+    }
     key = {"X-Idempotency-Key": str(uuid.uuid4())}
 
     first = await world.api.post("/checkout/preferences", json=body, headers={**AUTH, **key})
@@ -170,7 +185,9 @@ async def test_get_payment_has_mercadopago_fields(world: World) -> None:
     assert b'"transaction_amount":30.30,' in response.content
     payment = decoded(response)
     assert (payment["id"], payment["status"], payment["status_detail"]) == (
-        payment_id, "approved", "accredited"
+        payment_id,
+        "approved",
+        "accredited",
     )
     assert payment["transaction_amount"] == Decimal("30.30")
     assert payment["transaction_amount_refunded"] == 0
@@ -198,14 +215,16 @@ async def test_search_by_external_reference_oldest_first(world: World) -> None:
     await pay(world, (await new_order(world))["id"])  # another order, not to be found
 
     response = await world.api.get(
-        "/v1/payments/search", params={"external_reference": preference["external_reference"]},
+        "/v1/payments/search",
+        params={"external_reference": preference["external_reference"]},
         headers=AUTH,
     )
 
     found = decoded(response)
     assert found["paging"] == {"total": 2, "limit": 30, "offset": 0}
     assert [(p["id"], p["status"]) for p in found["results"]] == [
-        (rejected, "rejected"), (approved, "approved")
+        (rejected, "rejected"),
+        (approved, "approved"),
     ]
 
 
@@ -227,18 +246,25 @@ async def test_refund_idempotency_over_http(world: World) -> None:
     assert (refused.json()["error"], refused.json()["status"]) == ("bad_request", 400)
     payment = decoded(await world.api.get(f"/v1/payments/{payment_id}", headers=AUTH))
     assert (payment["status"], payment["transaction_amount_refunded"]) == (
-        "refunded", Decimal("30.30")
+        "refunded",
+        Decimal("30.30"),
     )
     ledger = await world.api.get(f"/simulator/ledger/{preference['external_reference']}")
-    assert ledger.json() == {"currency": "ARS", "charged": "30.30", "refunded": "30.30",
-                             "charged_back": "0", "payments": [payment_id]}
+    assert ledger.json() == {
+        "currency": "ARS",
+        "charged": "30.30",
+        "refunded": "30.30",
+        "charged_back": "0",
+        "payments": [payment_id],
+    }
 
 
 async def test_partial_refund_amount_is_read_as_a_decimal(world: World) -> None:
     payment_id = await pay(world, (await new_order(world))["id"])
 
     response = await world.api.post(
-        f"/v1/payments/{payment_id}/refunds", content=b'{"amount": 0.10}',
+        f"/v1/payments/{payment_id}/refunds",
+        content=b'{"amount": 0.10}',
         headers={**AUTH, "content-type": "application/json"},
     )
 
@@ -246,7 +272,8 @@ async def test_partial_refund_amount_is_read_as_a_decimal(world: World) -> None:
     assert b'"amount":0.10,' in response.content
     payment = decoded(await world.api.get(f"/v1/payments/{payment_id}", headers=AUTH))
     assert (payment["status"], payment["transaction_amount_refunded"]) == (
-        "approved", Decimal("0.10")
+        "approved",
+        Decimal("0.10"),
     )
 
 
@@ -270,15 +297,15 @@ async def test_signed_notification_arrives_and_verifies(world: World) -> None:
     hook = f"signed-{uuid.uuid4()}"
     payment_id = await pay(world, (await new_order(world, hook=hook))["id"])
 
-    await eventually(lambda: world.receiver.at(hook))
-
-    [received] = world.receiver.at(hook)
+    [received] = await world.receiver.wait_for(hook, 1)
     assert received.query == {"data.id": str(payment_id), "type": "payment"}
     assert received.body["action"] == "payment.created"
     assert received.body["data"] == {"id": str(payment_id)}
     verify_signature(
-        received.headers["x-signature"], data_id=received.query["data.id"],
-        request_id=received.headers["x-request-id"], secrets=[SECRET],
+        received.headers["x-signature"],
+        data_id=received.query["data.id"],
+        request_id=received.headers["x-request-id"],
+        secrets=[SECRET],
     )
 
 
@@ -287,7 +314,7 @@ async def test_failing_receiver_gets_the_same_notification_until_it_accepts(worl
     world.receiver.answers[hook] = [500, 500]
     await pay(world, (await new_order(world, hook=hook))["id"])
 
-    await eventually(lambda: len(world.receiver.at(hook)) >= 3)
+    await world.receiver.wait_for(hook, 3)
     async with asyncio.timeout(2):
         await world.simulator.settle()
 
@@ -297,8 +324,10 @@ async def test_failing_receiver_gets_the_same_notification_until_it_accepts(worl
     assert len({d.headers["x-request-id"] for d in deliveries}) == 1
     for delivery in deliveries:
         verify_signature(
-            delivery.headers["x-signature"], data_id=delivery.query["data.id"],
-            request_id=delivery.headers["x-request-id"], secrets=[SECRET],
+            delivery.headers["x-signature"],
+            data_id=delivery.query["data.id"],
+            request_id=delivery.headers["x-request-id"],
+            secrets=[SECRET],
         )
 
 
@@ -307,15 +336,17 @@ async def test_pending_then_approve_and_chargeback_notify_over_http(world: World
     preference = await new_order(world, hook=hook)
     payment_id = await pay(world, preference["id"], "pending_then_approve")
 
-    await eventually(lambda: len(world.receiver.at(hook)) >= 2)
+    await world.receiver.wait_for(hook, 2)
     forced = await world.api.post(
         f"/simulator/payments/{payment_id}/status", json={"status": "charged_back"}
     )
-    await eventually(lambda: len(world.receiver.at(hook)) >= 3)
+    await world.receiver.wait_for(hook, 3)
 
     assert forced.json()["status"] == "charged_back"
     assert [r.body["action"] for r in world.receiver.at(hook)] == [
-        "payment.created", "payment.updated", "payment.updated"
+        "payment.created",
+        "payment.updated",
+        "payment.updated",
     ]
     ledger = (await world.api.get("/simulator/ledger")).json()[preference["external_reference"]]
     assert (ledger["charged"], ledger["charged_back"]) == ("30.30", "30.30")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
@@ -86,9 +87,13 @@ async def sim(hooks: Hooks) -> AsyncIterator[GatewaySimulator]:
         assert simulator.delivery_crashes == []
 
 
-def order(sim: GatewaySimulator, order_id: str, *, unit_price: object = "10.50", qty: int = 2) -> str:
+def order(
+    sim: GatewaySimulator, order_id: str, *, unit_price: object = "10.50", qty: int = 2
+) -> str:
     body = {
-        "items": [{"title": "Mate", "quantity": qty, "unit_price": unit_price, "currency_id": "ARS"}],
+        "items": [
+            {"title": "Mate", "quantity": qty, "unit_price": unit_price, "currency_id": "ARS"}
+        ],
         "external_reference": order_id,
         "notification_url": HOOK,
     }
@@ -107,7 +112,9 @@ async def settled(sim: GatewaySimulator) -> None:
 async def test_approved_payment_is_charged_in_the_ledger(sim: GatewaySimulator) -> None:
     payment_id = await sim.pay(order(sim, "order-1"), "approve")
 
-    assert sim.ledger()["order-1"] == LedgerEntry("ARS", Decimal("21.00"), Decimal(0), (payment_id,))
+    assert sim.ledger()["order-1"] == LedgerEntry(
+        "ARS", Decimal("21.00"), Decimal(0), (payment_id,)
+    )
     payment = sim.payment(payment_id)
     assert (payment["status"], payment["status_detail"]) == ("approved", "accredited")
     assert payment["date_approved"] == payment["date_last_updated"]
@@ -134,7 +141,9 @@ async def test_paying_the_same_order_twice_charges_twice(sim: GatewaySimulator) 
 
 async def test_amounts_stay_exact_decimals_end_to_end(sim: GatewaySimulator) -> None:
     body = loads(b'{"unit_price": 0.1}')
-    payment_id = await sim.pay(order(sim, "order-4", unit_price=body["unit_price"], qty=3), "approve")
+    payment_id = await sim.pay(
+        order(sim, "order-4", unit_price=body["unit_price"], qty=3), "approve"
+    )
 
     assert sim.payment(payment_id)["transaction_amount"] == Decimal("0.3")
     assert b'"transaction_amount":0.3,' in dumps(sim.payment(payment_id))
@@ -161,9 +170,25 @@ async def test_forced_chargeback_shows_in_the_ledger(sim: GatewaySimulator, hook
 
     entry = sim.ledger_entry("order-6")
     assert (entry.charged, entry.charged_back, entry.net) == (
-        Decimal("21.00"), Decimal("21.00"), Decimal(0)
+        Decimal("21.00"),
+        Decimal("21.00"),
+        Decimal(0),
     )
     assert hooks.actions(payment_id) == ["payment.created", "payment.updated"]
+
+
+async def test_search_pages_oldest_first(sim: GatewaySimulator) -> None:
+    preference_id = order(sim, "order-7")
+    ids = [await sim.pay(preference_id, "reject") for _ in range(3)]
+    await sim.pay(order(sim, "order-8"), "approve")
+
+    page = sim.search_payments(external_reference="order-7", limit=2, offset=1)
+
+    assert page["paging"] == {"total": 3, "limit": 2, "offset": 1}
+    assert [p["id"] for p in page["results"]] == ids[1:]
+    assert sim.search_payments()["paging"]["total"] == 4
+    with pytest.raises(BadRequest):
+        sim.search_payments(offset=-1)
 
 
 async def test_unknown_ids_are_not_found(sim: GatewaySimulator) -> None:
@@ -234,7 +259,9 @@ async def test_full_refund_marks_payment_refunded_and_notifies(
     assert (payment["status"], payment["status_detail"]) == ("refunded", "refunded")
     assert payment["transaction_amount_refunded"] == Decimal("21.00")
     assert (refund["amount"], refund["status"], refund["payment_id"]) == (
-        Decimal("21.00"), "approved", payment_id
+        Decimal("21.00"),
+        "approved",
+        payment_id,
     )
     assert sim.ledger_entry("order-10").refunded == Decimal("21.00")
     assert hooks.actions(payment_id) == ["payment.created", "payment.updated"]
@@ -294,12 +321,18 @@ async def test_notification_is_signed_and_shaped_like_mercadopago(
     body = json.loads(request.content)
     assert body["data"] == {"id": str(payment_id)}
     assert (body["type"], body["action"], body["live_mode"], body["api_version"]) == (
-        "payment", "payment.created", False, "v1"
+        "payment",
+        "payment.created",
+        False,
+        "v1",
     )
     assert request.headers["content-type"] == "application/json"
+    assert uuid.UUID(request.headers["x-request-id"]).version == 4
     verify_signature(
-        request.headers["x-signature"], data_id=query["data.id"][0],
-        request_id=request.headers["x-request-id"], secrets=[SECRET],
+        request.headers["x-signature"],
+        data_id=query["data.id"][0],
+        request_id=request.headers["x-request-id"],
+        secrets=[SECRET],
     )
 
 
@@ -326,7 +359,9 @@ async def test_delivery_gives_up_after_the_last_attempt(hooks: Hooks) -> None:
     assert (stats.sent, stats.failed_attempts, stats.failed, stats.delivered) == (3, 3, 1, 0)
 
 
-async def test_rotated_secret_signs_later_notifications(sim: GatewaySimulator, hooks: Hooks) -> None:
+async def test_rotated_secret_signs_later_notifications(
+    sim: GatewaySimulator, hooks: Hooks
+) -> None:
     sim.rotate_secret("new-secret")
     await sim.pay(order(sim, "order-23"), "approve")
     await settled(sim)
@@ -335,12 +370,16 @@ async def test_rotated_secret_signs_later_notifications(sim: GatewaySimulator, h
     data_id = json.loads(request.content)["data"]["id"]
     request_id = request.headers["x-request-id"]
     verify_signature(
-        request.headers["x-signature"], data_id=data_id, request_id=request_id,
+        request.headers["x-signature"],
+        data_id=data_id,
+        request_id=request_id,
         secrets=["new-secret"],
     )
     with pytest.raises(NotificationRejected):
         verify_signature(
-            request.headers["x-signature"], data_id=data_id, request_id=request_id,
+            request.headers["x-signature"],
+            data_id=data_id,
+            request_id=request_id,
             secrets=[SECRET],
         )
 
@@ -445,4 +484,3 @@ async def test_stop_abandons_what_is_still_pending(hooks: Hooks) -> None:
     async with sim:
         await sim.pay(order(sim, "order-70"), "approve")
     assert (sim.stats.abandoned, sim.stats.delivered) == (1, 0)
-

@@ -92,8 +92,11 @@ def _gateway_routes() -> APIRouter:
     # Registered before /v1/payments/{payment_id}, which would otherwise match "search".
     @router.get("/v1/payments/search")
     async def search_payments(
-        sim: Sim, fault: Fault, external_reference: str | None = None,
-        limit: int = 30, offset: int = 0,
+        sim: Sim,
+        fault: Fault,
+        external_reference: str | None = None,
+        limit: int = 30,
+        offset: int = 0,
     ) -> Response:
         found = sim.search_payments(
             external_reference=external_reference, limit=limit, offset=offset
@@ -105,9 +108,7 @@ def _gateway_routes() -> APIRouter:
         return _answer(fault, sim.payment(payment_id))
 
     @router.post("/v1/payments/{payment_id}/refunds")
-    async def create_refund(
-        payment_id: str, request: Request, sim: Sim, fault: Fault
-    ) -> Response:
+    async def create_refund(payment_id: str, request: Request, sim: Sim, fault: Fault) -> Response:
         amount = _refund_amount(loads(await request.body()))
         key = request.headers.get("x-idempotency-key")
         refund = await sim.refund(payment_id, amount=amount, idempotency_key=key)
@@ -135,7 +136,8 @@ def _control_routes() -> APIRouter:
         body = loads(await request.body())
         detail = field_of(body, "status_detail")
         payment = await sim.set_status(
-            payment_id, str(field_of(body, "status")),
+            payment_id,
+            str(field_of(body, "status")),
             status_detail=detail if isinstance(detail, str) else None,
         )
         return json_response(payment)

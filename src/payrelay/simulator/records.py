@@ -12,6 +12,8 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
+from payrelay.simulator.errors import BadRequest
+
 
 class Status(StrEnum):
     """MercadoPago payment statuses."""
@@ -38,6 +40,9 @@ DEFAULT_DETAIL: dict[Status, str] = {
     Status.CHARGED_BACK: "settled",
     Status.IN_MEDIATION: "in_process",
 }
+
+
+REFUNDABLE: frozenset[Status] = frozenset({Status.APPROVED, Status.IN_MEDIATION})
 
 
 class Outcome(StrEnum):
@@ -134,3 +139,20 @@ class Payment:
         self.date_last_updated = now
         if status is Status.APPROVED and self.date_approved is None:
             self.date_approved = now
+
+    def check_refund(self, amount: Decimal | None) -> Decimal:
+        """The amount a refund may take now (None: all that is left), or BadRequest."""
+        if self.status not in REFUNDABLE:
+            raise BadRequest(f"Invalid payment status {self.status.value} for a refund")
+        remaining = self.amount - self.amount_refunded
+        if amount is not None and amount > remaining:
+            raise BadRequest(f"refund amount {amount} exceeds the refundable {remaining}")
+        return remaining if amount is None else amount
+
+    def add_refund(self, refund: Refund) -> None:
+        """Record a checked refund; the one that returns everything makes the payment refunded."""
+        self.refunds.append(refund)
+        if self.amount_refunded == self.amount:
+            self.move(Status.REFUNDED, None, refund.date_created)
+        else:
+            self.date_last_updated = refund.date_created

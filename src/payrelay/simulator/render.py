@@ -67,8 +67,10 @@ def payment_json(payment: Payment, *, collector_id: int) -> dict[str, Any]:
         "payer": _payer_json(payment.id),
         "card": _card_json(payment),
         "order": {"id": preference.merchant_order_id, "type": "mercadopago"},
-        "metadata": {**(metadata if isinstance(metadata, dict) else {}),
-                     "preference_id": preference.id},
+        "metadata": {
+            **(metadata if isinstance(metadata, dict) else {}),
+            "preference_id": preference.id,
+        },
         "refunds": [refund_json(refund) for refund in payment.refunds],
     }
 

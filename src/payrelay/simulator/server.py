@@ -80,7 +80,9 @@ class EmbeddedServer:
         return self
 
     async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None,
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
         await self._shutdown()
@@ -115,7 +117,9 @@ class SimulatorServer:
         return self
 
     async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None,
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
         try:
@@ -134,15 +138,15 @@ def run_simulator(
     approve_delay: float = 0.2,
 ) -> None:
     """Serve the simulator until SIGINT/SIGTERM; what `payrelay simulator --port N` runs."""
-    asyncio.run(
-        _serve_forever(
-            host, port,
-            GatewaySimulator(
-                access_token=access_token, webhook_secret=webhook_secret,
-                faults=faults, approve_delay=approve_delay,
-            ),
-        )
+    # uvicorn re-raises the signal once it has shut down; Ctrl+C is the normal way out here.
+    simulator = GatewaySimulator(
+        access_token=access_token,
+        webhook_secret=webhook_secret,
+        faults=faults,
+        approve_delay=approve_delay,
     )
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(_serve_forever(host, port, simulator))
 
 
 async def _serve_forever(host: str, port: int, simulator: GatewaySimulator) -> None:

@@ -29,7 +29,6 @@ from payrelay.simulator.render import payment_json, preference_json, refund_json
 from payrelay.simulator.stats import SimulatorStats
 
 CREATED, UPDATED = "payment.created", "payment.updated"
-_REFUNDABLE = frozenset({Status.APPROVED, Status.IN_MEDIATION})
 
 
 def utc_now() -> datetime:
@@ -100,7 +99,9 @@ class GatewaySimulator:
         return self
 
     async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None,
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
         await self.stop()
@@ -197,6 +198,8 @@ class GatewaySimulator:
         self, *, external_reference: str | None = None, limit: int = 30, offset: int = 0
     ) -> dict[str, Any]:
         """GET /v1/payments/search, oldest first."""
+        if limit < 0 or offset < 0:
+            raise BadRequest("limit and offset must not be negative")
         found = sorted(
             (p for p in self._payments.values() if _matches(p, external_reference)),
             key=lambda p: (p.date_created, p.id),
@@ -208,7 +211,10 @@ class GatewaySimulator:
         }
 
     async def refund(
-        self, payment_id: int | str, *, amount: Decimal | int | str | None = None,
+        self,
+        payment_id: int | str,
+        *,
+        amount: Decimal | int | str | None = None,
         idempotency_key: str | None = None,
     ) -> dict[str, Any]:
         """POST /v1/payments/{id}/refunds; a repeated key gives back the first refund."""
@@ -232,8 +238,13 @@ class GatewaySimulator:
         now = self._clock()
         status = FIRST_STATUS[chosen]
         payment = Payment(
-            id=next(self._payment_ids), preference=preference, outcome=chosen,
-            status=status, status_detail="", date_created=now, date_last_updated=now,
+            id=next(self._payment_ids),
+            preference=preference,
+            outcome=chosen,
+            status=status,
+            status_detail="",
+            date_created=now,
+            date_last_updated=now,
         )
         payment.move(status, None, now)
         self._payments[payment.id] = payment
@@ -283,21 +294,11 @@ class GatewaySimulator:
         return payment
 
     def _take_refund(self, payment: Payment, amount: Decimal | int | str | None) -> Refund:
-        if payment.status not in _REFUNDABLE:
-            raise BadRequest(f"Invalid payment status {payment.status.value} for a refund")
-        remaining = payment.amount - payment.amount_refunded
-        value = remaining if amount is None else parse_amount(
-            amount, payment.preference.currency_id, name="amount"
-        )
-        if value > remaining:
-            raise BadRequest(f"refund amount {value} exceeds the refundable {remaining}")
-        now = self._clock()
-        refund = Refund(next(self._refund_ids), payment.id, value, now)
-        payment.refunds.append(refund)
-        if payment.amount_refunded == payment.amount:
-            payment.move(Status.REFUNDED, None, now)
-        else:
-            payment.date_last_updated = now
+        currency = payment.preference.currency_id
+        value = None if amount is None else parse_amount(amount, currency, name="amount")
+        value = payment.check_refund(value)
+        refund = Refund(next(self._refund_ids), payment.id, value, self._clock())
+        payment.add_refund(refund)
         self._notify(payment, UPDATED)
         return refund
 

@@ -1,0 +1,3 @@
+from payrelay.entrypoints.cli import main
+
+main()

@@ -1,0 +1,107 @@
+"""Test support: the whole embedded system on loopback ports, and ways to drive it."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from payrelay.entrypoints.embedded import EmbeddedStack, embedded_settings, run_embedded
+from payrelay.faults import Faults
+from payrelay.simulator.faults import SimulatorFaults
+from payrelay.simulator.notifier import DeliveryPolicy
+
+FAST = {
+    "retry_base_seconds": 0.05,
+    "retry_cap_seconds": 0.5,
+    "poll_interval_seconds": 0.05,
+    "lease_seconds": 0.5,
+}
+
+
+async def eventually(
+    check: Callable[[], Awaitable[bool]], *, timeout: float = 10.0, what: str = "condition"
+) -> None:
+    """Poll `check` until it holds; fail the test with `what` if it never does."""
+    async with asyncio.timeout(timeout):
+        while not await check():
+            await asyncio.sleep(0.02)
+    return None
+
+
+StackFactory = Callable[..., contextlib.AbstractAsyncContextManager[EmbeddedStack]]
+
+
+def stack_factory(tmp_path: Path) -> StackFactory:
+    """`async with make_stack(simulator_faults=..., faults=..., **settings) as stack:`."""
+
+    @contextlib.asynccontextmanager
+    async def factory(
+        *,
+        simulator_faults: SimulatorFaults | None = None,
+        faults: Faults | None = None,
+        start_workers: bool = True,
+        **settings: Any,
+    ) -> AsyncIterator[EmbeddedStack]:
+        values = {**FAST, **settings}
+        async with run_embedded(
+            embedded_settings(tmp_path, **values),
+            simulator_faults=simulator_faults,
+            faults=faults,
+            seed=1,
+            start_workers=start_workers,
+            approve_delay=0.05,
+            delivery=DeliveryPolicy(base_delay=0.02, max_attempts=8),
+        ) as stack:
+            yield stack
+
+    return factory
+
+
+@dataclass
+class Customer:
+    """Plays the shop's customer: creates an order, gets the checkout, pays at the gateway."""
+
+    stack: EmbeddedStack
+    http: httpx.AsyncClient
+
+    async def order(self, total: str = "25.00", currency: str = "BRL") -> str:
+        response = await self.http.post(
+            f"{self.stack.orders_url}/orders",
+            json={
+                "items": [{"sku": "SKU-1", "quantity": 1, "unit_price": total}],
+                "total": total,
+                "currency": currency,
+            },
+        )
+        assert response.status_code == 201, response.text
+        order_id: str = response.json()["order_id"]
+        return order_id
+
+    async def checkout(self, order_id: str) -> str:
+        response = await self.http.post(f"{self.stack.orders_url}/orders/{order_id}/checkout")
+        assert response.status_code == 200, response.text
+        preference_id: str = response.json()["preference_id"]
+        return preference_id
+
+    async def pay(self, preference_id: str, outcome: str = "approve") -> str:
+        return str(await self.stack.simulator.pay(preference_id, outcome))
+
+    async def order_status(self, order_id: str) -> dict[str, Any]:
+        response = await self.http.get(f"{self.stack.orders_url}/orders/{order_id}")
+        assert response.status_code == 200, response.text
+        result: dict[str, Any] = response.json()
+        return result
+
+    async def wait_until_status(self, order_id: str, status: str, timeout: float = 10.0) -> None:
+        async def reached() -> bool:
+            return (await self.order_status(order_id))["status"] == status
+
+        await eventually(reached, timeout=timeout, what=f"order {order_id} {status}")
+
+

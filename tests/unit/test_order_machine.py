@@ -1,0 +1,351 @@
+"""The order state machine and apply_payment_event, including any arrival order of events."""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import replace
+from datetime import UTC, datetime
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from payrelay.domain.errors import IllegalTransition
+from payrelay.domain.events import Envelope, EventType, RejectionReason
+from payrelay.domain.money import Money
+from payrelay.domain.order import (
+    TRANSITIONS,
+    WAS_APPROVED,
+    Order,
+    OrderStatus,
+    Outcome,
+    PaymentRecord,
+    apply_payment_event,
+)
+from payrelay.domain.payment import TRANSITIONS as PAYMENT_TRANSITIONS
+from payrelay.domain.payment import PaymentStatus
+
+OS = OrderStatus
+PS = PaymentStatus
+TOTAL = Money.parse("10.00", "BRL")
+AT = datetime(2026, 1, 10, 12, 0, tzinfo=UTC)
+
+# Written out independently of src: an accidental edit of the table fails here.
+ALLOWED: frozenset[tuple[OrderStatus, OrderStatus]] = frozenset(
+    {
+        (OS.PENDING_PAYMENT, OS.PAID),
+        (OS.PENDING_PAYMENT, OS.CANCELLED),
+        (OS.PENDING_PAYMENT, OS.EXPIRED),
+        (OS.PENDING_PAYMENT, OS.NEEDS_REVIEW),
+        (OS.PAID, OS.REFUNDED),
+        (OS.PAID, OS.NEEDS_REVIEW),
+        (OS.NEEDS_REVIEW, OS.PAID),
+        (OS.NEEDS_REVIEW, OS.CANCELLED),
+        (OS.NEEDS_REVIEW, OS.REFUNDED),
+    }
+)
+ALL_PAIRS = list(itertools.product(OrderStatus, OrderStatus))
+
+
+def order(status: OrderStatus = OS.PENDING_PAYMENT, *, paid_by: str | None = None) -> Order:
+    return Order("order-1", status, TOTAL, paid_by=paid_by, version=3)
+
+
+def event(
+    status: PaymentStatus,
+    version: int,
+    *,
+    payment_id: str = "pay-1",
+    amount: Money = TOTAL,
+) -> Envelope:
+    return Envelope(
+        type=EventType.for_payment_status(status),
+        occurred_at=AT,
+        order_id="order-1",
+        payment_id=payment_id,
+        provider="mercadopago",
+        amount=amount,
+        payment_version=version,
+        correlation_id="c",
+    )
+
+
+def record(
+    status: PaymentStatus,
+    version: int,
+    outcome: Outcome | None = None,
+    *,
+    payment_id: str = "pay-1",
+) -> PaymentRecord:
+    return PaymentRecord(payment_id, "order-1", version, status, outcome)
+
+
+# --- the table ------------------------------------------------------------------------
+
+
+def test_table_is_exactly_the_documented_machine() -> None:
+    assert set(TRANSITIONS) == set(OrderStatus)
+    actual = {(current, target) for current, targets in TRANSITIONS.items() for target in targets}
+    assert actual == ALLOWED
+
+
+@pytest.mark.parametrize(
+    ("current", "target"), ALL_PAIRS, ids=[f"{c.value}->{t.value}" for c, t in ALL_PAIRS]
+)
+def test_move_to_follows_the_table(current: OrderStatus, target: OrderStatus) -> None:
+    before = order(current)
+    if (current, target) in ALLOWED:
+        after = before.move_to(target)
+        assert after.status is target
+        assert after.version == before.version + 1
+        assert (after.order_id, after.total, after.paid_by) == (
+            before.order_id,
+            before.total,
+            before.paid_by,
+        )
+    else:
+        with pytest.raises(IllegalTransition) as info:
+            before.move_to(target)
+        assert (info.value.machine, info.value.current, info.value.target) == (
+            "order",
+            current,
+            target,
+        )
+
+
+def test_cancel_and_expire_a_pending_order() -> None:
+    assert order().cancel().status is OS.CANCELLED
+    assert order().expire().status is OS.EXPIRED
+
+
+@pytest.mark.parametrize("status", [OS.PAID, OS.CANCELLED, OS.EXPIRED, OS.REFUNDED])
+def test_cannot_expire_an_order_that_left_pending(status: OrderStatus) -> None:
+    with pytest.raises(IllegalTransition):
+        order(status).expire()
+
+
+@pytest.mark.parametrize("status", [OS.PAID, OS.EXPIRED, OS.REFUNDED])
+def test_cannot_cancel_a_paid_expired_or_refunded_order(status: OrderStatus) -> None:
+    with pytest.raises(IllegalTransition):
+        order(status).cancel()
+
+
+# --- apply_payment_event: one event at a time -----------------------------------------
+
+
+def test_approved_with_matching_amount_pays_the_order() -> None:
+    effect = apply_payment_event(order(), None, event(PS.APPROVED, 1))
+    assert effect.order is not None
+    assert effect.order.status is OS.PAID
+    assert effect.order.paid_by == "pay-1"
+    assert effect.decided == Outcome.applied()
+    assert effect.record == record(PS.APPROVED, 1, Outcome.applied())
+    assert not effect.stale
+
+
+def test_same_value_written_differently_still_matches() -> None:
+    ten = Money.parse("10", "BRL")
+    effect = apply_payment_event(order(), None, event(PS.APPROVED, 1, amount=ten))
+    assert effect.decided == Outcome.applied()
+
+
+@pytest.mark.parametrize(
+    "amount",
+    [Money.parse("9.99", "BRL"), Money.parse("10.01", "BRL"), Money.parse("10.00", "USD")],
+    ids=["less", "more", "other-currency"],
+)
+def test_amount_mismatch_is_rejected_and_the_order_is_unchanged(amount: Money) -> None:
+    before = order()
+    effect = apply_payment_event(before, None, event(PS.APPROVED, 1, amount=amount))
+    assert effect.order == before
+    assert effect.decided == Outcome.rejected(RejectionReason.AMOUNT_MISMATCH)
+    assert effect.record.outcome == effect.decided
+
+
+@pytest.mark.parametrize(
+    ("status", "reason"),
+    [
+        (OS.PAID, RejectionReason.ALREADY_PAID),
+        (OS.CANCELLED, RejectionReason.ORDER_CANCELLED),
+        (OS.EXPIRED, RejectionReason.ORDER_EXPIRED),
+    ],
+)
+def test_approved_on_an_order_that_left_pending_is_rejected(
+    status: OrderStatus, reason: RejectionReason
+) -> None:
+    before = order(status, paid_by="pay-other" if status is OS.PAID else None)
+    effect = apply_payment_event(before, None, event(PS.APPROVED, 1))
+    assert effect.order == before
+    assert effect.decided == Outcome.rejected(reason)
+
+
+def test_approved_for_an_unknown_order_is_rejected() -> None:
+    effect = apply_payment_event(None, None, event(PS.APPROVED, 1))
+    assert effect.order is None
+    assert effect.decided == Outcome.rejected(RejectionReason.UNKNOWN_ORDER)
+    assert effect.record.outcome == effect.decided
+
+
+@pytest.mark.parametrize(
+    "status", [PS.PENDING, PS.IN_PROCESS, PS.AUTHORIZED, PS.REJECTED, PS.CANCELLED]
+)
+def test_unsettled_or_failed_statuses_decide_nothing(status: PaymentStatus) -> None:
+    before = order()
+    effect = apply_payment_event(before, None, event(status, 1))
+    assert effect.order == before
+    assert effect.decided is None
+    assert effect.record == record(status, 1)
+
+
+@pytest.mark.parametrize("reversal", [PS.REFUNDED, PS.CHARGED_BACK])
+def test_reversal_of_the_paying_payment_refunds_the_order(reversal: PaymentStatus) -> None:
+    paid = order(OS.PAID, paid_by="pay-1")
+    effect = apply_payment_event(
+        paid, record(PS.APPROVED, 1, Outcome.applied()), event(reversal, 2)
+    )
+    assert effect.order is not None
+    assert effect.order.status is OS.REFUNDED
+    assert effect.order.paid_by == "pay-1"
+    assert effect.decided is None
+    assert effect.record == record(reversal, 2, Outcome.applied())
+
+
+@pytest.mark.parametrize("reversal", [PS.REFUNDED, PS.CHARGED_BACK])
+def test_reversal_seen_first_still_pays_then_refunds(reversal: PaymentStatus) -> None:
+    effect = apply_payment_event(order(), None, event(reversal, 3))
+    assert effect.order is not None
+    assert (effect.order.status, effect.order.paid_by) == (OS.REFUNDED, "pay-1")
+    assert effect.decided == Outcome.applied()
+
+
+def test_refund_of_another_payment_changes_nothing() -> None:
+    paid = order(OS.PAID, paid_by="pay-1")
+    already_paid = Outcome.rejected(RejectionReason.ALREADY_PAID)
+    other = record(PS.APPROVED, 1, already_paid, payment_id="pay-2")
+    effect = apply_payment_event(paid, other, event(PS.REFUNDED, 2, payment_id="pay-2"))
+    assert effect.order == paid
+    assert effect.decided is None
+    assert effect.record.outcome == Outcome.rejected(RejectionReason.ALREADY_PAID)
+
+
+def test_refund_of_another_payment_never_seen_before_changes_nothing_on_the_order() -> None:
+    paid = order(OS.PAID, paid_by="pay-1")
+    effect = apply_payment_event(paid, None, event(PS.REFUNDED, 2, payment_id="pay-2"))
+    assert effect.order == paid
+    assert effect.decided == Outcome.rejected(RejectionReason.ALREADY_PAID)
+
+
+@pytest.mark.parametrize("version", [1, 2], ids=["older", "same"])
+def test_stale_version_changes_nothing(version: int) -> None:
+    paid = order(OS.PAID, paid_by="pay-1")
+    stored = record(PS.APPROVED, 2, Outcome.applied())
+    effect = apply_payment_event(paid, stored, event(PS.REFUNDED, version))
+    assert effect.stale
+    assert effect.order == paid
+    assert effect.record == stored
+    assert effect.decided is None
+
+
+def test_outcome_is_decided_once_per_payment() -> None:
+    first = apply_payment_event(order(), None, event(PS.APPROVED, 1))
+    assert first.decided == Outcome.applied()
+    mediation = apply_payment_event(first.order, first.record, event(PS.IN_MEDIATION, 2))
+    assert mediation.decided is None
+    again = apply_payment_event(mediation.order, mediation.record, event(PS.APPROVED, 3))
+    assert again.decided is None
+    assert again.record == record(PS.APPROVED, 3, Outcome.applied())
+    assert again.order == first.order
+
+
+def test_a_rejected_outcome_is_not_revisited_when_the_order_changes() -> None:
+    rejected = record(PS.APPROVED, 1, Outcome.rejected(RejectionReason.AMOUNT_MISMATCH))
+    effect = apply_payment_event(order(), rejected, event(PS.APPROVED, 3))
+    assert effect.decided is None
+    assert effect.order == order()
+    assert effect.record.outcome == Outcome.rejected(RejectionReason.AMOUNT_MISMATCH)
+
+
+# --- any arrival order ----------------------------------------------------------------
+
+
+@st.composite
+def payment_events(draw: st.DrawFn, payment_id: str) -> list[Envelope]:
+    """One payment's events: a legal path from pending or approved, versions 1..n."""
+    path = [draw(st.sampled_from([PS.PENDING, PS.APPROVED]))]
+    length = draw(st.integers(min_value=1, max_value=7))
+    while len(path) < length and PAYMENT_TRANSITIONS[path[-1]]:
+        path.append(draw(st.sampled_from(sorted(PAYMENT_TRANSITIONS[path[-1]]))))
+    # A payment's amount is fixed at the gateway: the whole path carries one amount.
+    amount = draw(st.sampled_from([TOTAL, TOTAL, Money.parse("9.99", "BRL")]))
+    return [
+        event(status, version, payment_id=payment_id, amount=amount)
+        for version, status in enumerate(path, start=1)
+    ]
+
+
+@st.composite
+def deliveries(draw: st.DrawFn, events: list[Envelope]) -> list[Envelope]:
+    """Every event at least once, some redelivered (same message_id), shuffled."""
+    repeats = draw(st.lists(st.sampled_from(events), max_size=len(events) * 2))
+    return draw(st.permutations(events + repeats))
+
+
+def consume(
+    start: Order | None, delivery: list[Envelope]
+) -> tuple[Order | None, dict[str, PaymentRecord]]:
+    """What the order-side consumer does: inbox by message_id, one record per payment."""
+    current, records, inbox = start, dict[str, PaymentRecord](), set()
+    for envelope in delivery:
+        if envelope.message_id in inbox:
+            continue
+        inbox.add(envelope.message_id)
+        effect = apply_payment_event(current, records.get(envelope.payment_id), envelope)
+        current = effect.order
+        records[envelope.payment_id] = effect.record
+    return current, records
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.data())
+def test_one_payment_any_arrival_order_ends_as_version_order_does(data: st.DataObject) -> None:
+    events = data.draw(payment_events("pay-1"))
+    delivery = data.draw(deliveries(events))
+    expected_order, expected_records = consume(order(), events)
+    final_order, records = consume(order(), delivery)
+    assert final_order is not None
+    assert expected_order is not None
+    assert (final_order.status, final_order.paid_by) == (
+        expected_order.status,
+        expected_order.paid_by,
+    )
+    assert records["pay-1"].outcome == expected_records["pay-1"].outcome
+    assert records["pay-1"].last_version == len(events)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.data())
+def test_two_payments_any_arrival_order_keep_the_invariants(data: st.DataObject) -> None:
+    events = {pid: data.draw(payment_events(pid)) for pid in ("pay-1", "pay-2")}
+    delivery = data.draw(deliveries(events["pay-1"] + events["pay-2"]))
+    final_order, records = consume(order(), delivery)
+    assert final_order is not None
+    applied = {pid for pid, r in records.items() if r.outcome == Outcome.applied()}
+    assert len(applied) <= 1
+    if final_order.status in {OS.PAID, OS.REFUNDED}:
+        assert final_order.paid_by in applied
+    else:
+        assert final_order.status is OS.PENDING_PAYMENT
+        assert final_order.paid_by is None
+        assert not applied
+    for pid, path in events.items():
+        if any(e.type.payment_status in WAS_APPROVED for e in path):
+            assert records[pid].outcome is not None, pid
+        assert records[pid].last_version == len(path)
+
+
+def test_duplicate_message_id_is_applied_once() -> None:
+    approved = event(PS.APPROVED, 1)
+    final_order, records = consume(order(), [approved, replace(approved), approved])
+    assert final_order is not None
+    assert final_order.version == order().version + 1
+    assert records["pay-1"].outcome == Outcome.applied()
