@@ -47,6 +47,8 @@ class Faults:
         self.fired: Counter[FaultPoint] = Counter()
 
     def arm(self, point: FaultPoint, *, times: int | None = 1, probability: float = 1.0) -> None:
+        if times is not None and times < 1:
+            raise ValueError("times must be at least 1 (or None: until disarmed)")
         self._armed[point] = _Arming(times, probability)
 
     def disarm(self, point: FaultPoint | None = None) -> None:

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import httpx
 from sqlalchemy import select
+from tests.support import Customer, StackFactory, eventually
 
 from payrelay.adapters.storage import tables as t
 from payrelay.adapters.storage.database import Database
+from payrelay.entrypoints.embedded import EmbeddedStack
 from payrelay.faults import FaultPoint, Faults
 from payrelay.simulator.faults import SimulatorFaults
-from payrelay.entrypoints.embedded import EmbeddedStack
-from tests.support import Customer, StackFactory, eventually
 
 
 async def outbox_rows(db: Database, table=t.payments_outbox) -> list:
@@ -179,7 +179,7 @@ async def test_outcome_not_recorded_is_delivered_again(
     faults.arm(FaultPoint.OUTCOME_CONSUMER_BEFORE_COMMIT, times=2)
     async with make_stack(faults=faults) as stack:
         customer = Customer(stack, http)
-        order_id, payment_id = await paid_order(customer)
+        _, payment_id = await paid_order(customer)
         await wait_outcome(stack, payment_id, "order.payment_applied")
         assert faults.fired[FaultPoint.OUTCOME_CONSUMER_BEFORE_COMMIT] == 2
 

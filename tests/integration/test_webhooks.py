@@ -10,17 +10,17 @@ import uuid
 import httpx
 import pytest
 from sqlalchemy import func, select
+from tests.support import Customer, StackFactory, eventually
 
 from payrelay.adapters.storage import tables as t
 from payrelay.adapters.storage.database import Database
 from payrelay.adapters.storage.payments import SqlNotificationLog
 from payrelay.domain.signature import signature_header
-from payrelay.entrypoints.http_server import bind_socket, serve_in_process
+from payrelay.entrypoints.http_server import EmbeddedServer
 from payrelay.entrypoints.payments_api import create_payments_app
 from payrelay.faults import Faults
 from payrelay.services.ingest import WebhookIngest
 from payrelay.simulator.faults import SimulatorFaults
-from tests.support import Customer, StackFactory, eventually
 
 SECRET = "payrelay-simulator-webhook-secret"
 
@@ -145,10 +145,9 @@ async def test_database_down_answers_503(make_stack: StackFactory, http: httpx.A
             clock=lambda: stack.system.payments.uow._clock(), faults=Faults(),
         )
         side = dataclasses.replace(stack.system.payments, ingest=ingest)
-        sock = bind_socket()
         try:
-            async with serve_in_process(create_payments_app(side), sock) as url:
-                response = await post(http, url, signed("1000000999"))
+            async with EmbeddedServer(create_payments_app(side)) as server:
+                response = await post(http, server.base_url, signed("1000000999"))
         finally:
             await log.close()
             await broken.dispose()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import uuid
 from dataclasses import replace
 from datetime import UTC, datetime
 
@@ -294,7 +295,9 @@ def consume(
     start: Order | None, delivery: list[Envelope]
 ) -> tuple[Order | None, dict[str, PaymentRecord]]:
     """What the order-side consumer does: inbox by message_id, one record per payment."""
-    current, records, inbox = start, dict[str, PaymentRecord](), set()
+    current = start
+    records: dict[str, PaymentRecord] = {}
+    inbox: set[uuid.UUID] = set()
     for envelope in delivery:
         if envelope.message_id in inbox:
             continue

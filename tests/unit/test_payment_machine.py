@@ -266,7 +266,7 @@ def test_in_order_delivery_changes_once_per_step(path: list[PaymentStatus]) -> N
     assert stored.version == len(path)
 
 
-def test_redelivering_the_stored_snapshot_with_a_new_detail_only_refreshes() -> None:
+def test_same_date_and_status_with_a_new_detail_only_refreshes() -> None:
     stored = Payment(snapshot(S.APPROVED, T0, detail="accredited"), version=2)
     result = apply_snapshot(stored, replace(stored.snapshot, status_detail="partially_refunded"))
     assert result.verdict is SnapshotVerdict.REFRESHED

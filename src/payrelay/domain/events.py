@@ -108,21 +108,23 @@ class Envelope:
             if occurred_at.tzinfo is None:
                 raise InvalidEnvelope("occurred_at has no timezone")
             return cls(
-                message_id=uuid.UUID(data["message_id"]),
+                message_id=uuid.UUID(_text(data, "message_id")),
                 type=EventType(data["type"]),
                 occurred_at=occurred_at,
                 order_id=_text(data, "order_id"),
                 payment_id=_text(data, "payment_id"),
                 provider=_text(data, "provider"),
                 amount=Money.parse(Decimal(_text(data, "amount")), _text(data, "currency")),
-                payment_version=int(data["payment_version"]),
+                payment_version=_positive_int(data, "payment_version"),
                 correlation_id=_text(data, "correlation_id"),
                 reason=RejectionReason(reason) if reason else None,
-                causation_id=uuid.UUID(causation) if causation else None,
+                causation_id=uuid.UUID(_text(data, "causation_id")) if causation else None,
             )
         except InvalidEnvelope:
             raise
-        except (KeyError, TypeError, ValueError, InvalidOperation, InvalidMoney) as exc:
+        except (
+            KeyError, TypeError, ValueError, AttributeError, InvalidOperation, InvalidMoney
+        ) as exc:
             raise InvalidEnvelope(f"undecodable envelope: {exc!r}") from exc
 
     @classmethod
@@ -134,6 +136,13 @@ class Envelope:
         if not isinstance(data, dict):
             raise InvalidEnvelope("envelope must be a JSON object")
         return cls.from_dict(data)
+
+
+def _positive_int(data: dict[str, Any], key: str) -> int:
+    value = data[key]
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise InvalidEnvelope(f"{key} must be a positive integer")
+    return value
 
 
 def _text(data: dict[str, Any], key: str) -> str:

@@ -23,7 +23,8 @@ class Money:
     currency: str
 
     def __post_init__(self) -> None:
-        if not (len(self.currency) == 3 and self.currency.isalpha() and self.currency.isupper()):
+        code = self.currency
+        if not (len(code) == 3 and code.isascii() and code.isalpha() and code.isupper()):
             raise InvalidMoney(f"currency must be a 3-letter ISO 4217 code, got {self.currency!r}")
         if not isinstance(self.amount, Decimal) or not self.amount.is_finite():
             raise InvalidMoney(f"amount must be a finite Decimal, got {self.amount!r}")

@@ -58,6 +58,22 @@ def can_transition(current: PaymentStatus, target: PaymentStatus) -> bool:
     return target in TRANSITIONS[current]
 
 
+def _reachable_from(start: PaymentStatus) -> frozenset[PaymentStatus]:
+    seen: set[PaymentStatus] = set()
+    frontier = [start]
+    while frontier:
+        for nxt in TRANSITIONS[frontier.pop()]:
+            if nxt not in seen:
+                seen.add(nxt)
+                frontier.append(nxt)
+    return frozenset(seen)
+
+
+# Between two fetches a payment may pass through several statuses (pending -> approved ->
+# refunded); a newer snapshot is legal if its status can be reached at all.
+REACHABLE: dict[PaymentStatus, frozenset[PaymentStatus]] = {s: _reachable_from(s) for s in S}
+
+
 @dataclass(frozen=True, slots=True)
 class PaymentSnapshot:
     """What the gateway says about a payment right now: the only source of truth."""
@@ -128,7 +144,7 @@ def apply_snapshot(current: Payment | None, snapshot: PaymentSnapshot) -> Snapsh
             return SnapshotResult(SnapshotVerdict.UNCHANGED, None, status_changed=False)
         refreshed = replace(current, snapshot=snapshot)
         return SnapshotResult(SnapshotVerdict.REFRESHED, refreshed, status_changed=False)
-    if not can_transition(known.status, snapshot.status):
+    if snapshot.status not in REACHABLE[known.status]:
         return SnapshotResult(SnapshotVerdict.STALE, None, status_changed=False)
     changed = Payment(snapshot, current.version + 1)
     return SnapshotResult(SnapshotVerdict.CHANGED, changed, status_changed=True)

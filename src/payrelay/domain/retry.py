@@ -15,7 +15,9 @@ class Backoff:
 
     def delay(self, attempt: int, rng: random.Random) -> timedelta:
         """Delay before retry number `attempt` (1-based): uniform in [base/2, ceiling]."""
-        ceiling = min(self.cap, self.base * self.factor ** max(attempt - 1, 0))
+        # Cap the exponent first: factor ** 1024 overflows a float long before anyone stops.
+        exponent = min(max(attempt - 1, 0), 64)
+        ceiling = min(self.cap, self.base * self.factor**exponent)
         return timedelta(seconds=rng.uniform(ceiling / 2, ceiling))
 
     def next_attempt_at(self, now: datetime, attempt: int, rng: random.Random) -> datetime:

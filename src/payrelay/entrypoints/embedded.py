@@ -14,7 +14,7 @@ from typing import Any
 
 from payrelay.bootstrap import Role, System, bootstrap
 from payrelay.config import Settings
-from payrelay.entrypoints.http_server import base_url, bind_socket, serve_in_process
+from payrelay.entrypoints.http_server import EmbeddedServer, base_url, bind_socket
 from payrelay.entrypoints.orders_api import create_orders_app
 from payrelay.entrypoints.payments_api import create_payments_app
 from payrelay.faults import Faults
@@ -75,9 +75,9 @@ async def run_embedded(
     try:
         async with (
             simulator,
-            serve_in_process(create_simulator_app(simulator), simulator_sock),
-            serve_in_process(create_payments_app(system.payments), payments_sock),
-            serve_in_process(create_orders_app(system.orders), orders_sock),
+            EmbeddedServer(create_simulator_app(simulator), sock=simulator_sock),
+            EmbeddedServer(create_payments_app(system.payments), sock=payments_sock),
+            EmbeddedServer(create_orders_app(system.orders), sock=orders_sock),
         ):
             if start_workers:
                 await system.start_workers(tuple(Role))

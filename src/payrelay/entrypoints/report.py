@@ -57,13 +57,15 @@ async def build_report(stack: EmbeddedStack, *, orders_created: int) -> Report:
     consumer = system.orders.consumer.stats
     approved = [g for g in gateway.values() if g["status"] == "approved"]
     paid = [o for o in orders.values() if o.status == "paid"]
+    pending = [o for o in orders.values() if o.status == "pending_payment"]
+    rejected = [g for g in gateway.values() if g["status"] == "rejected"]
     report = Report()
     report.figures = [
         ("orders created", str(orders_created)),
         ("orders paid", str(len(paid))),
-        ("orders pending payment", str(sum(o.status == "pending_payment" for o in orders.values()))),
+        ("orders pending payment", str(len(pending))),
         ("payments approved (gateway)", str(len(approved))),
-        ("payments rejected (gateway)", str(sum(g["status"] == "rejected" for g in gateway.values()))),
+        ("payments rejected (gateway)", str(len(rejected))),
         ("notifications sent / delivered", f"{sim.sent} / {sim.delivered}"),
         ("notifications recorded", str(backlog.notifications)),
         ("duplicate webhooks absorbed", str(max(sim.delivered - backlog.notifications, 0))),

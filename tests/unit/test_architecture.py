@@ -1,0 +1,156 @@
+"""The direction of dependencies: the domain is stdlib-only, services never touch a vendor."""
+
+from __future__ import annotations
+
+import ast
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import payrelay
+
+SRC = Path(payrelay.__file__).resolve().parent.parent
+PACKAGE = SRC / "payrelay"
+DOMAIN_FILES = sorted((PACKAGE / "domain").glob("*.py"))
+SERVICE_FILES = sorted((PACKAGE / "services").glob("*.py"))
+VENDORS = frozenset(
+    {"sqlalchemy", "fastapi", "aio_pika", "aiormq", "httpx", "asyncpg", "aiosqlite"}
+)
+
+
+def import_statements(source: str, module: str) -> Iterator[tuple[str, tuple[str, ...]]]:
+    """(absolute module, names taken from it) for every import anywhere in `source`.
+
+    `module` is the dotted name of the file itself, to resolve relative imports.
+    """
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            yield from ((alias.name, ()) for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = module.split(".")[: -node.level] if node.level else []
+            name = ".".join([*base, node.module] if node.module else base)
+            yield name, tuple(alias.name for alias in node.names)
+
+
+def imported_modules(source: str, module: str) -> list[str]:
+    return [name for name, _ in import_statements(source, module)]
+
+
+def module_name(path: Path, root: Path = SRC) -> str:
+    parts = path.relative_to(root).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def is_domain_or_stdlib(name: str) -> bool:
+    if name.split(".")[0] in sys.stdlib_module_names:
+        return True
+    return name == "payrelay.domain" or name.startswith("payrelay.domain.")
+
+
+def module_file(name: str, root: Path = SRC) -> Path | None:
+    """The source file of a payrelay module, or None for anything outside payrelay."""
+    if name.split(".")[0] != "payrelay":
+        return None
+    base = root.joinpath(*name.split("."))
+    for candidate in (base.with_suffix(".py"), base / "__init__.py"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def reachable_imports(start: Path, root: Path = SRC) -> dict[str, str]:
+    """Every module imported by `start` or, transitively, by payrelay modules it imports.
+
+    Maps each imported name to the payrelay module that imports it, for the failure message.
+    """
+    seen: dict[str, str] = {}
+    todo = [start]
+    visited: set[Path] = set()
+    while todo:
+        path = todo.pop()
+        if path in visited:
+            continue
+        visited.add(path)
+        importer = module_name(path, root)
+        for name, taken in import_statements(path.read_text(), importer):
+            seen.setdefault(name, importer)
+            # `from payrelay.x import y` may name a submodule y: follow both.
+            for candidate in (name, *(f"{name}.{t}" for t in taken)):
+                found = module_file(candidate, root)
+                if found is not None:
+                    todo.append(found)
+    return seen
+
+
+def test_the_files_under_test_exist() -> None:
+    names = {p.name for p in DOMAIN_FILES}
+    assert {"money.py", "payment.py", "order.py", "events.py", "errors.py"} <= names
+    assert {"process.py", "consume.py", "relay.py"} <= {p.name for p in SERVICE_FILES}
+
+
+@pytest.mark.parametrize("path", DOMAIN_FILES, ids=[p.name for p in DOMAIN_FILES])
+def test_domain_imports_only_the_standard_library_and_itself(path: Path) -> None:
+    names = imported_modules(path.read_text(), module_name(path))
+    outside = sorted(name for name in names if not is_domain_or_stdlib(name))
+    assert outside == [], f"{path.name} imports {outside}"
+
+
+@pytest.mark.parametrize("path", SERVICE_FILES, ids=[p.name for p in SERVICE_FILES])
+def test_services_never_reach_a_vendor_library(path: Path) -> None:
+    imports = reachable_imports(path)
+    vendors = sorted(
+        f"{name} (via {importer})"
+        for name, importer in imports.items()
+        if name.split(".")[0] in VENDORS
+    )
+    assert vendors == [], f"{path.name} depends on {vendors}"
+
+
+# --- the checks themselves can fail ----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "import sqlalchemy",
+        "from httpx import AsyncClient",
+        "import aio_pika.abc",
+        "def f():\n    import fastapi\n",
+        "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    import asyncpg\n",
+        "from payrelay.adapters.storage import tables",
+        "from payrelay import ports",
+        "from .. import bootstrap",
+    ],
+)
+def test_domain_check_flags_foreign_imports(source: str) -> None:
+    names = list(imported_modules(source, "payrelay.domain.money"))
+    assert not all(is_domain_or_stdlib(name) for name in names), names
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "from __future__ import annotations",
+        "import json\nfrom decimal import Decimal",
+        "from payrelay.domain.errors import InvalidMoney",
+        "from .errors import InvalidMoney",
+        "from . import errors",
+    ],
+)
+def test_domain_check_allows_stdlib_and_domain(source: str) -> None:
+    names = list(imported_modules(source, "payrelay.domain.money"))
+    assert all(is_domain_or_stdlib(name) for name in names), names
+
+
+def test_transitive_check_follows_payrelay_imports(tmp_path: Path) -> None:
+    """A service that reaches a vendor two hops away, through `from pkg import module`."""
+    services, adapters = tmp_path / "payrelay" / "services", tmp_path / "payrelay" / "adapters"
+    services.mkdir(parents=True)
+    adapters.mkdir()
+    (services / "relay.py").write_text("from payrelay import ports\n")
+    (tmp_path / "payrelay" / "ports.py").write_text("from payrelay.adapters import store\n")
+    (adapters / "store.py").write_text("import json\nfrom sqlalchemy import select\n")
+    imports = reachable_imports(services / "relay.py", tmp_path)
+    assert imports["sqlalchemy"] == "payrelay.adapters.store"

@@ -1,0 +1,160 @@
+"""Money: exact decimal amounts, per-currency minor units, never a float."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from payrelay.domain.errors import InvalidMoney
+from payrelay.domain.money import Money, minor_unit_exponent
+
+CURRENCIES = ["BRL", "USD", "ARS", "EUR", "CLP", "JPY"]
+
+
+@pytest.mark.parametrize(
+    ("raw", "currency", "expected"),
+    [
+        ("10.50", "BRL", Decimal("10.50")),
+        ("0.01", "USD", Decimal("0.01")),
+        ("10", "USD", Decimal("10")),
+        ("-3.20", "BRL", Decimal("-3.20")),
+        (10, "BRL", Decimal("10")),
+        (0, "CLP", Decimal("0")),
+        (Decimal("99.9"), "USD", Decimal("99.9")),
+        ("1500", "CLP", Decimal("1500")),
+        ("1E+2", "CLP", Decimal("100")),
+    ],
+)
+def test_parse_accepts_decimal_text_ints_and_decimals(
+    raw: str | int | Decimal, currency: str, expected: Decimal
+) -> None:
+    money = Money.parse(raw, currency)
+    assert money.amount == expected
+    assert isinstance(money.amount, Decimal)
+    assert money.currency == currency
+
+
+@pytest.mark.parametrize("raw", [10.5, 10.0, 0.1, float("nan")])
+def test_parse_refuses_floats(raw: float) -> None:
+    with pytest.raises(InvalidMoney):
+        Money.parse(raw, "USD")
+
+
+def test_constructor_refuses_a_float_amount() -> None:
+    with pytest.raises(InvalidMoney):
+        Money(10.5, "USD")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("raw", "currency"),
+    [
+        ("10.001", "USD"),
+        ("0.005", "BRL"),
+        ("10.5", "CLP"),
+        ("1.0", "CLP"),
+        ("100.25", "JPY"),
+        (Decimal("0.001"), "USD"),
+    ],
+)
+def test_more_decimals_than_the_currency_allows_is_refused(
+    raw: str | Decimal, currency: str
+) -> None:
+    with pytest.raises(InvalidMoney):
+        Money.parse(raw, currency)
+
+
+def test_exponents_per_currency() -> None:
+    assert minor_unit_exponent("USD") == 2
+    assert minor_unit_exponent("BRL") == 2
+    assert minor_unit_exponent("CLP") == 0
+    assert minor_unit_exponent("JPY") == 0
+
+
+@pytest.mark.parametrize("currency", ["usd", "Usd", "USDX", "US", "", "U$D", "12A", " USD"])
+def test_currency_must_be_three_uppercase_letters(currency: str) -> None:
+    with pytest.raises(InvalidMoney):
+        Money.parse("10.00", currency)
+
+
+@pytest.mark.parametrize("currency", ["ÜSD", "ΑΒΓ"], ids=["latin-umlaut", "greek"])
+def test_currency_letters_must_be_ascii_as_in_iso_4217(currency: str) -> None:
+    with pytest.raises(InvalidMoney):
+        Money.parse("10.00", currency)
+
+
+@pytest.mark.parametrize("raw", ["ten", "", "10,50", "1.2.3", "NaN", "Infinity", "-Infinity"])
+def test_text_that_is_not_a_finite_decimal_is_refused(raw: str) -> None:
+    with pytest.raises(InvalidMoney):
+        Money.parse(raw, "BRL")
+
+
+def test_invalid_money_is_a_value_error() -> None:
+    with pytest.raises(ValueError, match="decimal"):
+        Money.parse("ten", "BRL")
+
+
+@pytest.mark.parametrize(
+    ("raw", "currency", "units"),
+    [("10.50", "BRL", 1050), ("0.01", "USD", 1), ("10", "USD", 1000), ("1500", "CLP", 1500)],
+)
+def test_minor_units(raw: str, currency: str, units: int) -> None:
+    assert Money.parse(raw, currency).minor_units == units
+
+
+def test_from_minor() -> None:
+    assert Money.from_minor(1050, "BRL") == Money(Decimal("10.50"), "BRL")
+    assert str(Money.from_minor(1050, "BRL").amount) == "10.50"
+    assert Money.from_minor(1500, "CLP").amount == Decimal("1500")
+
+
+@given(
+    units=st.integers(min_value=-(10**15), max_value=10**15),
+    currency=st.sampled_from(CURRENCIES),
+)
+def test_from_minor_then_minor_units_round_trips(units: int, currency: str) -> None:
+    assert Money.from_minor(units, currency).minor_units == units
+
+
+@st.composite
+def moneys(draw: st.DrawFn) -> Money:
+    currency = draw(st.sampled_from(CURRENCIES))
+    places = draw(st.integers(min_value=0, max_value=minor_unit_exponent(currency)))
+    amount = draw(
+        st.decimals(
+            min_value=Decimal("-1e13"),
+            max_value=Decimal("1e13"),
+            places=places,
+            allow_nan=False,
+            allow_infinity=False,
+        )
+    )
+    return Money(amount, currency)
+
+
+@given(moneys())
+def test_minor_units_then_from_minor_keeps_the_value(money: Money) -> None:
+    back = Money.from_minor(money.minor_units, money.currency)
+    assert back.same_value(money)
+    assert back.minor_units == money.minor_units
+
+
+@pytest.mark.parametrize(
+    ("left", "right", "same"),
+    [
+        (("10", "BRL"), ("10.00", "BRL"), True),
+        (("10.5", "BRL"), ("10.50", "BRL"), True),
+        (("10.00", "BRL"), ("10.00", "USD"), False),
+        (("10.00", "BRL"), ("10.01", "BRL"), False),
+        (("-10.00", "BRL"), ("10.00", "BRL"), False),
+    ],
+)
+def test_same_value(left: tuple[str, str], right: tuple[str, str], same: bool) -> None:
+    assert Money.parse(*left).same_value(Money.parse(*right)) is same
+    assert Money.parse(*right).same_value(Money.parse(*left)) is same
+
+
+def test_str_keeps_the_written_scale() -> None:
+    assert str(Money.parse("10.50", "BRL")) == "10.50 BRL"
