@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -12,9 +13,15 @@ from tests.support import StackFactory, stack_factory
 
 
 @pytest.fixture
-def make_stack(tmp_path: Path) -> StackFactory:
+def backend(request: pytest.FixtureRequest) -> str:
+    """sqlite unless a module parametrizes it: `parametrize("backend", [...], indirect=True)`."""
+    return str(getattr(request, "param", "sqlite"))
+
+
+@pytest.fixture
+def make_stack(tmp_path: Path, backend: str) -> StackFactory:
     """`async with make_stack(simulator_faults=..., faults=..., **settings) as stack:`."""
-    return stack_factory(tmp_path)
+    return functools.partial(stack_factory(tmp_path), backend=backend)
 
 
 @pytest.fixture

@@ -4,12 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import socket
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
+import asyncpg
 import httpx
+import pytest
+from sqlalchemy.engine import make_url
 
 from payrelay.entrypoints.embedded import EmbeddedStack, embedded_settings, run_embedded
 from payrelay.faults import Faults
@@ -36,6 +43,44 @@ async def eventually(
 
 StackFactory = Callable[..., contextlib.AbstractAsyncContextManager[EmbeddedStack]]
 
+POSTGRES_URL = os.environ.get(
+    "PAYRELAY_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
+)
+RABBITMQ_URL = os.environ.get("PAYRELAY_TEST_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/")
+
+
+def require_server(name: str, url: str) -> None:
+    """Skip when a real server is absent, except in CI, where its absence is a failure."""
+    parsed = make_url(url) if "://" in url and not url.startswith("amqp") else None
+    host = parsed.host if parsed else (urlsplit(url).hostname or "127.0.0.1")
+    port = (parsed.port if parsed else urlsplit(url).port) or {"PostgreSQL": 5432}.get(name, 5672)
+    try:
+        socket.create_connection((host, port), timeout=1).close()
+    except OSError:
+        message = f"{name} is not reachable at {host}:{port}"
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{message}; CI requires it", pytrace=False)
+        pytest.skip(message)
+
+
+@contextlib.asynccontextmanager
+async def fresh_postgres_databases(count: int) -> AsyncIterator[list[str]]:
+    """`count` new, empty databases on the test server, dropped afterwards."""
+    require_server("PostgreSQL", POSTGRES_URL)
+    base = make_url(POSTGRES_URL)
+    admin = await asyncpg.connect(
+        host=base.host, port=base.port or 5432, user=base.username, database=base.database
+    )
+    names = [f"payrelay_test_{uuid.uuid4().hex[:12]}" for _ in range(count)]
+    try:
+        for name in names:
+            await admin.execute(f'CREATE DATABASE "{name}"')
+        yield [base.set(database=name).render_as_string(hide_password=False) for name in names]
+    finally:
+        for name in names:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+
 
 def stack_factory(tmp_path: Path) -> StackFactory:
     """`async with make_stack(simulator_faults=..., faults=..., **settings) as stack:`."""
@@ -43,22 +88,30 @@ def stack_factory(tmp_path: Path) -> StackFactory:
     @contextlib.asynccontextmanager
     async def factory(
         *,
+        backend: str = "sqlite",
         simulator_faults: SimulatorFaults | None = None,
         faults: Faults | None = None,
         start_workers: bool = True,
         **settings: Any,
     ) -> AsyncIterator[EmbeddedStack]:
         values = {**FAST, **settings}
-        async with run_embedded(
-            embedded_settings(tmp_path, **values),
+        async with contextlib.AsyncExitStack() as stack:
+            if backend == "postgres":
+                payments_url, orders_url = await stack.enter_async_context(
+                    fresh_postgres_databases(2)
+                )
+                values |= {"payments_database_url": payments_url,
+                           "orders_database_url": orders_url}
+            embedded = await stack.enter_async_context(run_embedded(
+                embedded_settings(tmp_path, **values),
             simulator_faults=simulator_faults,
             faults=faults,
             seed=1,
             start_workers=start_workers,
             approve_delay=0.05,
             delivery=DeliveryPolicy(base_delay=0.02, max_attempts=8),
-        ) as stack:
-            yield stack
+            ))
+            yield embedded
 
     return factory
 

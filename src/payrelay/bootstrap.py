@@ -15,13 +15,13 @@ import httpx
 from payrelay.adapters.gateways.mercadopago import MercadoPagoGateway
 from payrelay.adapters.payments_client import HttpPaymentsClient
 from payrelay.adapters.storage.database import Database
+from payrelay.adapters.storage.migrations import Schema, ensure_current, upgrade
 from payrelay.adapters.storage.orders import SqlOrdersUnitOfWork
 from payrelay.adapters.storage.payments import (
     SqlNotificationLog,
     SqlNotificationQueue,
     SqlPaymentsUnitOfWork,
 )
-from payrelay.adapters.storage.tables import orders_metadata, payments_metadata
 from payrelay.adapters.transports.local import LocalTransport
 from payrelay.config import Settings
 from payrelay.domain.retry import Backoff
@@ -140,8 +140,9 @@ async def bootstrap(
     faults: Faults | None = None,
     clock: Clock = utc_now,
     seed: int | None = None,
-    create_schema: bool = True,
+    check_schema: bool = True,
 ) -> System:
+    """Build every component from settings; overrides replace the adapters they name."""
     faults = faults or Faults()
     rng = random.Random(seed)
     backoff = Backoff(base=settings.retry_base_seconds, cap=settings.retry_cap_seconds)
@@ -163,9 +164,16 @@ async def bootstrap(
 
     payments_db = Database(settings.payments_database_url)
     orders_db = Database(settings.orders_database_url)
-    if create_schema:
-        await payments_db.create_schema(payments_metadata)
-        await orders_db.create_schema(orders_metadata)
+    if check_schema:
+        try:
+            await ensure_current(payments_db, Schema.PAYMENTS)
+            await ensure_current(orders_db, Schema.ORDERS)
+        except BaseException:
+            await payments_db.dispose()
+            await orders_db.dispose()
+            for client in clients:
+                await client.aclose()
+            raise
 
     p_uow = SqlPaymentsUnitOfWork(payments_db, clock)
     o_uow = SqlOrdersUnitOfWork(orders_db, clock)
@@ -228,6 +236,19 @@ async def bootstrap(
         wake_relay=o_wake_relay,
     )
     return System(settings, faults, transport, payments, orders, clients)
+
+
+async def migrate(settings: Settings) -> None:
+    """What `payrelay migrate` does: both databases to head."""
+    for url, schema in (
+        (settings.payments_database_url, Schema.PAYMENTS),
+        (settings.orders_database_url, Schema.ORDERS),
+    ):
+        db = Database(url)
+        try:
+            await upgrade(db, schema)
+        finally:
+            await db.dispose()
 
 
 def build_transport(settings: Settings) -> Transport:

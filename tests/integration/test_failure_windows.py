@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import httpx
+import pytest
 from sqlalchemy import select
 from tests.support import Customer, StackFactory, eventually
 
@@ -12,6 +13,7 @@ from payrelay.entrypoints.embedded import EmbeddedStack
 from payrelay.faults import FaultPoint, Faults
 from payrelay.simulator.faults import SimulatorFaults
 
+pytestmark = pytest.mark.parametrize("backend", ["sqlite", "postgres"], indirect=True)
 
 async def outbox_rows(db: Database, table=t.payments_outbox) -> list:
     async with db.read() as conn:

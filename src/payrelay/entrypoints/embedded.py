@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from payrelay.bootstrap import Role, System, bootstrap
+from payrelay.bootstrap import Role, System, bootstrap, migrate
 from payrelay.config import Settings
 from payrelay.entrypoints.http_server import EmbeddedServer, base_url, bind_socket
 from payrelay.entrypoints.orders_api import create_orders_app
@@ -71,6 +71,7 @@ async def run_embedded(
         approve_delay=approve_delay,
         delivery=delivery,
     )
+    await migrate(settings)  # the embedded databases are private to this run
     system = await bootstrap(settings, faults=faults, seed=seed)
     try:
         async with (

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import MetaData, event
+from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
@@ -59,10 +59,6 @@ class Database:
             # A plain BEGIN: readers must not take SQLite's write lock.
             await conn.execution_options(payrelay_read_only=True)
             yield conn
-
-    async def create_schema(self, metadata: MetaData) -> None:
-        async with self.transaction() as conn:
-            await conn.run_sync(metadata.create_all)
 
     async def dispose(self) -> None:
         await self.engine.dispose()

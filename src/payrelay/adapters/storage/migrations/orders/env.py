@@ -1,0 +1,3 @@
+from payrelay.adapters.storage.migrations.env_common import run
+
+run()
