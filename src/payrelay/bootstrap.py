@@ -46,12 +46,30 @@ def utc_now() -> datetime:
 
 
 class Role(StrEnum):
+    """What one process does; `payrelay serve --role …` runs any mix of them."""
+
+    PAYMENTS_API = "payments-api"
+    """Checkout links and the gateway's webhooks (stateless: run as many as needed)."""
+    ORDERS_API = "orders-api"
+    """The reference orders service's HTTP API (stateless)."""
     PROCESSOR = "processor"
     """Fetches notified payments from the gateway, writes state + outbox."""
-    RELAY = "relay"
-    """Publishes both outboxes through the transport."""
-    CONSUMER = "consumer"
-    """Applies payment events to orders, and order outcomes to payments."""
+    PAYMENTS_RELAY = "payments-relay"
+    """Publishes the payments outbox (payment events)."""
+    ORDERS_RELAY = "orders-relay"
+    """Publishes the orders outbox (order outcomes)."""
+    ORDER_CONSUMER = "order-consumer"
+    """Applies payment events to orders."""
+    OUTCOME_CONSUMER = "outcome-consumer"
+    """Records the order side's outcomes on the payments side."""
+
+    @property
+    def database(self) -> Schema:
+        return Schema.ORDERS if self in _ORDER_SIDE else Schema.PAYMENTS
+
+
+_ORDER_SIDE = frozenset({Role.ORDERS_API, Role.ORDERS_RELAY, Role.ORDER_CONSUMER})
+WORKER_ROLES = frozenset(Role) - {Role.PAYMENTS_API, Role.ORDERS_API}
 
 
 @dataclass
@@ -89,20 +107,22 @@ class System:
     stop: asyncio.Event = field(default_factory=asyncio.Event)
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
-    async def start_workers(self, roles: Iterable[Role] = tuple(Role)) -> None:
+    async def start_workers(self, roles: Iterable[Role] = WORKER_ROLES) -> None:
         roles = set(roles)
         poll = self.settings.poll_interval_seconds
         p, o = self.payments, self.orders
-        if Role.CONSUMER in roles:
+        if Role.ORDER_CONSUMER in roles:
             await self.transport.subscribe(ORDER_SIDE_SUBSCRIPTION, o.consumer.handle)
+        if Role.OUTCOME_CONSUMER in roles:
             await self.transport.subscribe(PAYMENTS_SIDE_SUBSCRIPTION, p.outcomes.handle)
-        loops: list[tuple[str, Callable[[], Awaitable[int]], asyncio.Event]] = []
-        if Role.PROCESSOR in roles:
-            loops.append(("processor", _claimed(p.processor.run_once), p.wake_processor))
-        if Role.RELAY in roles:
-            loops.append(("payments-relay", _claimed(p.relay.run_once), p.wake_relay))
-            loops.append(("orders-relay", _claimed(o.relay.run_once), o.wake_relay))
+        loops: list[tuple[Role, Callable[[], Awaitable[int]], asyncio.Event]] = [
+            (Role.PROCESSOR, _claimed(p.processor.run_once), p.wake_processor),
+            (Role.PAYMENTS_RELAY, _claimed(p.relay.run_once), p.wake_relay),
+            (Role.ORDERS_RELAY, _claimed(o.relay.run_once), o.wake_relay),
+        ]
         for name, step, wake in loops:
+            if name not in roles:
+                continue
             task = run_loop(name, step, wake=wake, stop=self.stop, poll_interval=poll)
             self.tasks.append(asyncio.create_task(task, name=name))
 
@@ -111,8 +131,8 @@ class System:
         self.stop.set()
         if self.tasks:
             await asyncio.gather(*self.tasks, return_exceptions=True)
+        await self.transport.close()  # consumers finish their batch before it returns
         await self.payments.notification_log.close()
-        await self.transport.close()
         for client in self.http_clients:
             await client.aclose()
         await self.payments.db.dispose()
@@ -140,7 +160,7 @@ async def bootstrap(
     faults: Faults | None = None,
     clock: Clock = utc_now,
     seed: int | None = None,
-    check_schema: bool = True,
+    check_schema: Iterable[Role] = tuple(Role),
 ) -> System:
     """Build every component from settings; overrides replace the adapters they name."""
     faults = faults or Faults()
@@ -164,16 +184,15 @@ async def bootstrap(
 
     payments_db = Database(settings.payments_database_url)
     orders_db = Database(settings.orders_database_url)
-    if check_schema:
-        try:
-            await ensure_current(payments_db, Schema.PAYMENTS)
-            await ensure_current(orders_db, Schema.ORDERS)
-        except BaseException:
-            await payments_db.dispose()
-            await orders_db.dispose()
-            for client in clients:
-                await client.aclose()
-            raise
+    try:
+        for schema in {role.database for role in check_schema}:
+            await ensure_current(payments_db if schema is Schema.PAYMENTS else orders_db, schema)
+    except BaseException:
+        await payments_db.dispose()
+        await orders_db.dispose()
+        for client in clients:
+            await client.aclose()
+        raise
 
     p_uow = SqlPaymentsUnitOfWork(payments_db, clock)
     o_uow = SqlOrdersUnitOfWork(orders_db, clock)

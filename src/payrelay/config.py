@@ -2,14 +2,36 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+from sqlalchemy.engine import make_url
 
 
 class Settings(BaseSettings):
     """Every knob payrelay has; the README documents each with its default."""
 
-    model_config = SettingsConfigDict(env_prefix="PAYRELAY_", extra="forbid")
+    model_config = SettingsConfigDict(
+        env_prefix="PAYRELAY_", extra="forbid", toml_file="payrelay.toml"
+    )
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Arguments, then PAYRELAY_* variables, then ./payrelay.toml, then defaults."""
+        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls))
 
     payments_database_url: str = "sqlite+aiosqlite:///var/payments.db"
     orders_database_url: str = "sqlite+aiosqlite:///var/orders.db"
@@ -43,3 +65,16 @@ class Settings(BaseSettings):
     @property
     def notification_url(self) -> str:
         return self.public_url.rstrip("/") + "/webhooks/mercadopago"
+
+    def masked(self) -> dict[str, Any]:
+        """The effective settings with every secret hidden, fit to print."""
+        values = self.model_dump()
+        for name, value in values.items():
+            if isinstance(value, SecretStr):
+                values[name] = "****" if value.get_secret_value() else ""
+            elif name.endswith("_database_url"):
+                values[name] = make_url(value).render_as_string(hide_password=True)
+        broker = self.broker_url.get_secret_value()
+        if broker != "local":
+            values["broker_url"] = make_url(broker).render_as_string(hide_password=True)
+        return values

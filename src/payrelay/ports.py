@@ -88,6 +88,10 @@ class Transport(Protocol):
         """Deliver matching messages to `handler`; a batch is acked only if it returns."""
         ...
 
+    async def check(self) -> None:
+        """Raise TransportUnavailable unless the transport can publish right now."""
+        ...
+
     async def close(self) -> None: ...
 
 

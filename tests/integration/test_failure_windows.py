@@ -5,13 +5,13 @@ from __future__ import annotations
 import httpx
 import pytest
 from sqlalchemy import select
-from tests.support import Customer, StackFactory, eventually
 
 from payrelay.adapters.storage import tables as t
 from payrelay.adapters.storage.database import Database
 from payrelay.entrypoints.embedded import EmbeddedStack
 from payrelay.faults import FaultPoint, Faults
 from payrelay.simulator.faults import SimulatorFaults
+from tests.support import Customer, StackFactory, eventually
 
 pytestmark = pytest.mark.parametrize("backend", ["sqlite", "postgres"], indirect=True)
 

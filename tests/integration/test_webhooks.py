@@ -10,7 +10,6 @@ import uuid
 import httpx
 import pytest
 from sqlalchemy import func, select
-from tests.support import Customer, StackFactory, eventually
 
 from payrelay.adapters.storage import tables as t
 from payrelay.adapters.storage.database import Database
@@ -21,6 +20,7 @@ from payrelay.entrypoints.payments_api import create_payments_app
 from payrelay.faults import Faults
 from payrelay.services.ingest import WebhookIngest
 from payrelay.simulator.faults import SimulatorFaults
+from tests.support import Customer, StackFactory, eventually
 
 SECRET = "payrelay-simulator-webhook-secret"
 
@@ -146,7 +146,7 @@ async def test_database_down_answers_503(make_stack: StackFactory, http: httpx.A
         )
         side = dataclasses.replace(stack.system.payments, ingest=ingest)
         try:
-            async with EmbeddedServer(create_payments_app(side)) as server:
+            async with EmbeddedServer(create_payments_app(side, stack.system.transport)) as server:
                 response = await post(http, server.base_url, signed("1000000999"))
         finally:
             await log.close()

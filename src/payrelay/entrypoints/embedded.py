@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from payrelay.bootstrap import Role, System, bootstrap, migrate
+from payrelay.bootstrap import System, bootstrap, migrate
 from payrelay.config import Settings
 from payrelay.entrypoints.http_server import EmbeddedServer, base_url, bind_socket
 from payrelay.entrypoints.orders_api import create_orders_app
@@ -73,15 +73,17 @@ async def run_embedded(
     )
     await migrate(settings)  # the embedded databases are private to this run
     system = await bootstrap(settings, faults=faults, seed=seed)
+    payments_app = create_payments_app(system.payments, system.transport)
+    orders_app = create_orders_app(system.orders, system.transport)
     try:
         async with (
             simulator,
             EmbeddedServer(create_simulator_app(simulator), sock=simulator_sock),
-            EmbeddedServer(create_payments_app(system.payments), sock=payments_sock),
-            EmbeddedServer(create_orders_app(system.orders), sock=orders_sock),
+            EmbeddedServer(payments_app, sock=payments_sock),
+            EmbeddedServer(orders_app, sock=orders_sock),
         ):
             if start_workers:
-                await system.start_workers(tuple(Role))
+                await system.start_workers()
             yield EmbeddedStack(
                 system, simulator, payments_url, orders_url, simulator_url, settings
             )

@@ -8,11 +8,13 @@ from typing import Annotated
 from fastapi import APIRouter, FastAPI, HTTPException
 from pydantic import BaseModel, Field, StringConstraints
 
+from payrelay.adapters.storage.migrations import Schema
 from payrelay.bootstrap import OrdersSide
 from payrelay.domain.errors import Conflict, GatewayError, InvalidMoney, NotFound
 from payrelay.domain.money import Money
 from payrelay.domain.order import Order
-from payrelay.ports import OrderLine
+from payrelay.entrypoints.health import database_ready, health_router, transport_ready
+from payrelay.ports import OrderLine, Transport
 
 Currency = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
 
@@ -56,9 +58,17 @@ class CheckoutView(BaseModel):
     init_point: str
 
 
-def create_orders_app(side: OrdersSide) -> FastAPI:
+def create_orders_app(side: OrdersSide, transport: Transport) -> FastAPI:
     app = FastAPI(title="payrelay orders", version="1")
     app.include_router(_routes(side))
+    app.include_router(
+        health_router(
+            {
+                "database": database_ready(side.db, Schema.ORDERS),
+                "transport": transport_ready(transport),
+            }
+        )
+    )
     return app
 
 
@@ -113,9 +123,5 @@ def _routes(side: OrdersSide) -> APIRouter:
             preference_id=result.preference_id,
             init_point=result.init_point,
         )
-
-    @router.get("/healthz")
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok"}
 
     return router

@@ -9,6 +9,7 @@ from fastapi import APIRouter, FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, StringConstraints
 
+from payrelay.adapters.storage.migrations import Schema
 from payrelay.bootstrap import PaymentsSide
 from payrelay.domain.errors import (
     Conflict,
@@ -18,6 +19,8 @@ from payrelay.domain.errors import (
     StorageUnavailable,
 )
 from payrelay.domain.money import Money
+from payrelay.entrypoints.health import database_ready, health_router, transport_ready
+from payrelay.ports import Transport
 from payrelay.services.ingest import IncomingWebhook
 
 Currency = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
@@ -39,9 +42,17 @@ class CheckoutResponse(BaseModel):
     currency: str
 
 
-def create_payments_app(side: PaymentsSide) -> FastAPI:
+def create_payments_app(side: PaymentsSide, transport: Transport) -> FastAPI:
     app = FastAPI(title="payrelay payments", version="1")
     app.include_router(_routes(side))
+    app.include_router(
+        health_router(
+            {
+                "database": database_ready(side.db, Schema.PAYMENTS),
+                "transport": transport_ready(transport),
+            }
+        )
+    )
     return app
 
 
@@ -92,10 +103,6 @@ def _routes(side: PaymentsSide) -> APIRouter:
             # Not recorded: answering non-2xx makes the gateway deliver it again later.
             return _error(503, "temporarily unable to record the notification")
         return JSONResponse({"status": outcome.value})
-
-    @router.get("/healthz")
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok"}
 
     return router
 

@@ -43,6 +43,9 @@ class LocalTransport:
                 failed.update(m.message_id for m in batch)
         return routed - failed
 
+    async def check(self) -> None:
+        return None  # in-process: available whenever this process is
+
     async def close(self) -> None:
         self._subscribers.clear()
 

@@ -1,0 +1,57 @@
+"""`/healthz` (the process answers) and `/readyz` (what it depends on answers)."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse
+from sqlalchemy import text
+
+from payrelay.adapters.storage.database import Database
+from payrelay.adapters.storage.migrations import Schema, ensure_current
+from payrelay.domain.errors import PayrelayError
+from payrelay.ports import Transport
+
+ReadinessCheck = Callable[[], Awaitable[None]]
+
+
+def database_ready(db: Database, schema: Schema) -> ReadinessCheck:
+    async def check() -> None:
+        async with db.read() as conn:
+            await conn.execute(text("SELECT 1"))
+        await ensure_current(db, schema)
+
+    return check
+
+
+def transport_ready(transport: Transport) -> ReadinessCheck:
+    async def check() -> None:
+        await transport.check()
+
+    return check
+
+
+def health_router(checks: Mapping[str, ReadinessCheck]) -> APIRouter:
+    router = APIRouter()
+
+    @router.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @router.get("/readyz")
+    async def readyz() -> JSONResponse:
+        results: dict[str, str] = {}
+        for name, check in checks.items():
+            try:
+                await check()
+                results[name] = "ok"
+            except PayrelayError as exc:  # the reason, never a URL or a credential
+                results[name] = f"unavailable: {type(exc).__name__}: {exc}"
+        ready = all(v == "ok" for v in results.values())
+        return JSONResponse(
+            {"status": "ready" if ready else "not ready", "checks": results},
+            status_code=200 if ready else 503,
+        )
+
+    return router
