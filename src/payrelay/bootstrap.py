@@ -180,7 +180,7 @@ async def bootstrap(
         payments_http = httpx.AsyncClient(base_url=settings.payments_url, timeout=10.0)
         clients.append(payments_http)
         payments_client = HttpPaymentsClient(payments_http)
-    transport = transport or build_transport(settings)
+    transport = transport or await build_transport(settings)
 
     payments_db = Database(settings.payments_database_url)
     orders_db = Database(settings.orders_database_url)
@@ -270,8 +270,17 @@ async def migrate(settings: Settings) -> None:
             await db.dispose()
 
 
-def build_transport(settings: Settings) -> Transport:
+async def build_transport(settings: Settings) -> Transport:
+    """The in-process transport for "local", otherwise RabbitMQ, connected and declared."""
     url = settings.broker_url.get_secret_value()
     if url == "local":
         return LocalTransport()
-    raise ValueError("PAYRELAY_BROKER_URL: only 'local' is supported by this build")
+    if not url.startswith(("amqp://", "amqps://")):
+        raise ValueError("PAYRELAY_BROKER_URL must be 'local' or an amqp:// URL")
+    from payrelay.adapters.transports.rabbitmq import RabbitMQTransport
+
+    transport = RabbitMQTransport(
+        url, prefetch=settings.consumer_prefetch, name_prefix=settings.broker_name_prefix
+    )
+    await transport.connect()
+    return transport

@@ -37,6 +37,10 @@ class Settings(BaseSettings):
     orders_database_url: str = "sqlite+aiosqlite:///var/orders.db"
     broker_url: SecretStr = SecretStr("local")
     """"local" for the in-process transport, or an amqp:// URL."""
+    broker_name_prefix: str = ""
+    """Prefix for every exchange and queue name, to share one vhost between deployments."""
+    consumer_prefetch: int = Field(default=200, gt=0)
+    """How many unacked messages a consumer holds; its batches are at most this big."""
     gateway_base_url: str = "http://127.0.0.1:8089"
     gateway_access_token: SecretStr = SecretStr("TEST-payrelay-simulator-token")
     gateway_timeout_seconds: float = Field(default=5.0, gt=0)
@@ -75,6 +79,7 @@ class Settings(BaseSettings):
             elif name.endswith("_database_url"):
                 values[name] = make_url(value).render_as_string(hide_password=True)
         broker = self.broker_url.get_secret_value()
-        if broker != "local":
-            values["broker_url"] = make_url(broker).render_as_string(hide_password=True)
+        values["broker_url"] = (
+            broker if broker == "local" else make_url(broker).render_as_string(hide_password=True)
+        )
         return values

@@ -50,5 +50,58 @@ def simulator(
     )
 
 
+@app.command()
+def migrate() -> None:
+    """Create or upgrade both databases' schemas to this version."""
+    from payrelay.bootstrap import migrate as run_migrations
+    from payrelay.config import Settings
+
+    asyncio.run(run_migrations(Settings()))
+    Console().print("payments and orders databases are at the current schema")
+
+
+@app.command()
+def config() -> None:
+    """Print the effective settings (environment, ./payrelay.toml, defaults), secrets masked."""
+    from payrelay.config import Settings
+
+    console = Console()
+    for name, value in Settings().masked().items():
+        console.print(f"PAYRELAY_{name.upper()}={value}", highlight=False)
+
+
+@app.command()
+def serve(
+    role: list[str] = typer.Option(
+        ["all"], help="payments-api, orders-api, processor, payments-relay, orders-relay, "
+        "order-consumer, outcome-consumer, or all; repeat to combine."
+    ),
+    host: str = typer.Option("127.0.0.1", help="Interface the APIs bind."),
+    payments_port: int = typer.Option(8000, help="Port of the payments API."),
+    orders_port: int = typer.Option(8001, help="Port of the orders API."),
+) -> None:
+    """Run the chosen roles in this process until SIGTERM/SIGINT."""
+    import logging
+
+    from payrelay.bootstrap import Role
+    from payrelay.config import Settings
+    from payrelay.entrypoints.serve import serve as run
+
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
+    try:
+        roles = set(Role) if "all" in role else {Role(r) for r in role}
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--role") from exc
+    from payrelay.adapters.storage.migrations import SchemaBehind
+
+    try:
+        asyncio.run(
+            run(Settings(), roles, host=host, payments_port=payments_port, orders_port=orders_port)
+        )
+    except SchemaBehind as exc:
+        Console(stderr=True).print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from exc
+
+
 def main() -> None:
     app()

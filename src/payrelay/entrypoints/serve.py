@@ -1,0 +1,61 @@
+"""`payrelay serve`: one process running any mix of roles, until SIGTERM or SIGINT.
+
+Shutdown is graceful: the HTTP servers stop accepting and finish their requests, worker
+loops finish the step they are in, consumers finish (and ack) their batch, and leased rows
+that were not finished fall due again for another process when their lease ends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Iterable
+
+from payrelay.bootstrap import Role, bootstrap
+from payrelay.config import Settings
+from payrelay.entrypoints.http_server import EmbeddedServer
+from payrelay.entrypoints.orders_api import create_orders_app
+from payrelay.entrypoints.payments_api import create_payments_app
+
+log = logging.getLogger(__name__)
+
+
+async def serve(
+    settings: Settings,
+    roles: Iterable[Role],
+    *,
+    host: str = "127.0.0.1",
+    payments_port: int = 8000,
+    orders_port: int = 8001,
+    stop: asyncio.Event | None = None,
+) -> None:
+    roles = frozenset(roles)
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    system = await bootstrap(settings, check_schema=roles)
+    try:
+        async with contextlib.AsyncExitStack() as servers:
+            if Role.PAYMENTS_API in roles:
+                app = create_payments_app(system.payments, system.transport)
+                server = await servers.enter_async_context(
+                    EmbeddedServer(app, host=host, port=payments_port)
+                )
+                log.warning("payments API on %s", server.base_url)
+            if Role.ORDERS_API in roles:
+                app = create_orders_app(system.orders, system.transport)
+                server = await servers.enter_async_context(
+                    EmbeddedServer(app, host=host, port=orders_port)
+                )
+                log.warning("orders API on %s", server.base_url)
+            await system.start_workers(roles)
+            log.warning("serving roles: %s", ", ".join(sorted(roles)))
+            await stop.wait()
+            log.warning("stopping: finishing in-flight work")
+    finally:
+        await system.close()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(signum)
