@@ -105,13 +105,15 @@ class PaymentEventConsumer:
             stats.dead_lettered += 1
             return
         stats.consumed += 1
+        # Lock the order before reading the inbox: a concurrent consumer applying the same
+        # message then commits first, and this one finds its inbox row instead of racing it.
+        order = await tx.orders.get(envelope.order_id, for_update=True)
         seen = await tx.inbox.seen(envelope.message_id)
         if seen is not None:
             stats.duplicates += 1
             if seen.reply_id is not None:
                 await tx.outbox.requeue(seen.reply_id)
             return
-        order = await tx.orders.get(envelope.order_id, for_update=True)
         record = await tx.orders.get_payment(envelope.payment_id)
         effect = apply_payment_event(order, record, envelope)
         if effect.stale:
