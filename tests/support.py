@@ -6,18 +6,17 @@ import asyncio
 import contextlib
 import os
 import socket
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-import asyncpg
 import httpx
 import pytest
 from sqlalchemy.engine import make_url
 
+from payrelay.adapters.storage.provision import scratch_databases
 from payrelay.entrypoints.embedded import EmbeddedStack, embedded_settings, run_embedded
 from payrelay.faults import Faults
 from payrelay.simulator.faults import SimulatorFaults
@@ -67,19 +66,8 @@ def require_server(name: str, url: str) -> None:
 async def fresh_postgres_databases(count: int) -> AsyncIterator[list[str]]:
     """`count` new, empty databases on the test server, dropped afterwards."""
     require_server("PostgreSQL", POSTGRES_URL)
-    base = make_url(POSTGRES_URL)
-    admin = await asyncpg.connect(
-        host=base.host, port=base.port or 5432, user=base.username, database=base.database
-    )
-    names = [f"payrelay_test_{uuid.uuid4().hex[:12]}" for _ in range(count)]
-    try:
-        for name in names:
-            await admin.execute(f'CREATE DATABASE "{name}"')
-        yield [base.set(database=name).render_as_string(hide_password=False) for name in names]
-    finally:
-        for name in names:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
+    async with scratch_databases(POSTGRES_URL, ["payrelay_test"] * count) as urls:
+        yield urls
 
 
 def stack_factory(tmp_path: Path) -> StackFactory:

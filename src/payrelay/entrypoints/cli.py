@@ -8,7 +8,14 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
-from payrelay.entrypoints.demo import DemoOptions, FaultProfile, run_demo
+from payrelay.entrypoints.demo import (
+    DEFAULT_POSTGRES_URL,
+    DEFAULT_RABBITMQ_URL,
+    Backend,
+    DemoOptions,
+    FaultProfile,
+    run_demo,
+)
 
 app = typer.Typer(help="payrelay: gateway-confirmed payments reach the order system exactly once.",
                   no_args_is_help=True)
@@ -20,12 +27,19 @@ def demo(
     seed: int = typer.Option(7, help="Seed for customers and faults: same seed, same run."),
     faults: FaultProfile = typer.Option(FaultProfile.DEFAULT, help="What goes wrong."),
     data_dir: Path | None = typer.Option(None, help="Keep the databases here (default: temp)."),
+    backend: Backend = typer.Option(Backend.EMBEDDED, help="Where state and messages live."),
+    postgres_url: str = typer.Option(
+        DEFAULT_POSTGRES_URL, help="Server for scratch databases (postgres+rabbitmq)."
+    ),
+    rabbitmq_url: str = typer.Option(DEFAULT_RABBITMQ_URL, help="Broker (postgres+rabbitmq)."),
 ) -> None:
     """Run everything in one process and print a consistency report."""
     console = Console()
-    report = asyncio.run(
-        run_demo(DemoOptions(orders=orders, seed=seed, faults=faults, data_dir=data_dir), console)
+    options = DemoOptions(
+        orders=orders, seed=seed, faults=faults, data_dir=data_dir, backend=backend,
+        postgres_url=postgres_url, rabbitmq_url=rabbitmq_url,
     )
+    report = asyncio.run(run_demo(options, console))
     report.render(console)
     if not report.ok:
         console.print("[red]an invariant failed[/red]")

@@ -7,22 +7,33 @@ transport, the bundled gateway simulator, and both HTTP APIs on loopback ports.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import tempfile
 import time
+import uuid
 from dataclasses import dataclass
 from decimal import Decimal
 from enum import StrEnum
 from pathlib import Path
+from typing import Any
 
 import httpx
 from rich.console import Console
 from rich.progress import Progress
 
 from payrelay.adapters.storage import queries
+from payrelay.adapters.storage.provision import scratch_databases
 from payrelay.entrypoints.embedded import EmbeddedStack, embedded_settings, run_embedded
 from payrelay.entrypoints.report import Report, build_report
 from payrelay.simulator.faults import SimulatorFaults
+
+
+class Backend(StrEnum):
+    EMBEDDED = "embedded"
+    """Two SQLite files and the in-process transport: no servers."""
+    POSTGRES_RABBITMQ = "postgres+rabbitmq"
+    """Scratch PostgreSQL databases and uniquely named RabbitMQ queues, removed afterwards."""
 
 
 class FaultProfile(StrEnum):
@@ -42,6 +53,10 @@ SCENARIOS: tuple[tuple[tuple[str, ...], int], ...] = (
 )
 
 
+DEFAULT_POSTGRES_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
+DEFAULT_RABBITMQ_URL = "amqp://guest:guest@127.0.0.1:5672/"
+
+
 @dataclass(frozen=True, slots=True)
 class DemoOptions:
     orders: int = 200
@@ -49,6 +64,9 @@ class DemoOptions:
     faults: FaultProfile = FaultProfile.DEFAULT
     data_dir: Path | None = None
     settle_timeout: float = 120.0
+    backend: Backend = Backend.EMBEDDED
+    postgres_url: str = DEFAULT_POSTGRES_URL
+    rabbitmq_url: str = DEFAULT_RABBITMQ_URL
 
 
 def simulator_faults(profile: FaultProfile, seed: int) -> SimulatorFaults:
@@ -60,9 +78,21 @@ def simulator_faults(profile: FaultProfile, seed: int) -> SimulatorFaults:
 
 
 async def run_demo(options: DemoOptions, console: Console) -> Report:
-    with tempfile.TemporaryDirectory(prefix="payrelay-demo-") as tmp:
+    async with contextlib.AsyncExitStack() as resources:
+        tmp = resources.enter_context(tempfile.TemporaryDirectory(prefix="payrelay-demo-"))
         data_dir = options.data_dir or Path(tmp)
-        settings = embedded_settings(data_dir, retry_base_seconds=0.1, retry_cap_seconds=2.0)
+        overrides: dict[str, Any] = {"retry_base_seconds": 0.1, "retry_cap_seconds": 2.0}
+        if options.backend is Backend.POSTGRES_RABBITMQ:
+            payments_url, orders_url = await resources.enter_async_context(
+                scratch_databases(options.postgres_url, ["payrelay_demo"] * 2)
+            )
+            overrides |= {
+                "payments_database_url": payments_url,
+                "orders_database_url": orders_url,
+                "broker_url": options.rabbitmq_url,
+                "broker_name_prefix": f"payrelay-demo-{uuid.uuid4().hex[:8]}.",
+            }
+        settings = embedded_settings(data_dir, **overrides)
         faults = simulator_faults(options.faults, options.seed)
         async with run_embedded(settings, simulator_faults=faults, seed=options.seed) as stack:
             started = time.perf_counter()
@@ -73,7 +103,9 @@ async def run_demo(options: DemoOptions, console: Console) -> Report:
             report.figures.append(("wall time", f"{elapsed:.1f} s"))
             if not settled:
                 report.figures.append(("settled", f"NO: gave up after {options.settle_timeout}s"))
-            return report
+            report.figures.insert(0, ("backend", options.backend.value))
+        return report
+    raise AssertionError("unreachable")
 
 
 async def _customers(stack: EmbeddedStack, options: DemoOptions, console: Console) -> None:
