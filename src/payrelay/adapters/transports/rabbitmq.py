@@ -1,0 +1,346 @@
+"""The RabbitMQ transport: publisher confirms out, batched at-least-once consumption in.
+
+Publishing: a message counts as confirmed only when the broker acked it and did not return
+it (`mandatory`), i.e. a durable queue holds it. Anything else (nack, return, timeout)
+leaves it out of the confirmed set, so its outbox row stays pending and the relay sends it
+again with the same message id; consumers' inboxes drop the repeat.
+
+Consuming: deliveries are gathered into batches, the handler commits a batch, and only then
+is each message acked. A failed batch is split and retried message by message, so one
+poison message cannot take its neighbours down with it; a message that fails alone is
+rejected with requeue, and the quorum queue's delivery limit dead-letters it to
+`<queue>.dlq` once it has failed `delivery_limit + 1` times. Requeueing is immediate, so
+a transient failure (database down) spends attempts quickly; the `<queue>.retry.<n>` queues
+(see `rabbitmq_topology`) are declared for delayed retries but nothing routes to them yet.
+
+Broker restarts and server-side closes are handled by aio-pika's robust connection, which
+reopens the channels and restores QoS, topology and consumers. Messages that were unacked
+on the lost channel come back from the broker (redelivered); their stale copies are dropped
+here rather than handled twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from collections.abc import Iterable, Sequence
+
+import aio_pika
+import aiormq
+from aio_pika.abc import (
+    AbstractChannel,
+    AbstractExchange,
+    AbstractIncomingMessage,
+    AbstractRobustConnection,
+)
+from aio_pika.exceptions import AMQPError, ChannelInvalidStateError, DeliveryError
+
+from payrelay.adapters.transports.rabbitmq_topology import PUBLISHED_EXCHANGES, Topology
+from payrelay.domain.errors import TransportUnavailable
+from payrelay.ports import BatchHandler, Delivery, OutboundMessage, Subscription
+from payrelay.services.consume import ORDER_SIDE_SUBSCRIPTION, PAYMENTS_SIDE_SUBSCRIPTION
+
+__all__ = ["ATTEMPT_HEADER", "STANDARD_SUBSCRIPTIONS", "RabbitMQTransport"]
+
+log = logging.getLogger(__name__)
+
+ATTEMPT_HEADER = "x-payrelay-attempt"
+STANDARD_SUBSCRIPTIONS = (ORDER_SIDE_SUBSCRIPTION, PAYMENTS_SIDE_SUBSCRIPTION)
+
+# What a lost connection or channel looks like from aio-pika/aiormq. TimeoutError is an
+# OSError too, so callers test for it (and DeliveryError, an AMQPError) first.
+_BROKER_ERRORS = (AMQPError, ChannelInvalidStateError, OSError)
+
+
+class RabbitMQTransport:
+    """`Transport` over RabbitMQ; call `connect()` before use and `close()` at the end.
+
+    >>> transport = RabbitMQTransport("amqp://guest:guest@127.0.0.1:5672/")
+    >>> await transport.connect()   # declares exchanges and the standard subscriptions
+    >>> confirmed = await transport.publish(batch)
+    """
+
+    def __init__(  # noqa: PLR0913 - every knob is keyword-only and defaulted
+        self,
+        url: str,
+        *,
+        prefetch: int = 200,
+        batch_max: int = 200,
+        batch_linger_seconds: float = 0.005,
+        confirm_timeout_seconds: float = 5.0,
+        name_prefix: str = "",
+        retry_delays: tuple[float, ...] = (1, 5, 30, 120, 600),
+        delivery_limit: int = 20,
+        subscriptions: Sequence[Subscription] = STANDARD_SUBSCRIPTIONS,
+        connection_name: str = "payrelay",
+        reconnect_interval_seconds: float = 5.0,
+    ) -> None:
+        if prefetch < 1 or batch_max < 1 or delivery_limit < 1:
+            raise ValueError("prefetch, batch_max and delivery_limit must be positive")
+        if confirm_timeout_seconds <= 0 or batch_linger_seconds < 0:
+            raise ValueError("confirm_timeout_seconds must be > 0, batch_linger_seconds >= 0")
+        self._url = url
+        self._prefetch = prefetch
+        self._batch_max = batch_max
+        self._linger = batch_linger_seconds
+        self._confirm_timeout = confirm_timeout_seconds
+        self._topology = Topology(name_prefix, delivery_limit, tuple(retry_delays))
+        self._subscriptions = tuple(subscriptions)
+        self._connection_name = connection_name
+        self._reconnect_interval = reconnect_interval_seconds
+        self._connection: AbstractRobustConnection | None = None
+        self._topology_channel: AbstractChannel | None = None
+        self._publish_channel: AbstractChannel | None = None
+        self._exchanges: dict[str, AbstractExchange] = {}  # unprefixed name -> exchange
+        self._consumers: list[_BatchConsumer] = []
+
+    @property
+    def topology(self) -> Topology:
+        """The names and arguments in use, e.g. for an operator tool or a test's cleanup."""
+        return self._topology
+
+    async def connect(self) -> None:
+        """Open the robust connection and declare the exchanges and standard subscriptions.
+
+        Declaring the subscriptions here, not only in `subscribe`, lets a relay that runs
+        alone publish into durable queues instead of having every message returned.
+        """
+        try:
+            self._connection = await aio_pika.connect_robust(
+                self._url,
+                client_properties={"connection_name": self._connection_name},
+                reconnect_interval=self._reconnect_interval,
+            )
+            self._topology_channel = await self._connection.channel()
+            self._publish_channel = await self._connection.channel(
+                publisher_confirms=True, on_return_raises=False
+            )
+        except _BROKER_ERRORS as exc:
+            await self.close()
+            raise TransportUnavailable(f"cannot connect to RabbitMQ: {exc!r}") from exc
+        try:
+            await self.declare(self._subscriptions)
+        except TransportUnavailable:
+            await self.close()
+            raise
+
+    async def declare(self, subscriptions: Iterable[Subscription]) -> None:
+        """Declare the exchanges, then each subscription's queues and bindings (idempotent)."""
+        channel, publisher = self._require(self._topology_channel), self._publish_channel
+        subs = tuple(subscriptions)
+        names = [*PUBLISHED_EXCHANGES, *(s.exchange for s in subs)]
+        try:
+            await self._topology.declare_exchanges(
+                channel, [self._topology.name(n) for n in dict.fromkeys(names)]
+            )
+            for subscription in subs:
+                await self._topology.declare_subscription(channel, subscription)
+            for name in names:
+                exchange = await self._require(publisher).get_exchange(
+                    self._topology.name(name), ensure=False
+                )
+                self._exchanges.setdefault(name, exchange)
+        except _BROKER_ERRORS as exc:
+            raise TransportUnavailable(f"cannot declare the RabbitMQ topology: {exc!r}") from exc
+
+    async def publish(self, messages: Sequence[OutboundMessage]) -> set[uuid.UUID]:
+        """Publish the batch concurrently; return the ids the broker confirmed and routed.
+
+        Raises `TransportUnavailable` when the connection failed and nothing was confirmed;
+        if some messages were confirmed before it failed, those are returned instead, so
+        the relay does not send them twice.
+        """
+        self._require(self._publish_channel)
+        # aiormq matches a returned message to its publish by message id: ids must be unique.
+        batch = list({m.message_id: m for m in messages}.values())
+        # Publishing to an exchange that does not exist closes the channel (404) and fails
+        # every other publish in flight on it, so such a message is left unconfirmed here.
+        unknown = [m for m in batch if m.exchange not in self._exchanges]
+        if unknown:
+            log.warning("%d messages name an undeclared exchange, e.g. %r: left unconfirmed",
+                        len(unknown), unknown[0].exchange)
+        routable = [m for m in batch if m.exchange in self._exchanges]
+        results = await asyncio.gather(
+            *(self._publish_one(m) for m in routable), return_exceptions=True
+        )
+        confirmed: set[uuid.UUID] = set()
+        lost: BaseException | None = None
+        for message, result in zip(routable, results, strict=True):
+            if isinstance(result, aiormq.spec.Basic.Ack):
+                confirmed.add(message.message_id)
+            elif isinstance(result, TimeoutError | DeliveryError | aiormq.abc.DeliveredMessage):
+                log.debug("message %s not confirmed: %r", message.message_id, result)
+            elif isinstance(result, _BROKER_ERRORS):
+                lost = result
+            elif isinstance(result, BaseException):
+                raise result  # a bug or a cancellation, not a broker answer
+        if lost is not None and not confirmed:
+            raise TransportUnavailable(f"RabbitMQ publish failed: {lost!r}") from lost
+        return confirmed
+
+    async def _publish_one(self, message: OutboundMessage) -> object:
+        amqp_message = aio_pika.Message(
+            message.body,
+            message_id=str(message.message_id),
+            correlation_id=message.correlation_id,
+            type=message.routing_key,
+            content_type="application/json",
+            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+            headers={ATTEMPT_HEADER: message.attempts},
+        )
+        return await self._exchanges[message.exchange].publish(
+            amqp_message, message.routing_key, mandatory=True, timeout=self._confirm_timeout
+        )
+
+    async def subscribe(self, subscription: Subscription, handler: BatchHandler) -> None:
+        """Consume `subscription.queue` in batches on a channel of its own."""
+        connection = self._require(self._connection)
+        await self.declare([subscription])
+        consumer = _BatchConsumer(handler, batch_max=self._batch_max, linger=self._linger)
+        try:
+            # Declared through this channel (same arguments as in `declare`) so that the
+            # robust channel re-declares it and restores the consumer after a reconnect.
+            channel = await connection.channel()
+            await channel.set_qos(prefetch_count=self._prefetch)
+            queue = await self._topology.declare_work_queue(channel, subscription.queue)
+            await queue.consume(consumer.on_message)
+        except _BROKER_ERRORS as exc:
+            raise TransportUnavailable(
+                f"cannot consume {subscription.queue!r}: {exc!r}"
+            ) from exc
+        consumer.start(f"rabbitmq-consumer:{self._topology.name(subscription.queue)}")
+        self._consumers.append(consumer)
+
+    async def close(self) -> None:
+        """Stop the consumers (unacked messages go back to their queues), then disconnect."""
+        consumers, self._consumers = self._consumers, []
+        for consumer in consumers:
+            await consumer.stop()
+        connection, self._connection = self._connection, None
+        self._topology_channel = self._publish_channel = None
+        self._exchanges.clear()
+        if connection is None:
+            return
+        try:
+            await connection.close()
+        except _BROKER_ERRORS as exc:
+            raise TransportUnavailable(f"closing the RabbitMQ connection failed: {exc!r}") from exc
+
+    def _require[T](self, resource: T | None) -> T:
+        if resource is None:
+            raise TransportUnavailable("RabbitMQTransport is not connected: call connect()")
+        return resource
+
+
+class _BatchConsumer:
+    """One subscription's deliveries in, handler batches out; acks only after the handler."""
+
+    def __init__(self, handler: BatchHandler, *, batch_max: int, linger: float) -> None:
+        self._handler = handler
+        self._batch_max = batch_max
+        self._linger = linger
+        self._arrived: asyncio.Queue[AbstractIncomingMessage] = asyncio.Queue()
+        self._task: asyncio.Task[None] | None = None
+
+    async def on_message(self, message: AbstractIncomingMessage) -> None:
+        # Never blocks: the broker's prefetch bounds how many can be waiting here.
+        self._arrived.put_nowait(message)
+
+    def start(self, name: str) -> None:
+        self._task = asyncio.create_task(self._run(), name=name)
+        self._task.add_done_callback(_report_crash)
+
+    async def stop(self) -> None:
+        if self._task is None:
+            return
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+
+    async def _run(self) -> None:
+        while True:
+            batch = [m for m in await self._next_batch() if _channel_alive(m)]
+            if batch:
+                await self._deliver(batch)
+
+    async def _next_batch(self) -> list[AbstractIncomingMessage]:
+        """Wait for one message, then take what else arrives within `linger`."""
+        batch = [await self._arrived.get()]
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._linger
+        while len(batch) < self._batch_max:
+            if not self._arrived.empty():
+                batch.append(self._arrived.get_nowait())
+                continue
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                break
+            try:
+                # A timeout never loses a message: Queue.get only removes it on success.
+                async with asyncio.timeout(remaining):
+                    batch.append(await self._arrived.get())
+            except TimeoutError:
+                break
+        return batch
+
+    async def _deliver(self, batch: list[AbstractIncomingMessage]) -> None:
+        if await self._handled(batch):
+            for message in batch:
+                await _settle(message, handled=True)
+            return
+        if len(batch) == 1:
+            await _settle(batch[0], handled=False)
+            return
+        # The handler's transaction rolled back as a whole; find the messages that fail
+        # on their own, so only those are returned and count towards the delivery limit.
+        for message in batch:
+            await _settle(message, handled=await self._handled([message]))
+
+    async def _handled(self, batch: list[AbstractIncomingMessage]) -> bool:
+        try:
+            await self._handler([_delivery(m) for m in batch])
+        except Exception as exc:
+            log.warning("handler failed on %d messages (first %s): %s: %s",
+                        len(batch), batch[0].message_id, type(exc).__name__, exc)
+            return False
+        return True
+
+
+async def _settle(message: AbstractIncomingMessage, *, handled: bool) -> None:
+    """Ack a handled message; reject a failed one back into its queue."""
+    try:
+        if handled:
+            await message.ack()
+        else:
+            await message.reject(requeue=True)
+    except _BROKER_ERRORS as exc:
+        # The channel that delivered it is gone, and with it the broker's record of this
+        # delivery: the message is already back in its queue and will be delivered again
+        # (a handled one then meets its inbox row).
+        log.info("cannot settle %s, the broker will redeliver it: %r", message.message_id, exc)
+
+
+def _channel_alive(message: AbstractIncomingMessage) -> bool:
+    """False for a message from a channel that has closed; the broker redelivers it."""
+    try:
+        message.channel  # noqa: B018 - the property raises once the channel is closed
+    except ChannelInvalidStateError:
+        return False
+    return True
+
+
+def _delivery(message: AbstractIncomingMessage) -> Delivery:
+    return Delivery(
+        message_id=message.message_id or "",
+        routing_key=message.routing_key or "",
+        body=message.body,
+        redelivered=bool(message.redelivered),
+    )
+
+
+def _report_crash(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("consumer %s stopped: messages stay unacked until the connection closes",
+                  task.get_name(), exc_info=task.exception())
