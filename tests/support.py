@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import os
 import socket
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,6 +17,7 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from payrelay.adapters.storage.provision import scratch_databases
+from payrelay.bootstrap import WORKER_ROLES, Role
 from payrelay.entrypoints.embedded import EmbeddedStack, embedded_settings, run_embedded
 from payrelay.faults import Faults
 from payrelay.simulator.faults import SimulatorFaults
@@ -80,6 +81,7 @@ def stack_factory(tmp_path: Path) -> StackFactory:
         simulator_faults: SimulatorFaults | None = None,
         faults: Faults | None = None,
         start_workers: bool = True,
+        roles: Iterable[Role] = WORKER_ROLES,
         **settings: Any,
     ) -> AsyncIterator[EmbeddedStack]:
         values = {**FAST, **settings}
@@ -95,7 +97,7 @@ def stack_factory(tmp_path: Path) -> StackFactory:
             simulator_faults=simulator_faults,
             faults=faults,
             seed=1,
-            start_workers=start_workers,
+            roles=roles if start_workers else (),
             approve_delay=0.05,
             delivery=DeliveryPolicy(base_delay=0.02, max_attempts=8),
             ))

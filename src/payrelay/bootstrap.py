@@ -22,12 +22,14 @@ from payrelay.adapters.storage.payments import (
     SqlNotificationQueue,
     SqlPaymentsUnitOfWork,
 )
+from payrelay.adapters.storage.refunds import SqlRefundQueue
 from payrelay.adapters.transports.local import LocalTransport
 from payrelay.config import Settings
 from payrelay.domain.retry import Backoff
 from payrelay.faults import Faults
 from payrelay.ports import Clock, Gateway, OutboxRelayStore, PaymentsClient, Transport
 from payrelay.services.checkout import CheckoutService
+from payrelay.services.compensate import Refunder
 from payrelay.services.consume import (
     ORDER_SIDE_SUBSCRIPTION,
     PAYMENTS_SIDE_SUBSCRIPTION,
@@ -61,14 +63,20 @@ class Role(StrEnum):
     ORDER_CONSUMER = "order-consumer"
     """Applies payment events to orders."""
     OUTCOME_CONSUMER = "outcome-consumer"
-    """Records the order side's outcomes on the payments side."""
+    """Records the order side's outcomes on the payments side (and refund intents)."""
+    ORDER_EXPIRER = "order-expirer"
+    """Expires orders left unpaid past PAYRELAY_ORDER_EXPIRY_SECONDS."""
+    REFUNDER = "refunder"
+    """Refunds payments the order side rejected, through the gateway."""
 
     @property
     def database(self) -> Schema:
         return Schema.ORDERS if self in _ORDER_SIDE else Schema.PAYMENTS
 
 
-_ORDER_SIDE = frozenset({Role.ORDERS_API, Role.ORDERS_RELAY, Role.ORDER_CONSUMER})
+_ORDER_SIDE = frozenset(
+    {Role.ORDERS_API, Role.ORDERS_RELAY, Role.ORDER_CONSUMER, Role.ORDER_EXPIRER}
+)
 WORKER_ROLES = frozenset(Role) - {Role.PAYMENTS_API, Role.ORDERS_API}
 
 
@@ -82,8 +90,10 @@ class PaymentsSide:
     relay: OutboxRelay
     outcomes: OrderOutcomeConsumer
     checkout: CheckoutService
+    refunder: Refunder
     wake_processor: asyncio.Event
     wake_relay: asyncio.Event
+    wake_refunder: asyncio.Event
 
 
 @dataclass
@@ -119,12 +129,20 @@ class System:
             (Role.PROCESSOR, _claimed(p.processor.run_once), p.wake_processor),
             (Role.PAYMENTS_RELAY, _claimed(p.relay.run_once), p.wake_relay),
             (Role.ORDERS_RELAY, _claimed(o.relay.run_once), o.wake_relay),
+            (Role.REFUNDER, _claimed(p.refunder.run_once), p.wake_refunder),
         ]
+        if Role.ORDER_EXPIRER in roles:
+            loops.append((Role.ORDER_EXPIRER, self._expire_orders, asyncio.Event()))
         for name, step, wake in loops:
             if name not in roles:
                 continue
             task = run_loop(name, step, wake=wake, stop=self.stop, poll_interval=poll)
             self.tasks.append(asyncio.create_task(task, name=name))
+
+    async def _expire_orders(self) -> int:
+        older_than = timedelta(seconds=self.settings.order_expiry_seconds)
+        await self.orders.service.expire_unpaid(older_than=older_than)
+        return 0  # checked once per poll interval, however many expired
 
     async def close(self) -> None:
         """Stop the loops after their current step, then release every resource."""
@@ -197,6 +215,7 @@ async def bootstrap(
     p_uow = SqlPaymentsUnitOfWork(payments_db, clock)
     o_uow = SqlOrdersUnitOfWork(orders_db, clock)
     wake_processor, p_wake_relay, o_wake_relay = asyncio.Event(), asyncio.Event(), asyncio.Event()
+    wake_refunder = asyncio.Event()
     notification_log = SqlNotificationLog(payments_db)
 
     def relay(store: OutboxRelayStore) -> OutboxRelay:
@@ -237,12 +256,28 @@ async def bootstrap(
             on_committed=p_wake_relay,
         ),
         relay=relay(p_uow.relay_store),
-        outcomes=OrderOutcomeConsumer(uow=p_uow, clock=clock, faults=faults),
+        outcomes=OrderOutcomeConsumer(
+            uow=p_uow,
+            clock=clock,
+            faults=faults,
+            mismatch_policy=settings.amount_mismatch_policy,
+            on_refund_requested=wake_refunder,
+        ),
         checkout=CheckoutService(
             uow=p_uow, gateway=gateway, clock=clock, notification_url=settings.notification_url
         ),
+        refunder=Refunder(
+            queue=SqlRefundQueue(payments_db),
+            gateway=gateway,
+            clock=clock,
+            faults=faults,
+            backoff=backoff,
+            rng=rng,
+            lease=lease,
+        ),
         wake_processor=wake_processor,
         wake_relay=p_wake_relay,
+        wake_refunder=wake_refunder,
     )
     orders = OrdersSide(
         db=orders_db,

@@ -13,6 +13,8 @@ from pydantic_settings import (
 )
 from sqlalchemy.engine import make_url
 
+from payrelay.domain.refund import MismatchPolicy
+
 
 class Settings(BaseSettings):
     """Every knob payrelay has; the README documents each with its default."""
@@ -51,6 +53,10 @@ class Settings(BaseSettings):
     """Where the gateway reaches the payments service (the webhook's base URL)."""
     payments_url: str = "http://127.0.0.1:8000"
     """Where the orders service reaches the payments service."""
+    amount_mismatch_policy: MismatchPolicy = MismatchPolicy.HOLD
+    """A payment whose amount differs from its order's: `refund` it, or `hold` for review."""
+    order_expiry_seconds: float = Field(default=86_400.0, gt=0)
+    """An order unpaid this long expires; a payment that arrives later is refunded."""
     processor_batch_size: int = Field(default=200, gt=0)
     relay_batch_size: int = Field(default=500, gt=0)
     poll_interval_seconds: float = Field(default=0.2, gt=0)

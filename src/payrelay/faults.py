@@ -30,6 +30,8 @@ class FaultPoint(StrEnum):
     """Order committed, consumer dies before the ack: the redelivery meets the inbox."""
     OUTCOME_CONSUMER_BEFORE_COMMIT = "outcome_consumer.before_commit"
     """The payments side fails to record the order's answer: it is delivered again."""
+    REFUND_ANSWER_LOST = "refund.answer_lost"
+    """The gateway refunded but its answer never came back (a timeout): unknown outcome."""
 
 
 @dataclass

@@ -45,6 +45,10 @@ class Gateway(Protocol):
 
     async def search_payments(self, order_id: str) -> list[PaymentSnapshot]: ...
 
+    async def refund(self, payment_id: str, *, amount: Money, idempotency_key: str) -> str:
+        """Refund `amount`; the same key never refunds twice. Returns the refund's id."""
+        ...
+
 
 # --- transport ---------------------------------------------------------------------------
 
@@ -209,6 +213,36 @@ class Payments(Protocol):
     async def record_outcome(self, envelope: Envelope, *, now: datetime) -> bool: ...
 
 
+@dataclass(frozen=True, slots=True)
+class RefundRequest:
+    payment_id: str
+    provider: str
+    order_id: str
+    amount: Money
+    reason: str
+    attempts: int = 0
+
+
+class Refunds(Protocol):
+    async def request(self, refund: RefundRequest, *, hold: bool, now: datetime) -> bool:
+        """Record the intent before any gateway call; False if one exists for the payment."""
+        ...
+
+
+class RefundQueue(Protocol):
+    async def claim_due(
+        self, *, limit: int, now: datetime, lease: timedelta
+    ) -> list[RefundRequest]: ...
+
+    async def mark_succeeded(
+        self, refund: RefundRequest, *, gateway_refund_id: str | None, now: datetime
+    ) -> None: ...
+
+    async def schedule_retry(
+        self, refund: RefundRequest, *, due: datetime, error: str
+    ) -> None: ...
+
+
 class Checkouts(Protocol):
     async def get(self, order_id: str) -> Checkout | None: ...
 
@@ -228,6 +262,8 @@ class PaymentsTx(Protocol):
     def payments(self) -> Payments: ...
     @property
     def checkouts(self) -> Checkouts: ...
+    @property
+    def refunds(self) -> Refunds: ...
     @property
     def outbox(self) -> Outbox: ...
     @property
@@ -260,6 +296,10 @@ class Orders(Protocol):
     ) -> None: ...
 
     async def save(self, order: Order, *, now: datetime) -> None: ...
+
+    async def unpaid_since(self, cutoff: datetime, *, limit: int) -> list[str]:
+        """Ids of orders still waiting for payment that were created before `cutoff`."""
+        ...
 
     async def get_payment(self, payment_id: str) -> PaymentRecord | None: ...
 

@@ -7,12 +7,12 @@ every hop a production deployment makes over HTTP is made over HTTP here too.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from payrelay.bootstrap import System, bootstrap, migrate
+from payrelay.bootstrap import WORKER_ROLES, Role, System, bootstrap, migrate
 from payrelay.config import Settings
 from payrelay.entrypoints.http_server import EmbeddedServer, base_url, bind_socket
 from payrelay.entrypoints.orders_api import create_orders_app
@@ -50,7 +50,7 @@ async def run_embedded(
     simulator_faults: SimulatorFaults | None = None,
     faults: Faults | None = None,
     seed: int | None = None,
-    start_workers: bool = True,
+    roles: Iterable[Role] = WORKER_ROLES,
     approve_delay: float = 0.2,
     delivery: DeliveryPolicy | None = None,
 ) -> AsyncIterator[EmbeddedStack]:
@@ -82,8 +82,7 @@ async def run_embedded(
             EmbeddedServer(payments_app, sock=payments_sock),
             EmbeddedServer(orders_app, sock=orders_sock),
         ):
-            if start_workers:
-                await system.start_workers()
+            await system.start_workers(roles)
             yield EmbeddedStack(
                 system, simulator, payments_url, orders_url, simulator_url, settings
             )

@@ -17,6 +17,7 @@ from datetime import datetime
 from payrelay.domain.errors import InvalidEnvelope
 from payrelay.domain.events import Envelope
 from payrelay.domain.order import apply_payment_event
+from payrelay.domain.refund import MismatchPolicy, RefundAction, action_for
 from payrelay.faults import FaultPoint, Faults
 from payrelay.ports import (
     Clock,
@@ -26,6 +27,7 @@ from payrelay.ports import (
     OrdersUnitOfWork,
     PaymentsTx,
     PaymentsUnitOfWork,
+    RefundRequest,
     Subscription,
 )
 
@@ -147,12 +149,26 @@ class PaymentEventConsumer:
 
 
 class OrderOutcomeConsumer:
-    """Payments side: records what the order side decided, so it knows the order saw it."""
+    """Payments side: records what the order side decided, so it knows the order saw it.
 
-    def __init__(self, *, uow: PaymentsUnitOfWork, clock: Clock, faults: Faults) -> None:
+    A rejected payment gets its refund intent (or hold) in the same transaction: once the
+    answer is recorded, compensation cannot be forgotten.
+    """
+
+    def __init__(
+        self,
+        *,
+        uow: PaymentsUnitOfWork,
+        clock: Clock,
+        faults: Faults,
+        mismatch_policy: MismatchPolicy = MismatchPolicy.HOLD,
+        on_refund_requested: asyncio.Event | None = None,
+    ) -> None:
         self._uow = uow
         self._clock = clock
         self._faults = faults
+        self._mismatch_policy = mismatch_policy
+        self._on_refund_requested = on_refund_requested
         self.stats = ConsumerStats()
 
     async def handle(self, batch: Sequence[Delivery]) -> None:
@@ -174,6 +190,8 @@ class OrderOutcomeConsumer:
             stats.duplicates += 1
             return
         await tx.payments.record_outcome(envelope, now=now)
+        if envelope.reason is not None:
+            await self._compensate(tx, envelope, now)
         await tx.inbox.add(envelope, received_at=now, reply_id=None)
         await tx.timeline.record(
             f"outcome.{envelope.type.value}",
@@ -182,3 +200,24 @@ class OrderOutcomeConsumer:
             payment_id=envelope.payment_id,
             detail=envelope.reason.value if envelope.reason else None,
         )
+
+    async def _compensate(self, tx: PaymentsTx, envelope: Envelope, now: datetime) -> None:
+        assert envelope.reason is not None
+        action = action_for(envelope.reason, self._mismatch_policy)
+        request = RefundRequest(
+            payment_id=envelope.payment_id,
+            provider=envelope.provider,
+            order_id=envelope.order_id,
+            amount=envelope.amount,
+            reason=envelope.reason.value,
+        )
+        if await tx.refunds.request(request, hold=action is RefundAction.HOLD, now=now):
+            await tx.timeline.record(
+                f"refund.{'held' if action is RefundAction.HOLD else 'requested'}",
+                at=now,
+                order_id=envelope.order_id,
+                payment_id=envelope.payment_id,
+                detail=f"{envelope.amount} ({envelope.reason.value})",
+            )
+            if self._on_refund_requested is not None and action is RefundAction.REFUND:
+                self._on_refund_requested.set()

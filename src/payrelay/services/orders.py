@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from datetime import timedelta
 
 from payrelay.domain.errors import Conflict, IllegalTransition, InvalidMoney, NotFound
 from payrelay.domain.money import Money
@@ -61,6 +62,21 @@ class OrderService:
                 "order.cancelled", at=now, order_id=order_id, payment_id=None
             )
         return cancelled
+
+    async def expire_unpaid(self, *, older_than: timedelta, limit: int = 200) -> int:
+        """Expire orders nobody paid in time; a payment arriving later is refunded."""
+        async with self._uow.begin() as tx:
+            now = self._clock()
+            expired = 0
+            for order_id in await tx.orders.unpaid_since(now - older_than, limit=limit):
+                order = await tx.orders.get(order_id, for_update=True)
+                if order is None or order.status is not OrderStatus.PENDING_PAYMENT:
+                    continue  # paid meanwhile: the lock above made us see it
+                await tx.orders.save(order.expire(), now=now)
+                await tx.timeline.record("order.expired", at=now, order_id=order_id,
+                                         payment_id=None)
+                expired += 1
+        return expired
 
     async def checkout(self, order_id: str) -> Checkout:
         order = await self.get(order_id)

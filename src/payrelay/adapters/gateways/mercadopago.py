@@ -71,6 +71,15 @@ class MercadoPagoGateway:
         )
         return [parse_payment(item) for item in data.get("results", [])]
 
+    async def refund(self, payment_id: str, *, amount: Money, idempotency_key: str) -> str:
+        data = await self._request(
+            "POST",
+            f"/v1/payments/{payment_id}/refunds",
+            content=dumps_exact({"amount": amount.amount}),
+            headers={"Content-Type": "application/json", "X-Idempotency-Key": idempotency_key},
+        )
+        return str(data["id"])
+
     async def _request(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
         headers = {**self._headers, **kwargs.pop("headers", {})}
         try:

@@ -95,6 +95,16 @@ class SqlOrders:
         if result.rowcount != 1:
             raise ConcurrentUpdate(f"order {order.order_id} changed under us")
 
+    async def unpaid_since(self, cutoff: datetime, *, limit: int) -> list[str]:
+        o = t.orders
+        query = (
+            select(o.c.order_id)
+            .where(o.c.status == OrderStatus.PENDING_PAYMENT.value, o.c.created_at < cutoff)
+            .order_by(o.c.created_at)
+            .limit(limit)
+        )
+        return list((await self._conn.execute(query)).scalars())
+
     async def get_payment(self, payment_id: str) -> PaymentRecord | None:
         op = t.order_payments
         row = (await self._conn.execute(select(op).where(op.c.payment_id == payment_id))).first()

@@ -8,13 +8,11 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import bindparam, insert, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from payrelay.adapters.storage import tables as t
-from payrelay.adapters.storage.database import Database
+from payrelay.adapters.storage.database import Database, insert_ignoring_conflicts
 from payrelay.adapters.storage.group_commit import GroupCommitter
 from payrelay.adapters.storage.messages import (
     SqlDeadLetters,
@@ -23,18 +21,13 @@ from payrelay.adapters.storage.messages import (
     SqlOutboxRelayStore,
     SqlTimeline,
 )
+from payrelay.adapters.storage.refunds import SqlRefunds
 from payrelay.domain.events import Envelope
 from payrelay.domain.money import Money
 from payrelay.domain.payment import Payment, PaymentSnapshot, PaymentStatus
 from payrelay.ports import Checkout, ClaimedNotification, Clock, NotificationRecord
 
 RECEIVED, PROCESSED, IGNORED = "received", "processed", "ignored"
-
-
-def insert_ignoring_conflicts(db: Database, table: Any) -> Any:
-    """INSERT … ON CONFLICT DO NOTHING, in the dialect at hand."""
-    return (pg_insert(table) if db.dialect == "postgresql" else sqlite_insert(table)) \
-        .on_conflict_do_nothing()
 
 
 class SqlNotificationLog:
@@ -239,6 +232,7 @@ class SqlPaymentsTx:
         self.notifications = SqlNotifications(conn)
         self.payments = SqlPayments(conn, for_update=not db.is_sqlite)
         self.checkouts = SqlCheckouts(conn, db)
+        self.refunds = SqlRefunds(conn, db)
         self.outbox = SqlOutbox(conn, t.payments_outbox, now=now)
         self.inbox = SqlInbox(conn, t.payments_inbox)
         self.timeline = SqlTimeline(conn, t.payments_timeline)

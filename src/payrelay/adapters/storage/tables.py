@@ -142,6 +142,25 @@ payments = Table(
     Column("outcome_at", UTCDateTime),
 )
 
+refunds = Table(
+    "refunds",
+    payments_metadata,
+    Column("payment_id", String(64), primary_key=True),  # at most one refund per payment
+    Column("provider", String(32), nullable=False),
+    Column("order_id", String(64), nullable=False, index=True),
+    Column("amount_minor", BigInteger, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("reason", String(64), nullable=False),
+    Column("status", String(16), nullable=False),  # requested | succeeded | held
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_attempt_at", UTCDateTime, nullable=False),  # also the claim lease
+    Column("gateway_refund_id", String(64)),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Column("last_error", Text),
+)
+Index("ix_refunds_due", refunds.c.status, refunds.c.next_attempt_at)
+
 payments_outbox = _outbox(payments_metadata)
 payments_inbox = _inbox(payments_metadata)
 payments_timeline = _timeline(payments_metadata)

@@ -26,6 +26,7 @@ import contextlib
 import logging
 import uuid
 from collections.abc import Iterable, Sequence
+from typing import TypeVar
 
 import aio_pika
 import aiormq
@@ -52,6 +53,10 @@ STANDARD_SUBSCRIPTIONS = (ORDER_SIDE_SUBSCRIPTION, PAYMENTS_SIDE_SUBSCRIPTION)
 # What a lost connection or channel looks like from aio-pika/aiormq. TimeoutError is an
 # OSError too, so callers test for it (and DeliveryError, an AMQPError) first.
 _BROKER_ERRORS = (AMQPError, ChannelInvalidStateError, OSError)
+# aiormq cancels the confirmations of a channel it is closing; had the publishing task
+# itself been cancelled, gather would have raised instead of returning the results.
+_LOST_PUBLISH = (*_BROKER_ERRORS, asyncio.CancelledError)
+_T = TypeVar("_T")
 
 
 class RabbitMQTransport:
@@ -62,7 +67,7 @@ class RabbitMQTransport:
     >>> confirmed = await transport.publish(batch)
     """
 
-    def __init__(  # noqa: PLR0913 - every knob is keyword-only and defaulted
+    def __init__(
         self,
         url: str,
         *,
@@ -172,7 +177,7 @@ class RabbitMQTransport:
                 confirmed.add(message.message_id)
             elif isinstance(result, TimeoutError | DeliveryError | aiormq.abc.DeliveredMessage):
                 log.debug("message %s not confirmed: %r", message.message_id, result)
-            elif isinstance(result, _BROKER_ERRORS):
+            elif isinstance(result, _LOST_PUBLISH):
                 lost = result
             elif isinstance(result, BaseException):
                 raise result  # a bug or a cancellation, not a broker answer
@@ -193,6 +198,16 @@ class RabbitMQTransport:
         return await self._exchanges[message.exchange].publish(
             amqp_message, message.routing_key, mandatory=True, timeout=self._confirm_timeout
         )
+
+    async def check(self) -> None:
+        """Raise `TransportUnavailable` while the connection or publish channel is down."""
+        connection = self._require(self._connection)
+        channel = self._require(self._publish_channel)
+        # The message is shown by /readyz: it names the state, never the URL.
+        if connection.is_closed or not connection.connected.is_set():
+            raise TransportUnavailable("RabbitMQ connection is down, reconnecting")
+        if channel.is_closed:
+            raise TransportUnavailable("RabbitMQ publish channel is closed, reopening")
 
     async def subscribe(self, subscription: Subscription, handler: BatchHandler) -> None:
         """Consume `subscription.queue` in batches on a channel of its own."""
@@ -228,7 +243,8 @@ class RabbitMQTransport:
         except _BROKER_ERRORS as exc:
             raise TransportUnavailable(f"closing the RabbitMQ connection failed: {exc!r}") from exc
 
-    def _require[T](self, resource: T | None) -> T:
+    @staticmethod
+    def _require(resource: _T | None) -> _T:
         if resource is None:
             raise TransportUnavailable("RabbitMQTransport is not connected: call connect()")
         return resource
