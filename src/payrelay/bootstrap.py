@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
@@ -22,6 +23,7 @@ from payrelay.adapters.storage.payments import (
     SqlNotificationQueue,
     SqlPaymentsUnitOfWork,
 )
+from payrelay.adapters.storage.reconciliation import SqlReconciliationStore
 from payrelay.adapters.storage.refunds import SqlRefundQueue
 from payrelay.adapters.transports.local import LocalTransport
 from payrelay.config import Settings
@@ -40,7 +42,10 @@ from payrelay.services.ingest import WebhookIngest
 from payrelay.services.loop import run_loop
 from payrelay.services.orders import OrderService
 from payrelay.services.process import PaymentProcessor
+from payrelay.services.reconcile import Reconciler
 from payrelay.services.relay import OutboxRelay
+
+log = logging.getLogger(__name__)
 
 
 def utc_now() -> datetime:
@@ -66,6 +71,9 @@ class Role(StrEnum):
     """Records the order side's outcomes on the payments side (and refund intents)."""
     ORDER_EXPIRER = "order-expirer"
     """Expires orders left unpaid past PAYRELAY_ORDER_EXPIRY_SECONDS."""
+    RECONCILER = "reconciler"
+    """Every PAYRELAY_RECONCILE_INTERVAL_SECONDS: re-sends unanswered approvals, finds lost
+    webhooks by searching the gateway, refetches payments left unsettled."""
     REFUNDER = "refunder"
     """Refunds payments the order side rejected, through the gateway."""
 
@@ -91,6 +99,7 @@ class PaymentsSide:
     outcomes: OrderOutcomeConsumer
     checkout: CheckoutService
     refunder: Refunder
+    reconciler: Reconciler
     wake_processor: asyncio.Event
     wake_relay: asyncio.Event
     wake_refunder: asyncio.Event
@@ -138,6 +147,21 @@ class System:
                 continue
             task = run_loop(name, step, wake=wake, stop=self.stop, poll_interval=poll)
             self.tasks.append(asyncio.create_task(task, name=name))
+        if Role.RECONCILER in roles:
+            task = run_loop(
+                Role.RECONCILER,
+                self._reconcile,
+                wake=asyncio.Event(),
+                stop=self.stop,
+                poll_interval=self.settings.reconcile_interval_seconds,
+            )
+            self.tasks.append(asyncio.create_task(task, name=Role.RECONCILER))
+
+    async def _reconcile(self) -> int:
+        report = await self.payments.reconciler.run_once()
+        if report.fixes:
+            log.warning("reconciler: %s", report.to_json())
+        return 0  # paced by the interval, never run back to back
 
     async def _expire_orders(self) -> int:
         older_than = timedelta(seconds=self.settings.order_expiry_seconds)
@@ -274,6 +298,13 @@ async def bootstrap(
             backoff=backoff,
             rng=rng,
             lease=lease,
+        ),
+        reconciler=Reconciler(
+            store=SqlReconciliationStore(payments_db),
+            notifications=notification_log,
+            gateway=gateway,
+            clock=clock,
+            policy=settings.reconcile_policy(),
         ),
         wake_processor=wake_processor,
         wake_relay=p_wake_relay,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from pydantic import Field, SecretStr
@@ -14,6 +15,7 @@ from pydantic_settings import (
 from sqlalchemy.engine import make_url
 
 from payrelay.domain.refund import MismatchPolicy
+from payrelay.services.reconcile import ReconcilePolicy
 
 
 class Settings(BaseSettings):
@@ -57,6 +59,14 @@ class Settings(BaseSettings):
     """A payment whose amount differs from its order's: `refund` it, or `hold` for review."""
     order_expiry_seconds: float = Field(default=86_400.0, gt=0)
     """An order unpaid this long expires; a payment that arrives later is refunded."""
+    reconcile_interval_seconds: float = Field(default=30.0, gt=0)
+    """How often the reconciler looks for what fell through."""
+    reconcile_outcome_sla_seconds: float = Field(default=60.0, gt=0)
+    """An approved payment unanswered by the order side this long is published again."""
+    reconcile_checkout_age_seconds: float = Field(default=300.0, gt=0)
+    """A checkout this old with no approved payment is searched for in the gateway."""
+    reconcile_unsettled_age_seconds: float = Field(default=300.0, gt=0)
+    """A pending/in_process/authorized payment this old is fetched again."""
     processor_batch_size: int = Field(default=200, gt=0)
     relay_batch_size: int = Field(default=500, gt=0)
     poll_interval_seconds: float = Field(default=0.2, gt=0)
@@ -64,6 +74,13 @@ class Settings(BaseSettings):
     """How long a processor or relay owns claimed rows; after a crash they are due again."""
     retry_base_seconds: float = Field(default=0.5, gt=0)
     retry_cap_seconds: float = Field(default=600.0, gt=0)
+
+    def reconcile_policy(self) -> ReconcilePolicy:
+        return ReconcilePolicy(
+            outcome_sla=timedelta(seconds=self.reconcile_outcome_sla_seconds),
+            checkout_min_age=timedelta(seconds=self.reconcile_checkout_age_seconds),
+            unsettled_age=timedelta(seconds=self.reconcile_unsettled_age_seconds),
+        )
 
     def webhook_secret_list(self) -> list[str]:
         secrets = [s.strip() for s in self.webhook_secrets.get_secret_value().split(",")]

@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Protocol
+from typing import Any, Protocol
 
 from payrelay.domain.events import Envelope
 from payrelay.domain.money import Money
@@ -253,6 +253,28 @@ class Checkouts(Protocol):
 
 class Notifications(Protocol):
     async def mark_processed(self, ids: Sequence[int], *, now: datetime) -> None: ...
+
+
+class ReconciliationStore(Protocol):
+    """What the reconciler asks of the payments database."""
+
+    async def unanswered_approvals(
+        self, *, updated_before: datetime, limit: int
+    ) -> list[str]: ...
+
+    async def resend_approvals(self, payment_ids: Sequence[str], *, now: datetime) -> int: ...
+
+    async def checkouts_to_verify(
+        self, *, created_before: datetime, created_after: datetime, limit: int, now: datetime
+    ) -> list[str]: ...
+
+    async def known_updates(self, payment_ids: Sequence[str]) -> dict[str, datetime]: ...
+
+    async def unsettled(self, *, updated_before: datetime, limit: int) -> list[str]: ...
+
+    async def save_report(
+        self, report: dict[str, Any], *, started_at: datetime, finished_at: datetime
+    ) -> None: ...
 
 
 class PaymentsTx(Protocol):

@@ -4,6 +4,7 @@ and poison messages. Each test has its own name prefix and deletes its topology 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import socket
 import uuid
@@ -219,13 +220,15 @@ async def test_publisher_and_consumer_survive_server_side_closes_mid_stream(
     await consumer.subscribe(ORDER_SIDE_SUBSCRIPTION, handler)
     messages = [message(n) for n in range(200)]
     relay = PacedRelay(publisher)
+    stream = iter(messages[:160])  # the last 40 wait for both closes to be over
 
-    for chunk in (messages[:70], messages[70:140]):
+    for _ in range(2):
         closing = asyncio.create_task(close_connections(rabbitmqctl, name_prefix))
-        await relay.publish(chunk)  # paced, so the close lands while it is running
-        assert await closing == 2  # both connections were open, and both were cut
+        while not closing.done():  # publishing all along, so the close lands mid-stream
+            await relay.publish(list(itertools.islice(stream, 2)))
+        assert closing.result() == 2  # both connections were open, and both were cut
         first_close_done.set()
-    await relay.publish(messages[140:])  # only a restored consumer can take these
+    await relay.publish([*stream, *messages[160:]])  # only a restored consumer takes these
     await relay.drain(timeout=20)
 
     everything = {str(m.message_id) for m in messages}
@@ -253,11 +256,11 @@ class PacedRelay:
         self.pending: dict[uuid.UUID, OutboundMessage] = {}
         self.unavailable = 0
 
-    async def publish(self, messages: list[OutboundMessage], *, step: int = 5) -> None:
-        for i in range(0, len(messages), step):
-            self.pending.update((m.message_id, m) for m in messages[i : i + step])
-            await self._round()
-            await asyncio.sleep(0.03)  # pacing, so that publishing spans the close
+    async def publish(self, messages: list[OutboundMessage]) -> None:
+        """One round: the new messages and every unconfirmed one, then a short pause."""
+        self.pending.update((m.message_id, m) for m in messages)
+        await self._round()
+        await asyncio.sleep(0.01)  # pacing, so that a few messages span each close
 
     async def drain(self, *, timeout: float) -> None:
         async with asyncio.timeout(timeout):

@@ -75,6 +75,40 @@ def migrate() -> None:
 
 
 @app.command()
+def reconcile(
+    once: bool = typer.Option(True, "--once", help="One run, then exit (the worker role loops)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
+) -> None:
+    """Find what fell through (unanswered approvals, lost webhooks, unsettled payments)."""
+    import json
+
+    from rich.table import Table
+
+    from payrelay.bootstrap import Role, bootstrap
+    from payrelay.config import Settings
+
+    async def run() -> dict[str, object]:
+        system = await bootstrap(Settings(), check_schema=[Role.RECONCILER])
+        try:
+            return (await system.payments.reconciler.run_once()).to_json()
+        finally:
+            await system.close()
+
+    report = asyncio.run(run())
+    console = Console()
+    if as_json:
+        console.print_json(json.dumps(report))
+        return
+    table = Table(title="reconciliation")
+    table.add_column("check")
+    table.add_column("result")
+    for key, value in report.items():
+        shown = ", ".join(map(str, value)) if isinstance(value, list) else str(value)
+        table.add_row(key.replace("_", " "), shown or "-")
+    console.print(table)
+
+
+@app.command()
 def config() -> None:
     """Print the effective settings (environment, ./payrelay.toml, defaults), secrets masked."""
     from payrelay.config import Settings

@@ -119,6 +119,7 @@ checkouts = Table(
     Column("amount_minor", BigInteger, nullable=False),
     Column("currency", String(3), nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
+    Column("reconciled_at", UTCDateTime),  # when the reconciler last asked the gateway
 )
 
 payments = Table(
@@ -160,6 +161,15 @@ refunds = Table(
     Column("last_error", Text),
 )
 Index("ix_refunds_due", refunds.c.status, refunds.c.next_attempt_at)
+
+reconciliation_runs = Table(
+    "reconciliation_runs",
+    payments_metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("started_at", UTCDateTime, nullable=False),
+    Column("finished_at", UTCDateTime, nullable=False),
+    Column("report", Text, nullable=False),  # JSON: what was found and what was done
+)
 
 payments_outbox = _outbox(payments_metadata)
 payments_inbox = _inbox(payments_metadata)

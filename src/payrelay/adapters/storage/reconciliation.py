@@ -1,0 +1,114 @@
+"""The payments database as the reconciler reads it: what may have fallen through."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, exists, insert, or_, select, update
+
+from payrelay.adapters.storage import tables as t
+from payrelay.adapters.storage.database import Database
+from payrelay.adapters.storage.messages import PENDING
+from payrelay.domain.events import EventType
+from payrelay.domain.order import WAS_APPROVED
+from payrelay.domain.payment import UNSETTLED, PaymentStatus
+
+
+class SqlReconciliationStore:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def unanswered_approvals(self, *, updated_before: datetime, limit: int) -> list[str]:
+        p = t.payments
+        query = (
+            select(p.c.payment_id)
+            .where(
+                p.c.status == PaymentStatus.APPROVED.value,
+                p.c.order_outcome.is_(None),
+                p.c.order_id.is_not(None),
+                p.c.updated_at < updated_before,
+            )
+            .order_by(p.c.updated_at)
+            .limit(limit)
+        )
+        async with self._db.read() as conn:
+            return list((await conn.execute(query)).scalars())
+
+    async def resend_approvals(self, payment_ids: Sequence[str], *, now: datetime) -> int:
+        """Publish the approval again with its original message id (the inbox knows it)."""
+        if not payment_ids:
+            return 0
+        o, p = t.payments_outbox, t.payments
+        async with self._db.transaction() as conn:
+            result = await conn.execute(
+                update(o)
+                .where(
+                    o.c.payment_id.in_(list(payment_ids)),
+                    o.c.routing_key == EventType.PAYMENT_APPROVED.value,
+                )
+                .values(status=PENDING, next_attempt_at=now)
+            )
+            # Restart the SLA clock, so one stuck payment is re-sent once per SLA, not per run.
+            await conn.execute(
+                update(p).where(p.c.payment_id.in_(list(payment_ids))).values(updated_at=now)
+            )
+        return int(result.rowcount)
+
+    async def checkouts_to_verify(
+        self, *, created_before: datetime, created_after: datetime, limit: int, now: datetime
+    ) -> list[str]:
+        """Checkouts old enough to have been paid, with no approved payment known here."""
+        c, p = t.checkouts, t.payments
+        approved = exists().where(
+            and_(p.c.order_id == c.c.order_id, p.c.status.in_([s.value for s in WAS_APPROVED]))
+        )
+        due = (
+            select(c.c.order_id)
+            .where(
+                c.c.created_at < created_before,
+                c.c.created_at > created_after,
+                ~approved,
+                or_(c.c.reconciled_at.is_(None), c.c.reconciled_at < created_before),
+            )
+            .order_by(c.c.reconciled_at.is_not(None), c.c.reconciled_at)
+            .limit(limit)
+        )
+        async with self._db.transaction() as conn:
+            order_ids = list((await conn.execute(due)).scalars())
+            if order_ids:
+                await conn.execute(
+                    update(c).where(c.c.order_id.in_(order_ids)).values(reconciled_at=now)
+                )
+        return order_ids
+
+    async def known_updates(self, payment_ids: Sequence[str]) -> dict[str, datetime]:
+        p = t.payments
+        query = select(p.c.payment_id, p.c.date_last_updated).where(
+            p.c.payment_id.in_(list(payment_ids))
+        )
+        async with self._db.read() as conn:
+            return {pid: when for pid, when in (await conn.execute(query)).all()}
+
+    async def unsettled(self, *, updated_before: datetime, limit: int) -> list[str]:
+        p = t.payments
+        query = (
+            select(p.c.payment_id)
+            .where(p.c.status.in_([s.value for s in UNSETTLED]), p.c.updated_at < updated_before)
+            .order_by(p.c.updated_at)
+            .limit(limit)
+        )
+        async with self._db.read() as conn:
+            return list((await conn.execute(query)).scalars())
+
+    async def save_report(
+        self, report: dict[str, Any], *, started_at: datetime, finished_at: datetime
+    ) -> None:
+        async with self._db.transaction() as conn:
+            await conn.execute(
+                insert(t.reconciliation_runs).values(
+                    started_at=started_at, finished_at=finished_at, report=json.dumps(report)
+                )
+            )

@@ -1,0 +1,94 @@
+"""The reconciler heals what no message brought: lost webhooks and lost answers."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import httpx
+import pytest
+from sqlalchemy import delete, select, update
+
+from payrelay.adapters.storage import tables as t
+from payrelay.simulator.faults import SimulatorFaults
+from tests.support import Customer, StackFactory, eventually
+
+pytestmark = pytest.mark.parametrize("backend", ["sqlite", "postgres"], indirect=True)
+
+QUICK = {
+    "reconcile_interval_seconds": 0.2,
+    "reconcile_checkout_age_seconds": 0.3,
+    "reconcile_outcome_sla_seconds": 0.5,
+    "reconcile_unsettled_age_seconds": 0.5,
+}
+
+
+async def test_lost_webhooks_are_recovered_by_searching_the_gateway(
+    make_stack: StackFactory, http: httpx.AsyncClient
+):
+    # The gateway never notifies: only the reconciler can learn of these payments.
+    async with make_stack(simulator_faults=SimulatorFaults(drop_all=True), **QUICK) as stack:
+        customer = Customer(stack, http)
+        order_id = await customer.order("18.00")
+        payment_id = await customer.pay(await customer.checkout(order_id))
+        await customer.wait_until_status(order_id, "paid")
+        assert (await customer.order_status(order_id))["paid_by"] == payment_id
+        assert stack.simulator.stats.delivered == 0
+        assert stack.simulator.stats.dropped >= 1
+        async with stack.system.payments.db.read() as conn:
+            actions = (await conn.execute(select(t.notifications.c.action))).scalars().all()
+            runs = (await conn.execute(select(t.reconciliation_runs.c.report))).scalars().all()
+        assert set(actions) == {"reconciler"}
+        assert any(payment_id in report for report in runs)
+
+
+async def test_a_lost_answer_is_healed_by_resending_the_approval(
+    make_stack: StackFactory, http: httpx.AsyncClient
+):
+    async with make_stack(**QUICK) as stack:
+        customer = Customer(stack, http)
+        order_id = await customer.order("11.00")
+        payment_id = await customer.pay(await customer.checkout(order_id))
+        await customer.wait_until_status(order_id, "paid")
+        db = stack.system.payments.db
+
+        async def answered() -> bool:
+            async with db.read() as conn:
+                outcome = (await conn.execute(select(t.payments.c.order_outcome).where(
+                    t.payments.c.payment_id == payment_id))).scalar_one()
+            return outcome == "order.payment_applied"
+
+        await eventually(answered)
+        # Forget the answer, as if the broker had lost it after confirming it.
+        long_ago = datetime.now(UTC) - timedelta(hours=1)
+        async with db.transaction() as conn:
+            await conn.execute(update(t.payments).values(order_outcome=None, updated_at=long_ago))
+            await conn.execute(delete(t.payments_inbox))
+        await eventually(answered, what="the answer coming back after a re-sent approval")
+        order = await customer.order_status(order_id)
+        assert order["status"] == "paid" and order["version"] == 2  # applied once only
+        assert stack.system.orders.consumer.stats.duplicates >= 1
+        async with stack.system.orders.db.read() as conn:
+            replies = (await conn.execute(select(t.orders_outbox))).all()
+        assert len(replies) == 1  # the same answer, sent again under its own message id
+
+
+async def test_payments_left_pending_are_fetched_again(
+    make_stack: StackFactory, http: httpx.AsyncClient
+):
+    async with make_stack(**QUICK) as stack:
+        customer = Customer(stack, http)
+        order_id = await customer.order("5.00")
+        payment_id = await customer.pay(await customer.checkout(order_id), "pending")
+        db = stack.system.payments.db
+
+        async def stored_pending() -> bool:
+            async with db.read() as conn:
+                status = (await conn.execute(select(t.payments.c.status).where(
+                    t.payments.c.payment_id == payment_id))).scalar_one_or_none()
+            return status == "pending"
+
+        await eventually(stored_pending)
+        # Approved at the gateway with no notification: only a refetch can see it.
+        stack.simulator.set_faults(SimulatorFaults(drop_all=True))
+        await stack.simulator.set_status(payment_id, "approved")
+        await customer.wait_until_status(order_id, "paid")
