@@ -34,6 +34,9 @@ def demo(
     rabbitmq_url: str = typer.Option(DEFAULT_RABBITMQ_URL, help="Broker (postgres+rabbitmq)."),
 ) -> None:
     """Run everything in one process and print a consistency report."""
+    import logging
+
+    logging.basicConfig(level=logging.ERROR)  # injected faults are expected, not news
     console = Console()
     options = DemoOptions(
         orders=orders, seed=seed, faults=faults, data_dir=data_dir, backend=backend,

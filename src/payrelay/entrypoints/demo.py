@@ -26,6 +26,7 @@ from payrelay.adapters.storage import queries
 from payrelay.adapters.storage.provision import scratch_databases
 from payrelay.entrypoints.embedded import EmbeddedStack, embedded_settings, run_embedded
 from payrelay.entrypoints.report import Report, build_report
+from payrelay.faults import FaultPoint, Faults
 from payrelay.simulator.faults import SimulatorFaults
 
 
@@ -41,16 +42,52 @@ class FaultProfile(StrEnum):
     """A calm day: every notification arrives once, in order."""
     DEFAULT = "default"
     """Duplicate, delayed and reordered notifications, a few gateway 5xx answers."""
+    HEAVY = "heavy"
+    """All of the above, plus dropped notifications, order-database outages, consumer
+    crashes between commit and ack, lost refund answers, and customers paying after
+    cancellation or expiry."""
 
 
-# What each simulated customer does, with its weight.
-SCENARIOS: tuple[tuple[tuple[str, ...], int], ...] = (
-    (("approve",), 78),
-    (("approve", "approve"), 6),  # pays twice: the second payment must be rejected
-    (("reject", "approve"), 6),
-    (("pending_then_approve",), 6),
-    (("reject",), 4),  # gives up: the order stays pending
-)
+Plan = tuple[str, ...]
+# What each simulated customer does, with its weight. "cancel" and "expire" are the
+# customer's order being cancelled or expiring before the next step.
+SCENARIOS: dict[FaultProfile, tuple[tuple[Plan, int], ...]] = {
+    FaultProfile.DEFAULT: (
+        (("approve",), 78),
+        (("approve", "approve"), 6),  # pays twice: the second payment must be refunded
+        (("reject", "approve"), 6),
+        (("pending_then_approve",), 6),
+        (("reject",), 4),  # gives up: the order stays pending
+    ),
+    FaultProfile.HEAVY: (
+        (("approve",), 56),
+        (("approve", "approve"), 10),
+        (("reject", "approve"), 6),
+        (("pending_then_approve",), 6),
+        (("cancel", "approve"), 8),  # pays a cancelled order: refunded
+        (("expire", "approve"), 8),  # pays an expired order: refunded
+        (("reject",), 6),
+    ),
+}
+SCENARIOS[FaultProfile.NONE] = SCENARIOS[FaultProfile.DEFAULT]
+
+# Payrelay's own fault points fired at random under --faults heavy.
+HEAVY_FAULTS: dict[FaultPoint, float] = {
+    FaultPoint.WEBHOOK_AFTER_RECORD: 0.03,
+    FaultPoint.PROCESSOR_BEFORE_COMMIT: 0.03,
+    FaultPoint.RELAY_AFTER_PUBLISH: 0.03,
+    FaultPoint.ORDER_CONSUMER_BEFORE_COMMIT: 0.05,  # the order database failing
+    FaultPoint.ORDER_CONSUMER_AFTER_COMMIT: 0.03,  # crash between commit and ack
+    FaultPoint.OUTCOME_CONSUMER_BEFORE_COMMIT: 0.03,
+    FaultPoint.REFUND_ANSWER_LOST: 0.2,
+}
+HEAVY_SETTINGS: dict[str, Any] = {
+    "order_expiry_seconds": 6.0,
+    "reconcile_interval_seconds": 0.5,
+    "reconcile_checkout_age_seconds": 1.0,
+    "reconcile_outcome_sla_seconds": 3.0,
+    "reconcile_unsettled_age_seconds": 2.0,
+}
 
 
 DEFAULT_POSTGRES_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
@@ -72,9 +109,22 @@ class DemoOptions:
 def simulator_faults(profile: FaultProfile, seed: int) -> SimulatorFaults:
     if profile is FaultProfile.NONE:
         return SimulatorFaults(seed=seed)
+    if profile is FaultProfile.HEAVY:
+        return SimulatorFaults(
+            seed=seed, duplicate_rate=0.3, delay_max=0.3, reorder=True, drop_rate=0.1,
+            api_error_rate=0.05,
+        )
     return SimulatorFaults(
         seed=seed, duplicate_rate=0.3, delay_max=0.3, reorder=True, api_error_rate=0.02
     )
+
+
+def payrelay_faults(profile: FaultProfile, seed: int) -> Faults:
+    faults = Faults(random.Random(seed))
+    if profile is FaultProfile.HEAVY:
+        for point, probability in HEAVY_FAULTS.items():
+            faults.arm(point, times=None, probability=probability)
+    return faults
 
 
 async def run_demo(options: DemoOptions, console: Console) -> Report:
@@ -92,13 +142,21 @@ async def run_demo(options: DemoOptions, console: Console) -> Report:
                 "broker_url": options.rabbitmq_url,
                 "broker_name_prefix": f"payrelay-demo-{uuid.uuid4().hex[:8]}.",
             }
+        if options.faults is FaultProfile.HEAVY:
+            overrides |= HEAVY_SETTINGS
         settings = embedded_settings(data_dir, **overrides)
-        faults = simulator_faults(options.faults, options.seed)
-        async with run_embedded(settings, simulator_faults=faults, seed=options.seed) as stack:
+        faults = payrelay_faults(options.faults, options.seed)
+        async with run_embedded(
+            settings,
+            simulator_faults=simulator_faults(options.faults, options.seed),
+            faults=faults,
+            seed=options.seed,
+        ) as stack:
             started = time.perf_counter()
             await _customers(stack, options, console)
             settled = await _settle(stack, options.settle_timeout)
             elapsed = time.perf_counter() - started
+            faults.disarm()  # the report reads the databases; no more injected failures
             report = await build_report(stack, orders_created=options.orders)
             report.figures.append(("wall time", f"{elapsed:.1f} s"))
             if not settled:
@@ -110,8 +168,9 @@ async def run_demo(options: DemoOptions, console: Console) -> Report:
 
 async def _customers(stack: EmbeddedStack, options: DemoOptions, console: Console) -> None:
     rng = random.Random(options.seed)
+    scenarios = SCENARIOS[options.faults]
     plans = [
-        rng.choices([s for s, _ in SCENARIOS], weights=[w for _, w in SCENARIOS])[0]
+        rng.choices([s for s, _ in scenarios], weights=[w for _, w in scenarios])[0]
         for _ in range(options.orders)
     ]
     limit = asyncio.Semaphore(32)
@@ -144,9 +203,20 @@ async def _one_customer(
     order_id = created.json()["order_id"]
     checkout = await _retrying(http, f"{stack.orders_url}/orders/{order_id}/checkout")
     preference_id = checkout["preference_id"]
-    for outcome in plan:
-        pay_url = f"{stack.simulator_url}/simulator/preferences/{preference_id}/pay"
-        (await http.post(pay_url, json={"outcome": outcome})).raise_for_status()
+    for step in plan:
+        if step == "cancel":
+            (await http.post(f"{stack.orders_url}/orders/{order_id}/cancel")).raise_for_status()
+        elif step == "expire":
+            await _until_expired(http, f"{stack.orders_url}/orders/{order_id}")
+        else:
+            pay_url = f"{stack.simulator_url}/simulator/preferences/{preference_id}/pay"
+            (await http.post(pay_url, json={"outcome": step})).raise_for_status()
+
+
+async def _until_expired(http: httpx.AsyncClient, url: str) -> None:
+    async with asyncio.timeout(60):
+        while (await http.get(url)).json()["status"] != "expired":
+            await asyncio.sleep(0.2)
 
 
 async def _retrying(http: httpx.AsyncClient, url: str) -> dict[str, str]:
@@ -175,8 +245,12 @@ async def _settle(stack: EmbeddedStack, timeout: float) -> bool:
                 unanswered = [
                     r for r in rows if r.status == "approved" and r.order_outcome is None
                 ]
+                refunding = (await queries.refund_counts(system.payments.db)).get("requested")
+                gateway = stack.simulator.search_payments(limit=1_000_000)["results"]
+                known = {r.payment_id: r.status for r in rows}
+                unseen = [g for g in gateway if known.get(str(g["id"])) != g["status"]]
                 if not (backlog.notifications_waiting or backlog.outbox_pending
-                        or orders_pending or unanswered):
+                        or orders_pending or unanswered or refunding or unseen):
                     return True
                 await asyncio.sleep(0.1)
     except TimeoutError:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import statistics
 from collections import defaultdict
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 from rich.console import Console
@@ -12,6 +13,7 @@ from rich.table import Table
 
 from payrelay.adapters.storage import queries
 from payrelay.domain.events import EventType
+from payrelay.domain.money import Money
 from payrelay.entrypoints.embedded import EmbeddedStack
 
 
@@ -54,6 +56,7 @@ async def build_report(stack: EmbeddedStack, *, orders_created: int) -> Report:
     backlog = await queries.payments_backlog(system.payments.db)
     orders_outbox = await queries.outbox_pending(system.orders.db, orders_side=True)
     sim = stack.simulator.stats
+    refunds = await queries.refund_counts(system.payments.db)
     consumer = system.orders.consumer.stats
     approved = [g for g in gateway.values() if g["status"] == "approved"]
     paid = [o for o in orders.values() if o.status == "paid"]
@@ -74,6 +77,17 @@ async def build_report(stack: EmbeddedStack, *, orders_created: int) -> Report:
         ("redeliveries absorbed by the inbox", str(consumer.duplicates)),
         ("stale events ignored", str(consumer.stale)),
         ("approval -> PAID latency", _latency(payments, orders)),
+        ("retries (stored work tried again)", str(
+            await queries.retries(system.payments.db, orders_side=False)
+            + await queries.retries(system.orders.db, orders_side=True)
+        )),
+        ("dead letters", str(
+            await queries.dead_letter_count(system.payments.db, orders_side=False)
+            + await queries.dead_letter_count(system.orders.db, orders_side=True)
+        )),
+        ("reconciler fixes", str(await queries.reconciler_fixes(system.payments.db))),
+        ("refunds issued / held", f"{refunds.get('succeeded', 0)} / {refunds.get('held', 0)}"),
+        ("faults injected", str(sum(system.faults.fired.values()))),
     ]
     report.invariants = [
         _every_approved_payment_accounted(approved, payments, orders),
@@ -89,6 +103,12 @@ async def build_report(stack: EmbeddedStack, *, orders_created: int) -> Report:
             f"{backlog.notifications_waiting} waiting",
         ),
         _agrees_with_gateway(gateway, payments),
+        _money_adds_up(stack, orders),
+        Invariant(
+            "no refund is left unfinished",
+            not refunds.get("requested"),
+            f"{refunds.get('requested', 0)} still requested",
+        ),
     ]
     return report
 
@@ -157,3 +177,22 @@ def _latency(payments: dict[str, Any], orders: dict[str, Any]) -> str:
         return "n/a"
     cuts = statistics.quantiles(samples, n=100)
     return f"p50 {cuts[49]:.0f} ms, p99 {cuts[98]:.0f} ms ({len(samples)} orders)"
+
+
+def _money_adds_up(stack: EmbeddedStack, orders: dict[str, Any]) -> Invariant:
+    """Charged minus refunded is the total for a paid order and zero for any other."""
+    wrong = []
+    for order_id, entry in stack.simulator.ledger().items():
+        order = orders.get(order_id)
+        if order is None:
+            continue
+        expected = Money.from_minor(order.total_minor, order.currency).amount \
+            if order.status == "paid" else Decimal(0)
+        if entry.charged - entry.refunded != expected:
+            wrong.append(f"{order_id[:8]} {order.status}: {entry.charged - entry.refunded}")
+    return Invariant(
+        "charged minus refunded equals the total for paid orders, zero for others",
+        not wrong,
+        f"{len(orders)} orders against the gateway ledger" if not wrong
+        else "; ".join(wrong[:3]),
+    )

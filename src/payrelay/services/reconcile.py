@@ -91,7 +91,6 @@ class Reconciler:
             created_before=now - self._policy.checkout_min_age,
             created_after=now - self._policy.checkout_max_age,
             limit=self._policy.batch,
-            now=now,
         )
         report.checkouts_checked = len(order_ids)
         for order_id in order_ids:
@@ -107,6 +106,7 @@ class Reconciler:
                     stamp = snapshot.date_last_updated.isoformat()
                     await self._notify(snapshot.payment_id, f"reconcile:{stamp}")
                     report.lost_payments_found.append(snapshot.payment_id)
+            await self._store.mark_verified(order_id, now=self._clock())
 
     async def _refetch_unsettled(self, report: ReconcileReport) -> None:
         now = self._clock()

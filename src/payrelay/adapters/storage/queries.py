@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -99,6 +100,32 @@ async def dead_letter_count(db: Database, *, orders_side: bool) -> int:
     dl = t.orders_dead_letters if orders_side else t.payments_dead_letters
     async with db.read() as conn:
         return await _count(conn, select(func.count()).select_from(dl))
+
+
+async def refund_counts(db: Database) -> dict[str, int]:
+    r = t.refunds
+    query = select(r.c.status, func.count()).group_by(r.c.status)
+    async with db.read() as conn:
+        return {status: int(n) for status, n in (await conn.execute(query)).all()}
+
+
+async def retries(db: Database, *, orders_side: bool) -> int:
+    """How many retries the stored work needed: failed attempts that were tried again."""
+    tables = [t.orders_outbox] if orders_side else [t.payments_outbox, t.notifications, t.refunds]
+    total = 0
+    async with db.read() as conn:
+        for table in tables:
+            query = select(func.coalesce(func.sum(table.c.attempts), 0))
+            total += int((await conn.execute(query)).scalar_one())
+    return total
+
+
+async def reconciler_fixes(db: Database) -> int:
+    query = select(t.reconciliation_runs.c.report)
+    async with db.read() as conn:
+        reports = [json.loads(r) for r in (await conn.execute(query)).scalars()]
+    keys = ("resent_approvals", "lost_payments_found", "unsettled_refetched")
+    return sum(len(report[key]) for report in reports for key in keys)
 
 
 async def order_timeline(

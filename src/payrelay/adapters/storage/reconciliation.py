@@ -58,9 +58,11 @@ class SqlReconciliationStore:
         return int(result.rowcount)
 
     async def checkouts_to_verify(
-        self, *, created_before: datetime, created_after: datetime, limit: int, now: datetime
+        self, *, created_before: datetime, created_after: datetime, limit: int
     ) -> list[str]:
-        """Checkouts old enough to have been paid, with no approved payment known here."""
+        """Checkouts to search in the gateway: each one once when it is old enough (a second,
+        unnotified payment would otherwise go unseen), then again every window while no
+        approved payment is known for it."""
         c, p = t.checkouts, t.payments
         approved = exists().where(
             and_(p.c.order_id == c.c.order_id, p.c.status.in_([s.value for s in WAS_APPROVED]))
@@ -70,19 +72,22 @@ class SqlReconciliationStore:
             .where(
                 c.c.created_at < created_before,
                 c.c.created_at > created_after,
-                ~approved,
-                or_(c.c.reconciled_at.is_(None), c.c.reconciled_at < created_before),
+                or_(
+                    c.c.reconciled_at.is_(None),
+                    and_(~approved, c.c.reconciled_at < created_before),
+                ),
             )
             .order_by(c.c.reconciled_at.is_not(None), c.c.reconciled_at)
             .limit(limit)
         )
+        async with self._db.read() as conn:
+            return list((await conn.execute(due)).scalars())
+
+    async def mark_verified(self, order_id: str, *, now: datetime) -> None:
+        """Called only after the gateway answered: a failed search is tried again."""
+        c = t.checkouts
         async with self._db.transaction() as conn:
-            order_ids = list((await conn.execute(due)).scalars())
-            if order_ids:
-                await conn.execute(
-                    update(c).where(c.c.order_id.in_(order_ids)).values(reconciled_at=now)
-                )
-        return order_ids
+            await conn.execute(update(c).where(c.c.order_id == order_id).values(reconciled_at=now))
 
     async def known_updates(self, payment_ids: Sequence[str]) -> dict[str, datetime]:
         p = t.payments

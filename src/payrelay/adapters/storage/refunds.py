@@ -76,6 +76,16 @@ class SqlRefundQueue:
                 .where(r.c.payment_id == refund.payment_id)
                 .values(status=SUCCEEDED, gateway_refund_id=gateway_refund_id, updated_at=now)
             )
+            # The payment changed at the gateway: fetch it again, as if notified, so its
+            # status here follows even if the gateway's own notification is lost.
+            await conn.execute(
+                insert_ignoring_conflicts(self._db, t.notifications).values(
+                    dedupe_key=f"{refund.provider}:payment:{refund.payment_id}:refunded",
+                    provider=refund.provider, topic="payment", action="refunder",
+                    resource_id=refund.payment_id, status="received", attempts=0,
+                    received_at=now, next_attempt_at=now,
+                )
+            )
             await conn.execute(
                 t.payments_timeline.insert().values(
                     at=now, order_id=refund.order_id, payment_id=refund.payment_id,

@@ -1,22 +1,20 @@
 """The RabbitMQ transport: publisher confirms out, batched at-least-once consumption in.
 
-Publishing: a message counts as confirmed only when the broker acked it and did not return
-it (`mandatory`), i.e. a durable queue holds it. Anything else (nack, return, timeout)
-leaves it out of the confirmed set, so its outbox row stays pending and the relay sends it
-again with the same message id; consumers' inboxes drop the repeat.
+Publishing: a message is confirmed only when the broker acked it and did not return it
+(`mandatory`), i.e. a durable queue holds it. A nack, return or timeout leaves it out of the
+confirmed set: its outbox row stays pending and the relay sends it again, same message id.
 
-Consuming: deliveries are gathered into batches, the handler commits a batch, and only then
-is each message acked. A failed batch is split and retried message by message, so one
-poison message cannot take its neighbours down with it; a message that fails alone is
-rejected with requeue, and the quorum queue's delivery limit dead-letters it to
-`<queue>.dlq` once it has failed `delivery_limit + 1` times. Requeueing is immediate, so
-a transient failure (database down) spends attempts quickly; the `<queue>.retry.<n>` queues
-(see `rabbitmq_topology`) are declared for delayed retries but nothing routes to them yet.
+Consuming: deliveries are batched, the handler commits a batch, only then is each message
+acked. A failed batch is retried message by message, so one poison message cannot take its
+neighbours down with it; a message that fails alone is rejected with requeue, and the
+quorum queue dead-letters it to `<queue>.dlq` after `delivery_limit + 1` deliveries.
+Requeueing is immediate, so a transient failure (database down) spends those deliveries
+fast, and RabbitMQ 3.x also counts a delivery returned by a dropped connection. The
+`<queue>.retry.<n>` queues are declared for delayed retries; nothing routes to them yet.
 
-Broker restarts and server-side closes are handled by aio-pika's robust connection, which
-reopens the channels and restores QoS, topology and consumers. Messages that were unacked
-on the lost channel come back from the broker (redelivered); their stale copies are dropped
-here rather than handled twice.
+aio-pika's robust connection survives broker restarts and server-side closes: it reopens
+the channels and restores QoS, topology and consumers. Messages unacked on a lost channel
+come back from the broker; their stale local copies are dropped, not handled.
 """
 
 from __future__ import annotations
@@ -25,7 +23,7 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import TypeVar
 
 import aio_pika
@@ -57,6 +55,15 @@ _BROKER_ERRORS = (AMQPError, ChannelInvalidStateError, OSError)
 # itself been cancelled, gather would have raised instead of returning the results.
 _LOST_PUBLISH = (*_BROKER_ERRORS, asyncio.CancelledError)
 _T = TypeVar("_T")
+
+
+@contextlib.contextmanager
+def _unavailable_on_broker_errors(doing: str) -> Iterator[None]:
+    """Translate aio-pika/aiormq/socket errors at this edge; the message has no URL."""
+    try:
+        yield
+    except _BROKER_ERRORS as exc:
+        raise TransportUnavailable(f"{doing}: {type(exc).__name__}: {exc}") from exc
 
 
 class RabbitMQTransport:
@@ -107,48 +114,38 @@ class RabbitMQTransport:
         return self._topology
 
     async def connect(self) -> None:
-        """Open the robust connection and declare the exchanges and standard subscriptions.
+        """Open the robust connection; declare the exchanges and the standard subscriptions.
 
         Declaring the subscriptions here, not only in `subscribe`, lets a relay that runs
         alone publish into durable queues instead of having every message returned.
         """
         try:
-            self._connection = await aio_pika.connect_robust(
-                self._url,
-                client_properties={"connection_name": self._connection_name},
-                reconnect_interval=self._reconnect_interval,
-            )
-            self._topology_channel = await self._connection.channel()
-            self._publish_channel = await self._connection.channel(
-                publisher_confirms=True, on_return_raises=False
-            )
-        except _BROKER_ERRORS as exc:
-            await self.close()
-            raise TransportUnavailable(f"cannot connect to RabbitMQ: {exc!r}") from exc
-        try:
+            with _unavailable_on_broker_errors("cannot connect to RabbitMQ"):
+                self._connection = await aio_pika.connect_robust(
+                    self._url,
+                    client_properties={"connection_name": self._connection_name},
+                    reconnect_interval=self._reconnect_interval,
+                )
+                self._topology_channel = await self._connection.channel()
+                self._publish_channel = await self._connection.channel(
+                    publisher_confirms=True, on_return_raises=False
+                )
             await self.declare(self._subscriptions)
         except TransportUnavailable:
-            await self.close()
+            await self.close()  # or the robust connection would keep reconnecting
             raise
 
     async def declare(self, subscriptions: Iterable[Subscription]) -> None:
-        """Declare the exchanges, then each subscription's queues and bindings (idempotent)."""
+        """Declare the exchanges and each subscription's queues and bindings (idempotent)."""
         channel, publisher = self._require(self._topology_channel), self._publish_channel
         subs = tuple(subscriptions)
-        names = [*PUBLISHED_EXCHANGES, *(s.exchange for s in subs)]
-        try:
-            await self._topology.declare_exchanges(
-                channel, [self._topology.name(n) for n in dict.fromkeys(names)]
-            )
-            for subscription in subs:
-                await self._topology.declare_subscription(channel, subscription)
-            for name in names:
-                exchange = await self._require(publisher).get_exchange(
-                    self._topology.name(name), ensure=False
-                )
-                self._exchanges.setdefault(name, exchange)
-        except _BROKER_ERRORS as exc:
-            raise TransportUnavailable(f"cannot declare the RabbitMQ topology: {exc!r}") from exc
+        with _unavailable_on_broker_errors("cannot declare the RabbitMQ topology"):
+            await self._topology.declare(channel, subs)
+            for name in [*PUBLISHED_EXCHANGES, *(s.exchange for s in subs)]:
+                if name not in self._exchanges:
+                    self._exchanges[name] = await self._require(publisher).get_exchange(
+                        self._topology.name(name), ensure=False
+                    )
 
     async def publish(self, messages: Sequence[OutboundMessage]) -> set[uuid.UUID]:
         """Publish the batch concurrently; return the ids the broker confirmed and routed.
@@ -157,7 +154,9 @@ class RabbitMQTransport:
         if some messages were confirmed before it failed, those are returned instead, so
         the relay does not send them twice.
         """
-        self._require(self._publish_channel)
+        if not messages:
+            return set()
+        await self.check()  # fail fast while reconnecting instead of waiting for it
         # aiormq matches a returned message to its publish by message id: ids must be unique.
         batch = list({m.message_id: m for m in messages}.values())
         # Publishing to an exchange that does not exist closes the channel (404) and fails
@@ -182,7 +181,9 @@ class RabbitMQTransport:
             elif isinstance(result, BaseException):
                 raise result  # a bug or a cancellation, not a broker answer
         if lost is not None and not confirmed:
-            raise TransportUnavailable(f"RabbitMQ publish failed: {lost!r}") from lost
+            raise TransportUnavailable(
+                f"RabbitMQ publish failed: {type(lost).__name__}: {lost}"
+            ) from lost
         return confirmed
 
     async def _publish_one(self, message: OutboundMessage) -> object:
@@ -195,9 +196,12 @@ class RabbitMQTransport:
             delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
             headers={ATTEMPT_HEADER: message.attempts},
         )
-        return await self._exchanges[message.exchange].publish(
-            amqp_message, message.routing_key, mandatory=True, timeout=self._confirm_timeout
-        )
+        # aio-pika's own timeout starts only once the channel is there; a publish racing a
+        # reconnect would wait for it without bound, so the whole call gets the deadline.
+        async with asyncio.timeout(self._confirm_timeout):
+            return await self._exchanges[message.exchange].publish(
+                amqp_message, message.routing_key, mandatory=True
+            )
 
     async def check(self) -> None:
         """Raise `TransportUnavailable` while the connection or publish channel is down."""
@@ -214,17 +218,13 @@ class RabbitMQTransport:
         connection = self._require(self._connection)
         await self.declare([subscription])
         consumer = _BatchConsumer(handler, batch_max=self._batch_max, linger=self._linger)
-        try:
+        with _unavailable_on_broker_errors(f"cannot consume {subscription.queue!r}"):
             # Declared through this channel (same arguments as in `declare`) so that the
             # robust channel re-declares it and restores the consumer after a reconnect.
             channel = await connection.channel()
             await channel.set_qos(prefetch_count=self._prefetch)
             queue = await self._topology.declare_work_queue(channel, subscription.queue)
             await queue.consume(consumer.on_message)
-        except _BROKER_ERRORS as exc:
-            raise TransportUnavailable(
-                f"cannot consume {subscription.queue!r}: {exc!r}"
-            ) from exc
         consumer.start(f"rabbitmq-consumer:{self._topology.name(subscription.queue)}")
         self._consumers.append(consumer)
 
@@ -236,12 +236,9 @@ class RabbitMQTransport:
         connection, self._connection = self._connection, None
         self._topology_channel = self._publish_channel = None
         self._exchanges.clear()
-        if connection is None:
-            return
-        try:
-            await connection.close()
-        except _BROKER_ERRORS as exc:
-            raise TransportUnavailable(f"closing the RabbitMQ connection failed: {exc!r}") from exc
+        if connection is not None:
+            with _unavailable_on_broker_errors("closing the RabbitMQ connection failed"):
+                await connection.close()
 
     @staticmethod
     def _require(resource: _T | None) -> _T:

@@ -75,11 +75,15 @@ class Topology:
             "x-overflow": "reject-publish",
         }
 
-    def exchanges(self, subscriptions: tuple[Subscription, ...] = ()) -> list[str]:
-        """Every exchange name (prefixed), the published ones first."""
+    def topic_exchanges(self, subscriptions: tuple[Subscription, ...] = ()) -> list[str]:
+        """The exchanges messages are published to (prefixed), the standard ones first."""
         bases = [*PUBLISHED_EXCHANGES, *(s.exchange for s in subscriptions)]
-        names = dict.fromkeys(self.name(b) for b in bases)
-        return [*names, self.name(DEAD_LETTER_EXCHANGE), self.name(RETRY_EXCHANGE)]
+        return list(dict.fromkeys(self.name(b) for b in bases))
+
+    def exchanges(self, subscriptions: tuple[Subscription, ...] = ()) -> list[str]:
+        """Every exchange name (prefixed), e.g. to delete them all."""
+        dead_letter, retry = self.name(DEAD_LETTER_EXCHANGE), self.name(RETRY_EXCHANGE)
+        return [*self.topic_exchanges(subscriptions), dead_letter, retry]
 
     def queues(self, subscription: Subscription) -> list[str]:
         """Every queue name (prefixed) that `subscription` owns."""
@@ -93,20 +97,25 @@ class Topology:
     def _steps(self) -> Iterator[tuple[int, float]]:
         return enumerate(self.retry_delays, start=1)
 
-    async def declare_exchanges(self, channel: AbstractChannel, names: list[str]) -> None:
-        for name in names:
+    async def declare(
+        self, channel: AbstractChannel, subscriptions: tuple[Subscription, ...]
+    ) -> None:
+        """The exchanges, then each subscription's queues and bindings (idempotent)."""
+        for name in self.topic_exchanges(subscriptions):
             await channel.declare_exchange(name, ExchangeType.TOPIC, durable=True)
-        await channel.declare_exchange(
-            self.name(DEAD_LETTER_EXCHANGE), ExchangeType.DIRECT, durable=True
-        )
-        await channel.declare_exchange(self.name(RETRY_EXCHANGE), ExchangeType.DIRECT, durable=True)
+        for name in (DEAD_LETTER_EXCHANGE, RETRY_EXCHANGE):
+            await channel.declare_exchange(self.name(name), ExchangeType.DIRECT, durable=True)
+        for subscription in subscriptions:
+            await self.declare_subscription(channel, subscription)
 
     async def declare_subscription(
         self, channel: AbstractChannel, subscription: Subscription
     ) -> None:
-        """The work queue with its bindings, its dead-letter queue and its retry queues."""
+        """The work queue with its bindings, its dead-letter queue and its retry queues.
+
+        The exchanges must exist already: `declare` creates them first.
+        """
         queue = subscription.queue
-        await self.declare_exchanges(channel, [self.name(subscription.exchange)])
         work = await self.declare_work_queue(channel, queue)
         for pattern in subscription.patterns:
             await work.bind(self.name(subscription.exchange), pattern)
