@@ -47,19 +47,24 @@ class Handler:
 
 
 async def left_unacked(
-    consumer: RabbitMQTransport, rabbitmq: RabbitMQFactory, **options: Any
+    consumer: RabbitMQTransport, handler: Handler, rabbitmq: RabbitMQFactory, **options: Any
 ) -> set[str]:
-    """Close `consumer`, then list what a fresh consumer receives before a new sentinel.
+    """Close `consumer`; return what a fresh consumer is then given before a sentinel.
 
-    Whatever `consumer` failed to ack goes back to the queue when it disconnects, and a
-    quorum queue hands returned messages out before newer ones; waiting for the sentinel
-    (instead of waiting a while for nothing to arrive) makes the check positive.
+    First a marker goes through `consumer`: one consumer on a FIFO queue, so once it was
+    handled every earlier message is in hand, and `close` settles the batch in hand.
+    Whatever `consumer` failed to ack then returns to the queue, and a quorum queue hands
+    returned messages out before newer ones: waiting for the sentinel makes the check
+    positive instead of waiting a while for nothing to arrive.
     """
+    marker, sentinel = message(-1), message(-2)
+    assert await consumer.publish([marker]) == {marker.message_id}
+    await eventually(lambda: _handled_all(handler, {str(marker.message_id)}),
+                     what="the marker handled")
     await consumer.close()
     successor = await rabbitmq(**options)  # the consumer's options, or declaring fails
     seen = Handler()
     await successor.subscribe(ORDER_SIDE_SUBSCRIPTION, seen)
-    sentinel = message(-1)
     assert await successor.publish([sentinel]) == {sentinel.message_id}
     await eventually(lambda: _handled_all(seen, {str(sentinel.message_id)}),
                      what="the sentinel handled")
@@ -215,7 +220,7 @@ async def test_a_message_that_always_fails_is_dead_lettered_and_the_rest_are_han
     # Only the poison message was returned, once per delivery: 1 + delivery_limit.
     alone = [c[0].redelivered for c in handler.calls if [d.message_id for d in c] == [poison]]
     assert alone == [False, True, True]
-    assert await left_unacked(transport, rabbitmq, delivery_limit=2) == set()  # all acked
+    assert await left_unacked(transport, handler, rabbitmq, delivery_limit=2) == set()
 
 
 @pytest.mark.rabbitmq
@@ -259,7 +264,7 @@ async def test_publisher_and_consumer_survive_server_side_closes_mid_stream(
     assert any(d.redelivered for i in held for d in handler.handled[i])
     await publisher.check()
     await consumer.check()
-    assert await left_unacked(consumer, rabbitmq) == set()  # each one was acked
+    assert await left_unacked(consumer, handler, rabbitmq) == set()  # all acked
 
 
 class PacedRelay:

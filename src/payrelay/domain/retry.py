@@ -1,4 +1,4 @@
-"""Exponential backoff with full jitter, as a pure policy: time and randomness are passed in."""
+"""Exponential backoff with jitter, as a pure policy: time and randomness are passed in."""
 
 from __future__ import annotations
 

@@ -42,7 +42,11 @@ def demo(
         orders=orders, seed=seed, faults=faults, data_dir=data_dir, backend=backend,
         postgres_url=postgres_url, rabbitmq_url=rabbitmq_url,
     )
-    report = asyncio.run(run_demo(options, console))
+    try:
+        report = asyncio.run(run_demo(options, console))
+    except ValueError as exc:
+        Console(stderr=True).print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from exc
     report.render(console)
     if not report.ok:
         console.print("[red]an invariant failed[/red]")
@@ -97,7 +101,13 @@ def reconcile(
         finally:
             await system.close()
 
-    report = asyncio.run(run())
+    from payrelay.adapters.storage.migrations import SchemaBehind
+
+    try:
+        report = asyncio.run(run())
+    except SchemaBehind as exc:
+        Console(stderr=True).print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from exc
     console = Console()
     if as_json:
         console.print_json(json.dumps(report))
@@ -125,7 +135,8 @@ def config() -> None:
 def serve(
     role: list[str] = typer.Option(
         ["all"], help="payments-api, orders-api, processor, payments-relay, orders-relay, "
-        "order-consumer, outcome-consumer, or all; repeat to combine."
+        "order-consumer, outcome-consumer, refunder, reconciler, order-expirer, or all; "
+        "repeat to combine."
     ),
     host: str = typer.Option("127.0.0.1", help="Interface the APIs bind."),
     payments_port: int = typer.Option(8000, help="Port of the payments API."),
@@ -149,7 +160,7 @@ def serve(
         asyncio.run(
             run(Settings(), roles, host=host, payments_port=payments_port, orders_port=orders_port)
         )
-    except SchemaBehind as exc:
+    except (SchemaBehind, ValueError) as exc:
         Console(stderr=True).print(f"[red]{exc}[/red]")
         raise typer.Exit(2) from exc
 

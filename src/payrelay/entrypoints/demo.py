@@ -131,6 +131,9 @@ async def run_demo(options: DemoOptions, console: Console) -> Report:
     async with contextlib.AsyncExitStack() as resources:
         tmp = resources.enter_context(tempfile.TemporaryDirectory(prefix="payrelay-demo-"))
         data_dir = options.data_dir or Path(tmp)
+        if data_dir.exists() and any(data_dir.iterdir()):
+            # The simulator starts from an empty ledger: old rows would contradict it.
+            raise ValueError(f"--data-dir {data_dir} is not empty: the demo needs a fresh one")
         overrides: dict[str, Any] = {"retry_base_seconds": 0.1, "retry_cap_seconds": 2.0}
         if options.backend is Backend.POSTGRES_RABBITMQ:
             payments_url, orders_url = await resources.enter_async_context(

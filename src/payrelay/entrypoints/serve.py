@@ -32,6 +32,13 @@ async def serve(
     stop: asyncio.Event | None = None,
 ) -> None:
     roles = frozenset(roles)
+    if settings.broker_url.get_secret_value() == "local" and roles != frozenset(Role):
+        # In-process delivery reaches only consumers in this process: a split deployment on
+        # the local transport would leave every message unroutable, retried forever.
+        raise ValueError(
+            "PAYRELAY_BROKER_URL=local runs every role in one process: use --role all, "
+            "or set PAYRELAY_BROKER_URL to an amqp:// URL to split roles across processes"
+        )
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):

@@ -13,7 +13,7 @@ import asyncio
 import random
 import uuid
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from payrelay.domain.errors import GatewayError
 from payrelay.domain.events import Envelope, EventType
@@ -156,8 +156,9 @@ class PaymentProcessor:
         if not failed:
             return
         now = self._clock()
-        retries = [
-            (n.id, self._backoff.next_attempt_at(now, n.attempts + 1, self._rng))
-            for n, _ in failed
-        ]
-        await self._queue.schedule_retry(retries, error=failed[0][1][:500])
+        by_error: dict[str, list[tuple[int, datetime]]] = {}
+        for notification, error in failed:
+            due = self._backoff.next_attempt_at(now, notification.attempts + 1, self._rng)
+            by_error.setdefault(error[:500], []).append((notification.id, due))
+        for error, retries in by_error.items():
+            await self._queue.schedule_retry(retries, error=error)

@@ -229,7 +229,11 @@ class RabbitMQTransport:
         self._consumers.append(consumer)
 
     async def close(self) -> None:
-        """Stop the consumers (unacked messages go back to their queues), then disconnect."""
+        """Stop the consumers after their batch in hand, then disconnect.
+
+        Messages that were delivered but not yet handed to a handler go back to their
+        queue when the connection closes.
+        """
         consumers, self._consumers = self._consumers, []
         for consumer in consumers:
             await consumer.stop()
@@ -256,6 +260,7 @@ class _BatchConsumer:
         self._linger = linger
         self._arrived: asyncio.Queue[AbstractIncomingMessage] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
+        self._busy = asyncio.Lock()  # held from handing a batch over to settling it
 
     async def on_message(self, message: AbstractIncomingMessage) -> None:
         # Never blocks: the broker's prefetch bounds how many can be waiting here.
@@ -266,17 +271,25 @@ class _BatchConsumer:
         self._task.add_done_callback(_report_crash)
 
     async def stop(self) -> None:
+        """Let the batch in hand be handled and settled, then stop taking new ones.
+
+        Cancelling mid-batch would be safe (its messages are redelivered) but would hand
+        every batch in flight at a deploy to the inboxes a second time.
+        """
         if self._task is None:
             return
-        self._task.cancel()
+        async with self._busy:
+            self._task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self._task
 
     async def _run(self) -> None:
         while True:
-            batch = [m for m in await self._next_batch() if _channel_alive(m)]
-            if batch:
-                await self._deliver(batch)
+            arrived = await self._next_batch()
+            async with self._busy:
+                batch = [m for m in arrived if _channel_alive(m)]
+                if batch:
+                    await self._deliver(batch)
 
     async def _next_batch(self) -> list[AbstractIncomingMessage]:
         """Wait for one message, then take what else arrives within `linger`."""
