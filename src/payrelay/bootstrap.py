@@ -16,6 +16,7 @@ import httpx
 from payrelay.adapters.gateways.mercadopago import MercadoPagoGateway
 from payrelay.adapters.payments_client import HttpPaymentsClient
 from payrelay.adapters.storage.database import Database
+from payrelay.adapters.storage.dead_letters import SqlDeadLetterBox
 from payrelay.adapters.storage.migrations import Schema, ensure_current, upgrade
 from payrelay.adapters.storage.orders import SqlOrdersUnitOfWork
 from payrelay.adapters.storage.payments import (
@@ -122,6 +123,7 @@ class System:
     transport: Transport
     payments: PaymentsSide
     orders: OrdersSide
+    dead_letters: SqlDeadLetterBox
     http_clients: list[httpx.AsyncClient]
     stop: asyncio.Event = field(default_factory=asyncio.Event)
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
@@ -252,6 +254,7 @@ async def bootstrap(
             rng=rng,
             batch_size=settings.relay_batch_size,
             lease=lease,
+            schedule=settings.consumer_retry_schedule(),
         )
 
     payments = PaymentsSide(
@@ -320,7 +323,8 @@ async def bootstrap(
         service=OrderService(uow=o_uow, payments=payments_client, clock=clock),
         wake_relay=o_wake_relay,
     )
-    return System(settings, faults, transport, payments, orders, clients)
+    dead_letters = SqlDeadLetterBox(payments=payments_db, orders=orders_db, clock=clock)
+    return System(settings, faults, transport, payments, orders, dead_letters, clients)
 
 
 async def migrate(settings: Settings) -> None:
@@ -336,6 +340,21 @@ async def migrate(settings: Settings) -> None:
             await db.dispose()
 
 
+async def migrate_check(settings: Settings) -> tuple[Database, Database]:
+    """Both databases, checked to be at this code's schema (for one-off commands)."""
+    payments, orders = Database(settings.payments_database_url), Database(
+        settings.orders_database_url
+    )
+    try:
+        await ensure_current(payments, Schema.PAYMENTS)
+        await ensure_current(orders, Schema.ORDERS)
+    except BaseException:
+        await payments.dispose()
+        await orders.dispose()
+        raise
+    return payments, orders
+
+
 async def build_transport(settings: Settings) -> Transport:
     """The in-process transport for "local", otherwise RabbitMQ, connected and declared."""
     url = settings.broker_url.get_secret_value()
@@ -346,7 +365,10 @@ async def build_transport(settings: Settings) -> Transport:
     from payrelay.adapters.transports.rabbitmq import RabbitMQTransport
 
     transport = RabbitMQTransport(
-        url, prefetch=settings.consumer_prefetch, name_prefix=settings.broker_name_prefix
+        url,
+        prefetch=settings.consumer_prefetch,
+        name_prefix=settings.broker_name_prefix,
+        retry_delays=settings.consumer_retry_schedule().delays,
     )
     await transport.connect()
     return transport

@@ -15,6 +15,7 @@ from pydantic_settings import (
 from sqlalchemy.engine import make_url
 
 from payrelay.domain.refund import MismatchPolicy
+from payrelay.domain.retry import RetrySchedule
 from payrelay.services.reconcile import ReconcilePolicy
 
 
@@ -50,6 +51,8 @@ class Settings(BaseSettings):
     gateway_timeout_seconds: float = Field(default=5.0, gt=0)
     webhook_secrets: SecretStr = SecretStr("payrelay-simulator-webhook-secret")
     """Comma-separated: every secret listed is accepted, so a rotation can overlap."""
+    admin_token: SecretStr = SecretStr("")
+    """Bearer token for the /admin endpoints; empty disables them (every call answers 401)."""
     webhook_max_body_bytes: int = Field(default=64 * 1024, gt=0)
     public_url: str = "http://127.0.0.1:8000"
     """Where the gateway reaches the payments service (the webhook's base URL)."""
@@ -67,6 +70,8 @@ class Settings(BaseSettings):
     """A checkout this old with no approved payment is searched for in the gateway."""
     reconcile_unsettled_age_seconds: float = Field(default=300.0, gt=0)
     """A pending/in_process/authorized payment this old is fetched again."""
+    consumer_retry_delays: str = "1,5,30,120,600"
+    """Seconds between a consumer's retries of a failing message; then a dead letter."""
     processor_batch_size: int = Field(default=200, gt=0)
     relay_batch_size: int = Field(default=500, gt=0)
     poll_interval_seconds: float = Field(default=0.2, gt=0)
@@ -74,6 +79,9 @@ class Settings(BaseSettings):
     """How long a processor or relay owns claimed rows; after a crash they are due again."""
     retry_base_seconds: float = Field(default=0.5, gt=0)
     retry_cap_seconds: float = Field(default=600.0, gt=0)
+
+    def consumer_retry_schedule(self) -> RetrySchedule:
+        return RetrySchedule.parse(self.consumer_retry_delays)
 
     def reconcile_policy(self) -> ReconcilePolicy:
         return ReconcilePolicy(

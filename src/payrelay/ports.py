@@ -7,9 +7,9 @@ that writes a state change and the event it causes does it in one commit by cons
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
@@ -61,6 +61,7 @@ class OutboundMessage:
     correlation_id: str
     body: bytes
     attempts: int = 0
+    refusals: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +70,21 @@ class Delivery:
     routing_key: str
     body: bytes
     redelivered: bool = False
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class PublishResult:
+    """What became of a published batch.
+
+    `confirmed`: safely delivered (broker holds it, or the in-process consumer committed).
+    `refused`: the in-process consumer failed on it (message id -> error); counts towards
+    the consumer retry schedule. Anything in neither set met a transport problem and is
+    retried for as long as it lasts, never dead-lettered for it.
+    """
+
+    confirmed: set[uuid.UUID]
+    refused: dict[uuid.UUID, str] = field(default_factory=dict)
 
 
 BatchHandler = Callable[[Sequence[Delivery]], Awaitable[None]]
@@ -84,8 +100,8 @@ class Subscription:
 class Transport(Protocol):
     """Moves messages between the services; confirms only what is safely delivered."""
 
-    async def publish(self, messages: Sequence[OutboundMessage]) -> set[uuid.UUID]:
-        """Publish a batch; return the ids the transport confirmed. Others stay pending."""
+    async def publish(self, messages: Sequence[OutboundMessage]) -> PublishResult:
+        """Publish a batch; only what comes back confirmed may be marked sent."""
         ...
 
     async def subscribe(self, subscription: Subscription, handler: BatchHandler) -> None:
@@ -147,8 +163,44 @@ class Timeline(Protocol):
 
 class DeadLetters(Protocol):
     async def add(
-        self, delivery: Delivery, *, reason: str, attempts: int, at: datetime
+        self,
+        delivery: Delivery,
+        *,
+        subscription: Subscription,
+        reason: str,
+        error: str,
+        at: datetime,
     ) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """A message no consumer could apply, kept with why, for a person to inspect."""
+
+    id: str  # "<side>-<n>": which database holds it, and its row
+    message_id: str | None
+    exchange: str | None
+    routing_key: str | None
+    queue: str | None
+    reason: str
+    error: str | None
+    attempts: int
+    dead_at: datetime
+    body: bytes
+
+
+class DeadLetterBox(Protocol):
+    """Every dead letter of both databases: inspect, replay (idempotently), purge."""
+
+    async def recent(self, *, limit: int = 100) -> list[DeadLetter]: ...
+
+    async def get(self, dead_letter_id: str) -> DeadLetter | None: ...
+
+    async def replay(self, dead_letter_ids: Sequence[str] | None) -> list[str]:
+        """Send them again with their message ids (None: all). Returns the ids replayed."""
+        ...
+
+    async def purge(self, dead_letter_ids: Sequence[str]) -> list[str]: ...
 
 
 class OutboxRelayStore(Protocol):
@@ -163,6 +215,16 @@ class OutboxRelayStore(Protocol):
     async def schedule_retry(
         self, retries: Sequence[tuple[uuid.UUID, datetime]], *, error: str
     ) -> None: ...
+
+    async def schedule_refused(self, message: OutboundMessage, *, due: datetime, error: str
+                               ) -> None:
+        """The consumer failed on it: try again at `due`, counting one more refusal."""
+        ...
+
+    async def dead_letter(self, message: OutboundMessage, *, error: str, now: datetime
+                          ) -> None:
+        """Out of retries: park it as a dead letter, with its reason, for a person."""
+        ...
 
 
 # --- storage: payments database ----------------------------------------------------------

@@ -83,7 +83,18 @@ async def rabbitmq(rabbitmq_url: str, name_prefix: str) -> AsyncIterator[RabbitM
             await _delete_topology(rabbitmq_url, made[0])
 
 
-async def _delete_topology(url: str, transport: RabbitMQTransport) -> None:
+async def _delete_topology(url: str, transport: RabbitMQTransport, attempts: int = 3) -> None:
+    """Delete this test's exchanges and queues; again if a connection is cut meanwhile
+    (another test run may close every connection on the broker)."""
+    for attempt in range(1, attempts + 1):
+        try:
+            return await _delete_topology_once(url, transport)
+        except aio_pika.exceptions.AMQPConnectionError:
+            if attempt == attempts:
+                raise
+
+
+async def _delete_topology_once(url: str, transport: RabbitMQTransport) -> None:
     topology = transport.topology
     connection = await aio_pika.connect(url)
     try:

@@ -58,14 +58,14 @@ async def left_unacked(
     positive instead of waiting a while for nothing to arrive.
     """
     marker, sentinel = message(-1), message(-2)
-    assert await consumer.publish([marker]) == {marker.message_id}
+    assert (await consumer.publish([marker])).confirmed == {marker.message_id}
     await eventually(lambda: _handled_all(handler, {str(marker.message_id)}),
                      what="the marker handled")
     await consumer.close()
     successor = await rabbitmq(**options)  # the consumer's options, or declaring fails
     seen = Handler()
     await successor.subscribe(ORDER_SIDE_SUBSCRIPTION, seen)
-    assert await successor.publish([sentinel]) == {sentinel.message_id}
+    assert (await successor.publish([sentinel])).confirmed == {sentinel.message_id}
     await eventually(lambda: _handled_all(seen, {str(sentinel.message_id)}),
                      what="the sentinel handled")
     return set(seen.handled) - {str(sentinel.message_id)}
@@ -93,7 +93,7 @@ async def test_topology_is_declared_with_the_specified_arguments(
 ) -> None:
     await rabbitmq(delivery_limit=7, retry_delays=(0.5, 2.0))
     queues, exchanges, bindings = (
-        [r for r in json.loads(out) if json.dumps(r).count(name_prefix)]
+        [r for r in json.loads(out) if name_prefix in json.dumps(r)]
         for out in await asyncio.gather(
             rabbitmqctl("list_queues", "name", "durable", "arguments", "--formatter", "json"),
             rabbitmqctl("list_exchanges", "name", "type", "durable", "--formatter", "json"),
@@ -160,9 +160,9 @@ async def test_a_relay_alone_publishes_persistent_messages_into_the_queue(
     returned = message(2, routing_key="refund.created")
     unknown_exchange = replace(message(3), exchange="payrelay.nowhere")
 
-    confirmed = await transport.publish([routed, returned, unknown_exchange])
+    result = await transport.publish([routed, returned, unknown_exchange])
 
-    assert confirmed == {routed.message_id}
+    assert (result.confirmed, result.refused) == ({routed.message_id}, {})
     got = await _get_all(rabbitmq_url, f"{name_prefix}{WORK_QUEUE}")
     assert len(got) == 1
     assert (got[0].message_id, got[0].correlation_id, got[0].type, got[0].content_type) == (
@@ -170,7 +170,7 @@ async def test_a_relay_alone_publishes_persistent_messages_into_the_queue(
     assert got[0].delivery_mode == aio_pika.DeliveryMode.PERSISTENT
     assert got[0].headers["x-payrelay-attempt"] == 3
     assert got[0].body == routed.body
-    assert await transport.publish([returned]) == set()  # the channel is still usable
+    assert (await transport.publish([returned])).confirmed == set()  # the channel still works
     await transport.check()
 
 
@@ -202,7 +202,7 @@ async def test_a_message_that_always_fails_is_dead_lettered_and_the_rest_are_han
     handler = Handler(poison={poison})
     await transport.subscribe(ORDER_SIDE_SUBSCRIPTION, handler)
 
-    assert await transport.publish(messages) == {m.message_id for m in messages}
+    assert (await transport.publish(messages)).confirmed == {m.message_id for m in messages}
 
     dlq = f"{name_prefix}{WORK_QUEUE}.dlq"
     dead: list[aio_pika.abc.AbstractIncomingMessage] = []
@@ -218,8 +218,10 @@ async def test_a_message_that_always_fails_is_dead_lettered_and_the_rest_are_han
     assert dead[0].headers["x-first-death-reason"] == "delivery_limit"
     assert set(handler.handled) == others
     # Only the poison message was returned, once per delivery: 1 + delivery_limit.
-    alone = [c[0].redelivered for c in handler.calls if [d.message_id for d in c] == [poison]]
-    assert alone == [False, True, True]
+    alone = [c[0] for c in handler.calls if [d.message_id for d in c] == [poison]]
+    assert [d.redelivered for d in alone] == [False, True, True]
+    assert [d.headers["x-delivery-count"] for d in alone] == ["0", "1", "2"]
+    assert {d.headers["x-payrelay-attempt"] for d in alone} == {"0"}
     assert await left_unacked(transport, handler, rabbitmq, delivery_limit=2) == set()
 
 
@@ -292,7 +294,7 @@ class PacedRelay:
     async def _round(self) -> None:
         batch = list(self.pending.values())
         try:
-            confirmed = await self._transport.publish(batch)
+            confirmed = (await self._transport.publish(batch)).confirmed
         except TransportUnavailable:
             self.unavailable += 1
             confirmed = set()

@@ -61,7 +61,7 @@ async def publish_like_the_relay(
     pending = list(messages)
     async with asyncio.timeout(timeout):
         while pending:
-            confirmed = await transport.publish(pending)
+            confirmed = (await transport.publish(pending)).confirmed
             rounds.append(confirmed)
             pending = [replace(m, attempts=m.attempts + 1)
                        for m in pending if m.message_id not in confirmed]
@@ -90,7 +90,7 @@ async def test_published_messages_are_confirmed_and_handled_as_deliveries(
     await transport.subscribe(ORDER_SIDE_SUBSCRIPTION, recorder)
     messages = [message(n) for n in range(5)]
 
-    confirmed = await transport.publish(messages)
+    confirmed = (await transport.publish(messages)).confirmed
 
     assert confirmed == {m.message_id for m in messages}
     await eventually(lambda: _settled(recorder, len(messages)), what="all handled")
@@ -109,7 +109,7 @@ async def test_a_message_no_one_routes_to_is_not_confirmed(
     await transport.subscribe(ORDER_SIDE_SUBSCRIPTION, recorder)
     routed, unroutable = message(1), message(2, routing_key="refund.created")
 
-    confirmed = await transport.publish([routed, unroutable])
+    confirmed = (await transport.publish([routed, unroutable])).confirmed
 
     assert confirmed == {routed.message_id}  # the return of one does not disturb the other
     await eventually(lambda: _settled(recorder, 1), what="the routed message handled")

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, TypeVar
 
 import typer
 from rich.console import Console
@@ -16,6 +18,11 @@ from payrelay.entrypoints.demo import (
     FaultProfile,
     run_demo,
 )
+
+if TYPE_CHECKING:
+    from payrelay.ports import DeadLetterBox
+
+T = TypeVar("T")
 
 app = typer.Typer(help="payrelay: gateway-confirmed payments reach the order system exactly once.",
                   no_args_is_help=True)
@@ -163,6 +170,81 @@ def serve(
     except (SchemaBehind, ValueError) as exc:
         Console(stderr=True).print(f"[red]{exc}[/red]")
         raise typer.Exit(2) from exc
+
+
+dlq = typer.Typer(help="Dead letters: messages no consumer could apply.", no_args_is_help=True)
+app.add_typer(dlq, name="dlq")
+
+
+def _with_box(action: Callable[[DeadLetterBox], Awaitable[T]]) -> T:
+    from payrelay.adapters.storage.dead_letters import SqlDeadLetterBox
+    from payrelay.adapters.storage.migrations import SchemaBehind
+    from payrelay.bootstrap import migrate_check, utc_now
+    from payrelay.config import Settings
+    from payrelay.domain.errors import Conflict, NotFound
+
+    async def run() -> T:
+        settings = Settings()
+        payments, orders = await migrate_check(settings)
+        try:
+            return await action(SqlDeadLetterBox(payments=payments, orders=orders, clock=utc_now))
+        finally:
+            await payments.dispose()
+            await orders.dispose()
+
+    try:
+        return asyncio.run(run())
+    except (SchemaBehind, NotFound, Conflict) as exc:
+        Console(stderr=True).print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from exc
+
+
+@dlq.command("list")
+def dlq_list(limit: int = typer.Option(100, help="At most this many, newest first.")) -> None:
+    """List dead letters of both databases."""
+    from rich.table import Table
+
+    letters = _with_box(lambda box: box.recent(limit=limit))
+    table = Table(title=f"{len(letters)} dead letters")
+    for column in ("id", "routing key", "reason", "error", "attempts", "dead at"):
+        table.add_column(column)
+    for d in letters:
+        table.add_row(d.id, d.routing_key or "", d.reason, (d.error or "")[:60],
+                      str(d.attempts), d.dead_at.isoformat(timespec="seconds"))
+    Console().print(table)
+
+
+@dlq.command("show")
+def dlq_show(dead_letter_id: str) -> None:
+    """Show one dead letter, with its body."""
+    import json
+
+    from payrelay.entrypoints.admin_api import dead_letter_json
+
+    letter = _with_box(lambda box: box.get(dead_letter_id))
+    if letter is None:
+        Console(stderr=True).print(f"[red]no dead letter {dead_letter_id}[/red]")
+        raise typer.Exit(2)
+    Console().print_json(json.dumps(dead_letter_json(letter, with_body=True)))
+
+
+@dlq.command("replay")
+def dlq_replay(
+    ids: list[str] = typer.Argument(None, help="Dead letter ids, e.g. orders-3."),
+    replay_all: bool = typer.Option(False, "--all", help="Replay every dead letter."),
+) -> None:
+    """Send dead letters again under their own message ids (idempotent)."""
+    if not ids and not replay_all:
+        raise typer.BadParameter("name ids, or --all")
+    replayed = _with_box(lambda box: box.replay(None if replay_all else ids))
+    Console().print(f"replayed {len(replayed)}: {', '.join(replayed)}")
+
+
+@dlq.command("purge")
+def dlq_purge(ids: list[str] = typer.Argument(..., help="Dead letter ids.")) -> None:
+    """Delete dead letters for good."""
+    purged = _with_box(lambda box: box.purge(ids))
+    Console().print(f"purged {len(purged)}: {', '.join(purged)}")
 
 
 def main() -> None:

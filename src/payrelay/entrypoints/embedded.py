@@ -14,6 +14,7 @@ from typing import Any
 
 from payrelay.bootstrap import WORKER_ROLES, Role, System, bootstrap, migrate
 from payrelay.config import Settings
+from payrelay.entrypoints.admin_api import admin_router
 from payrelay.entrypoints.http_server import EmbeddedServer, base_url, bind_socket
 from payrelay.entrypoints.orders_api import create_orders_app
 from payrelay.entrypoints.payments_api import create_payments_app
@@ -73,7 +74,8 @@ async def run_embedded(
     )
     await migrate(settings)  # the embedded databases are private to this run
     system = await bootstrap(settings, faults=faults, seed=seed)
-    payments_app = create_payments_app(system.payments, system.transport)
+    admin = admin_router(system.dead_letters, settings.admin_token.get_secret_value)
+    payments_app = create_payments_app(system.payments, system.transport, admin=admin)
     orders_app = create_orders_app(system.orders, system.transport)
     try:
         async with (

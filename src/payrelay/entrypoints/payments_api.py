@@ -42,9 +42,13 @@ class CheckoutResponse(BaseModel):
     currency: str
 
 
-def create_payments_app(side: PaymentsSide, transport: Transport) -> FastAPI:
+def create_payments_app(
+    side: PaymentsSide, transport: Transport, *, admin: APIRouter | None = None
+) -> FastAPI:
     app = FastAPI(title="payrelay payments", version="1")
     app.include_router(_routes(side))
+    if admin is not None:
+        app.include_router(admin)
     app.include_router(
         health_router(
             {

@@ -15,6 +15,7 @@ from collections.abc import Iterable
 
 from payrelay.bootstrap import Role, bootstrap
 from payrelay.config import Settings
+from payrelay.entrypoints.admin_api import admin_router
 from payrelay.entrypoints.http_server import EmbeddedServer
 from payrelay.entrypoints.orders_api import create_orders_app
 from payrelay.entrypoints.payments_api import create_payments_app
@@ -47,7 +48,10 @@ async def serve(
     try:
         async with contextlib.AsyncExitStack() as servers:
             if Role.PAYMENTS_API in roles:
-                app = create_payments_app(system.payments, system.transport)
+                admin = admin_router(
+                    system.dead_letters, settings.admin_token.get_secret_value
+                )
+                app = create_payments_app(system.payments, system.transport, admin=admin)
                 server = await servers.enter_async_context(
                     EmbeddedServer(app, host=host, port=payments_port)
                 )

@@ -55,7 +55,12 @@ class ConsumerStats:
 
 
 async def _decode(
-    delivery: Delivery, dead_letters: DeadLetters, *, prefix: str, now: datetime
+    delivery: Delivery,
+    dead_letters: DeadLetters,
+    *,
+    subscription: Subscription,
+    prefix: str,
+    now: datetime,
 ) -> Envelope | None:
     """The envelope, or None after storing an undecodable message as a dead letter.
 
@@ -67,7 +72,13 @@ async def _decode(
         if not envelope.type.value.startswith(prefix):
             raise InvalidEnvelope(f"unexpected event type {envelope.type.value}")
     except InvalidEnvelope as exc:
-        await dead_letters.add(delivery, reason=str(exc), attempts=1, at=now)
+        await dead_letters.add(
+            delivery,
+            subscription=subscription,
+            reason="permanent: undecodable message",
+            error=str(exc),
+            at=now,
+        )
         return None
     return envelope
 
@@ -102,7 +113,10 @@ class PaymentEventConsumer:
 
     async def _apply(self, tx: OrdersTx, delivery: Delivery, stats: ConsumerStats) -> None:
         now = self._clock()
-        envelope = await _decode(delivery, tx.dead_letters, prefix="payment.", now=now)
+        envelope = await _decode(
+            delivery, tx.dead_letters, subscription=ORDER_SIDE_SUBSCRIPTION, prefix="payment.",
+            now=now,
+        )
         if envelope is None:
             stats.dead_lettered += 1
             return
@@ -181,7 +195,10 @@ class OrderOutcomeConsumer:
 
     async def _record(self, tx: PaymentsTx, delivery: Delivery, stats: ConsumerStats) -> None:
         now = self._clock()
-        envelope = await _decode(delivery, tx.dead_letters, prefix="order.", now=now)
+        envelope = await _decode(
+            delivery, tx.dead_letters, subscription=PAYMENTS_SIDE_SUBSCRIPTION, prefix="order.",
+            now=now,
+        )
         if envelope is None:
             stats.dead_lettered += 1
             return

@@ -3,6 +3,10 @@
 The window between "published" and "marked sent" cannot be closed, only made harmless:
 a crash there publishes the rows again with the same message ids, and every consumer's
 inbox drops the second copy.
+
+On the in-process transport the consumer's failures come back here too: each message that
+failed on its own follows the consumer retry schedule, kept in the outbox row, and then
+becomes a dead letter. Transport trouble (a broker down) is retried for as long as it lasts.
 """
 
 from __future__ import annotations
@@ -12,9 +16,11 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from payrelay.domain.errors import TransportUnavailable
-from payrelay.domain.retry import Backoff
+from payrelay.domain.retry import Backoff, RetrySchedule
 from payrelay.faults import FaultPoint, Faults
-from payrelay.ports import Clock, OutboxRelayStore, Transport
+from payrelay.ports import Clock, OutboxRelayStore, PublishResult, Transport
+
+DEFAULT_SCHEDULE = RetrySchedule()
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,6 +28,7 @@ class RelayResult:
     claimed: int
     confirmed: int
     retried: int
+    dead_lettered: int = 0
 
 
 class OutboxRelay:
@@ -36,6 +43,7 @@ class OutboxRelay:
         rng: random.Random,
         batch_size: int = 500,
         lease: timedelta = timedelta(seconds=30),
+        schedule: RetrySchedule = DEFAULT_SCHEDULE,
     ) -> None:
         self._store = store
         self._transport = transport
@@ -45,6 +53,7 @@ class OutboxRelay:
         self._rng = rng
         self._batch_size = batch_size
         self._lease = lease
+        self._schedule = schedule
 
     async def run_once(self) -> RelayResult:
         batch = await self._store.claim_due(
@@ -55,17 +64,29 @@ class OutboxRelay:
         self._faults.check(FaultPoint.RELAY_BEFORE_PUBLISH)
         error = "not confirmed by the transport"
         try:
-            confirmed = await self._transport.publish(batch)
+            result = await self._transport.publish(batch)
         except TransportUnavailable as exc:
-            confirmed, error = set(), f"transport unavailable: {exc}"
+            result, error = PublishResult(set()), f"transport unavailable: {exc}"
         self._faults.check(FaultPoint.RELAY_AFTER_PUBLISH)
         now = self._clock()
+        confirmed = result.confirmed
         await self._store.mark_sent([m.message_id for m in batch if m.message_id in confirmed],
                                     now=now)
-        retries = [
-            (m.message_id, self._backoff.next_attempt_at(now, m.attempts + 1, self._rng))
-            for m in batch
-            if m.message_id not in confirmed
-        ]
+        retries, dead = [], 0
+        for message in batch:
+            if message.message_id in confirmed:
+                continue
+            refusal = result.refused.get(message.message_id)
+            if refusal is None:  # the transport's trouble: retried for as long as it lasts
+                due = self._backoff.next_attempt_at(now, message.attempts + 1, self._rng)
+                retries.append((message.message_id, due))
+                continue
+            next_try = self._schedule.next_attempt_at(now, message.refusals + 1, self._rng)
+            if next_try is None:
+                await self._store.dead_letter(message, error=refusal, now=now)
+                dead += 1
+            else:
+                await self._store.schedule_refused(message, due=next_try, error=refusal)
         await self._store.schedule_retry(retries, error=error)
-        return RelayResult(len(batch), len(batch) - len(retries), len(retries))
+        failed = len(batch) - len(confirmed & {m.message_id for m in batch})
+        return RelayResult(len(batch), len(batch) - failed, failed - dead, dead)

@@ -11,9 +11,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from payrelay.adapters.storage.database import Database
 from payrelay.domain.events import Envelope
-from payrelay.ports import Delivery, OutboundMessage, SeenMessage
+from payrelay.ports import Delivery, OutboundMessage, SeenMessage, Subscription
 
-PENDING, SENT = "pending", "sent"
+PENDING, SENT, DEAD = "pending", "sent", "dead"
 
 
 class SqlOutbox:
@@ -98,14 +98,26 @@ class SqlDeadLetters:
     def __init__(self, conn: AsyncConnection, table: Table) -> None:
         self._conn, self._t = conn, table
 
-    async def add(self, delivery: Delivery, *, reason: str, attempts: int, at: datetime) -> None:
+    async def add(
+        self,
+        delivery: Delivery,
+        *,
+        subscription: Subscription,
+        reason: str,
+        error: str,
+        at: datetime,
+    ) -> None:
+        headers = delivery.headers
         await self._conn.execute(
             insert(self._t).values(
                 message_id=delivery.message_id,
+                exchange=subscription.exchange,
                 routing_key=delivery.routing_key,
+                queue=subscription.queue,
                 body=delivery.body,
                 reason=reason,
-                attempts=attempts,
+                error=error[:2000],
+                attempts=int(headers.get("x-payrelay-attempts", "1")),
                 dead_at=at,
             )
         )
@@ -115,8 +127,8 @@ class SqlOutboxRelayStore:
     """Claims pending rows with a lease: `next_attempt_at` moves past the lease, so a relay
     that dies mid-batch lets its rows fall due again instead of holding them forever."""
 
-    def __init__(self, db: Database, table: Table) -> None:
-        self._db, self._t = db, table
+    def __init__(self, db: Database, table: Table, dead_letters: Table) -> None:
+        self._db, self._t, self._dead = db, table, dead_letters
 
     async def claim_due(
         self, *, limit: int, now: datetime, lease: timedelta
@@ -137,7 +149,7 @@ class SqlOutboxRelayStore:
                     .values(next_attempt_at=now + lease)
                     .returning(
                         t.c.seq, t.c.message_id, t.c.exchange, t.c.routing_key,
-                        t.c.correlation_id, t.c.body, t.c.attempts,
+                        t.c.correlation_id, t.c.body, t.c.attempts, t.c.refusals,
                     )
                 )
             ).all()
@@ -149,6 +161,7 @@ class SqlOutboxRelayStore:
                 correlation_id=r.correlation_id,
                 body=r.body,
                 attempts=r.attempts,
+                refusals=r.refusals,
             )
             for r in sorted(rows, key=lambda r: r.seq)
         ]
@@ -177,6 +190,39 @@ class SqlOutboxRelayStore:
         )
         async with self._db.transaction() as conn:
             await conn.execute(stmt, [{"mid": str(m), "due": due} for m, due in retries])
+
+    async def schedule_refused(
+        self, message: OutboundMessage, *, due: datetime, error: str
+    ) -> None:
+        t = self._t
+        async with self._db.transaction() as conn:
+            await conn.execute(
+                update(t)
+                .where(t.c.message_id == str(message.message_id), t.c.status == PENDING)
+                .values(next_attempt_at=due, refusals=t.c.refusals + 1, last_error=error[:500])
+            )
+
+    async def dead_letter(self, message: OutboundMessage, *, error: str, now: datetime) -> None:
+        t = self._t
+        async with self._db.transaction() as conn:
+            await conn.execute(
+                update(t)
+                .where(t.c.message_id == str(message.message_id))
+                .values(status=DEAD, last_error=error[:500])
+            )
+            await conn.execute(
+                insert(self._dead).values(
+                    message_id=str(message.message_id),
+                    exchange=message.exchange,
+                    routing_key=message.routing_key,
+                    queue=None,
+                    body=message.body,
+                    reason="consumer retries exhausted",
+                    error=error[:2000],
+                    attempts=message.refusals + 1,
+                    dead_at=now,
+                )
+            )
 
     async def pending_count(self) -> int:
         query = select(func.count()).select_from(self._t).where(self._t.c.status == PENDING)

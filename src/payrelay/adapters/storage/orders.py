@@ -158,7 +158,7 @@ class SqlOrdersUnitOfWork:
     def __init__(self, db: Database, clock: Clock) -> None:
         self.db = db
         self._clock = clock
-        self.relay_store = SqlOutboxRelayStore(db, t.orders_outbox)
+        self.relay_store = SqlOutboxRelayStore(db, t.orders_outbox, t.orders_dead_letters)
 
     @contextlib.asynccontextmanager
     async def begin(self) -> AsyncIterator[SqlOrdersTx]:

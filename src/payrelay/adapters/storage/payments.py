@@ -243,7 +243,7 @@ class SqlPaymentsUnitOfWork:
     def __init__(self, db: Database, clock: Clock) -> None:
         self.db = db
         self._clock = clock
-        self.relay_store = SqlOutboxRelayStore(db, t.payments_outbox)
+        self.relay_store = SqlOutboxRelayStore(db, t.payments_outbox, t.payments_dead_letters)
 
     @contextlib.asynccontextmanager
     async def begin(self) -> AsyncIterator[SqlPaymentsTx]:

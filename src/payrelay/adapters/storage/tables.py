@@ -36,8 +36,10 @@ def _outbox(metadata: MetaData) -> Table:
         Column("body", LargeBinary, nullable=False),
         Column("order_id", String(64)),
         Column("payment_id", String(64)),
-        Column("status", String(16), nullable=False),  # pending | sent
+        Column("status", String(16), nullable=False),  # pending | sent | dead
         Column("attempts", Integer, nullable=False, default=0),
+        # Times an in-process consumer failed on it: the retry schedule, then a dead letter.
+        Column("refusals", Integer, nullable=False, default=0, server_default="0"),
         Column("created_at", UTCDateTime, nullable=False),
         Column("next_attempt_at", UTCDateTime, nullable=False),  # also the claim lease
         Column("sent_at", UTCDateTime),
@@ -80,9 +82,12 @@ def _dead_letters(metadata: MetaData) -> Table:
         metadata,
         Column("id", Integer, primary_key=True, autoincrement=True),
         Column("message_id", String(64)),
+        Column("exchange", String(100)),  # where a replay publishes it again
         Column("routing_key", String(100)),
+        Column("queue", String(200)),  # the consumer queue it died in, when known
         Column("body", LargeBinary, nullable=False),
         Column("reason", Text, nullable=False),
+        Column("error", Text),  # the last exception's text
         Column("attempts", Integer, nullable=False),
         Column("dead_at", UTCDateTime, nullable=False),
     )

@@ -13,7 +13,7 @@ import uuid
 from collections.abc import Sequence
 
 from payrelay.adapters.transports.topic import topic_matches
-from payrelay.ports import BatchHandler, Delivery, OutboundMessage, Subscription
+from payrelay.ports import BatchHandler, Delivery, OutboundMessage, PublishResult, Subscription
 
 log = logging.getLogger(__name__)
 
@@ -25,29 +25,44 @@ class LocalTransport:
     async def subscribe(self, subscription: Subscription, handler: BatchHandler) -> None:
         self._subscribers.append((subscription, handler))
 
-    async def publish(self, messages: Sequence[OutboundMessage]) -> set[uuid.UUID]:
+    async def publish(self, messages: Sequence[OutboundMessage]) -> PublishResult:
         routed: set[uuid.UUID] = set()
-        failed: set[uuid.UUID] = set()
+        refused: dict[uuid.UUID, str] = {}
         for subscription, handler in self._subscribers:
             batch = [m for m in messages if _routes_to(m, subscription)]
             if not batch:
                 continue
             routed.update(m.message_id for m in batch)
-            try:
-                await handler([_delivery(m) for m in batch])
-            except Exception as exc:  # a consumer failure is a nack: the rows stay pending
-                log.warning(
-                    "consumer %s failed on %d messages: %s: %s",
-                    subscription.queue, len(batch), type(exc).__name__, exc,
-                )
-                failed.update(m.message_id for m in batch)
-        return routed - failed
+            if await _handled(handler, batch, subscription) is None:
+                continue
+            # The batch's transaction rolled back as a whole: find the messages that fail
+            # on their own, so one poison message does not hold back its neighbours.
+            for message in batch:
+                error = await _handled(handler, [message], subscription)
+                if error is not None:
+                    refused[message.message_id] = error
+        return PublishResult(confirmed=routed - refused.keys(), refused=refused)
 
     async def check(self) -> None:
         return None  # in-process: available whenever this process is
 
     async def close(self) -> None:
         self._subscribers.clear()
+
+
+async def _handled(
+    handler: BatchHandler, batch: list[OutboundMessage], subscription: Subscription
+) -> str | None:
+    """None if the handler committed the batch, else the error it failed with."""
+    try:
+        await handler([_delivery(m) for m in batch])
+    except Exception as exc:  # a consumer failure is a nack: the rows stay pending
+        log.warning(
+            "consumer %s failed on %d messages: %s: %s",
+            subscription.queue, len(batch), type(exc).__name__, exc,
+        )
+        return f"{type(exc).__name__}: {exc}"
+    return None
 
 
 def _routes_to(message: OutboundMessage, subscription: Subscription) -> bool:

@@ -38,7 +38,7 @@ from aio_pika.exceptions import AMQPError, ChannelInvalidStateError, DeliveryErr
 
 from payrelay.adapters.transports.rabbitmq_topology import PUBLISHED_EXCHANGES, Topology
 from payrelay.domain.errors import TransportUnavailable
-from payrelay.ports import BatchHandler, Delivery, OutboundMessage, Subscription
+from payrelay.ports import BatchHandler, Delivery, OutboundMessage, PublishResult, Subscription
 from payrelay.services.consume import ORDER_SIDE_SUBSCRIPTION, PAYMENTS_SIDE_SUBSCRIPTION
 
 __all__ = ["ATTEMPT_HEADER", "STANDARD_SUBSCRIPTIONS", "RabbitMQTransport"]
@@ -147,15 +147,17 @@ class RabbitMQTransport:
                         self._topology.name(name), ensure=False
                     )
 
-    async def publish(self, messages: Sequence[OutboundMessage]) -> set[uuid.UUID]:
-        """Publish the batch concurrently; return the ids the broker confirmed and routed.
+    async def publish(self, messages: Sequence[OutboundMessage]) -> PublishResult:
+        """Publish the batch concurrently; confirmed are the ids the broker acked and routed.
+
+        Nothing is ever `refused` here: consumers' failures stay on the broker's side.
 
         Raises `TransportUnavailable` when the connection failed and nothing was confirmed;
         if some messages were confirmed before it failed, those are returned instead, so
         the relay does not send them twice.
         """
         if not messages:
-            return set()
+            return PublishResult(set())
         await self.check()  # fail fast while reconnecting instead of waiting for it
         # aiormq matches a returned message to its publish by message id: ids must be unique.
         batch = list({m.message_id: m for m in messages}.values())
@@ -184,7 +186,7 @@ class RabbitMQTransport:
             raise TransportUnavailable(
                 f"RabbitMQ publish failed: {type(lost).__name__}: {lost}"
             ) from lost
-        return confirmed
+        return PublishResult(confirmed)
 
     async def _publish_one(self, message: OutboundMessage) -> object:
         amqp_message = aio_pika.Message(
@@ -363,6 +365,8 @@ def _delivery(message: AbstractIncomingMessage) -> Delivery:
         routing_key=message.routing_key or "",
         body=message.body,
         redelivered=bool(message.redelivered),
+        # e.g. x-payrelay-attempt (set by `publish`) and x-delivery-count (quorum queues)
+        headers={key: str(value) for key, value in (message.headers or {}).items()},
     )
 
 

@@ -1,0 +1,87 @@
+"""Admin endpoints for dead letters, behind a bearer token. Mounted on the payments API."""
+
+from __future__ import annotations
+
+import base64
+import hmac
+from collections.abc import Callable
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Header, HTTPException
+from pydantic import BaseModel
+
+from payrelay.domain.errors import Conflict, NotFound
+from payrelay.ports import DeadLetter, DeadLetterBox
+
+
+class ReplayRequest(BaseModel):
+    ids: list[str] | None = None
+    all: bool = False
+
+
+def dead_letter_json(letter: DeadLetter, *, with_body: bool = False) -> dict[str, Any]:
+    shown: dict[str, Any] = {
+        "id": letter.id,
+        "message_id": letter.message_id,
+        "exchange": letter.exchange,
+        "routing_key": letter.routing_key,
+        "queue": letter.queue,
+        "reason": letter.reason,
+        "error": letter.error,
+        "attempts": letter.attempts,
+        "dead_at": letter.dead_at.isoformat(),
+    }
+    if with_body:
+        try:
+            shown["body"] = letter.body.decode()
+        except UnicodeDecodeError:
+            shown["body_base64"] = base64.b64encode(letter.body).decode()
+    return shown
+
+
+def admin_router(box: DeadLetterBox, token: Callable[[], str]) -> APIRouter:
+    def authorized(authorization: Annotated[str | None, Header()] = None) -> None:
+        expected = token()
+        given = (authorization or "").removeprefix("Bearer ").strip()
+        # An empty configured token disables the endpoints rather than opening them.
+        if not expected or not hmac.compare_digest(given.encode(), expected.encode()):
+            raise HTTPException(401, "admin token required")
+
+    router = APIRouter(prefix="/admin", dependencies=[Depends(authorized)])
+
+    @router.get("/dead-letters")
+    async def list_dead_letters(limit: int = 100) -> list[dict[str, Any]]:
+        return [dead_letter_json(d) for d in await box.recent(limit=limit)]
+
+    @router.get("/dead-letters/{dead_letter_id}")
+    async def show_dead_letter(dead_letter_id: str) -> dict[str, Any]:
+        try:
+            letter = await box.get(dead_letter_id)
+        except NotFound as exc:
+            raise HTTPException(404, str(exc)) from exc
+        if letter is None:
+            raise HTTPException(404, f"no dead letter {dead_letter_id}")
+        return dead_letter_json(letter, with_body=True)
+
+    @router.post("/dead-letters/replay")
+    async def replay(body: ReplayRequest) -> dict[str, list[str]]:
+        if not body.all and not body.ids:
+            raise HTTPException(422, "name ids, or all: true")
+        try:
+            return {"replayed": await box.replay(None if body.all else body.ids)}
+        except NotFound as exc:
+            raise HTTPException(404, str(exc)) from exc
+        except Conflict as exc:
+            raise HTTPException(409, str(exc)) from exc
+
+    @router.delete("/dead-letters/{dead_letter_id}")
+    async def purge(dead_letter_id: str) -> dict[str, list[str]]:
+        try:
+            purged = await box.purge([dead_letter_id])
+        except NotFound as exc:
+            raise HTTPException(404, str(exc)) from exc
+        if not purged:
+            raise HTTPException(404, f"no dead letter {dead_letter_id}")
+        return {"purged": purged}
+
+    return router
