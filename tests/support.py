@@ -6,20 +6,25 @@ import asyncio
 import contextlib
 import os
 import socket
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import aio_pika
 import httpx
 import pytest
 from sqlalchemy.engine import make_url
 
 from payrelay.adapters.storage.provision import scratch_databases
+from payrelay.adapters.transports.rabbitmq import STANDARD_SUBSCRIPTIONS
+from payrelay.adapters.transports.rabbitmq_topology import Topology
 from payrelay.bootstrap import WORKER_ROLES, Role
 from payrelay.entrypoints.embedded import EmbeddedStack, embedded_settings, run_embedded
 from payrelay.faults import Faults
+from payrelay.services.relay import DEFAULT_SCHEDULE
 from payrelay.simulator.faults import SimulatorFaults
 from payrelay.simulator.notifier import DeliveryPolicy
 
@@ -63,6 +68,21 @@ def require_server(name: str, url: str) -> None:
         pytest.skip(message)
 
 
+async def delete_rabbitmq_topology(prefix: str) -> None:
+    """Remove every exchange and queue a test created under its unique prefix."""
+    topology = Topology(prefix, 20, DEFAULT_SCHEDULE.delays)
+    connection = await aio_pika.connect(RABBITMQ_URL)
+    try:
+        channel = await connection.channel()
+        for subscription in STANDARD_SUBSCRIPTIONS:
+            for queue in topology.queues(subscription):
+                await channel.queue_delete(queue)
+        for exchange in topology.exchanges(STANDARD_SUBSCRIPTIONS):
+            await channel.exchange_delete(exchange)
+    finally:
+        await connection.close()
+
+
 @contextlib.asynccontextmanager
 async def fresh_postgres_databases(count: int) -> AsyncIterator[list[str]]:
     """`count` new, empty databases on the test server, dropped afterwards."""
@@ -86,21 +106,28 @@ def stack_factory(tmp_path: Path) -> StackFactory:
     ) -> AsyncIterator[EmbeddedStack]:
         values = {**FAST, **settings}
         async with contextlib.AsyncExitStack() as stack:
-            if backend == "postgres":
+            if backend in ("postgres", "postgres+rabbitmq"):
                 payments_url, orders_url = await stack.enter_async_context(
                     fresh_postgres_databases(2)
                 )
                 values |= {"payments_database_url": payments_url,
                            "orders_database_url": orders_url}
-            embedded = await stack.enter_async_context(run_embedded(
-                embedded_settings(tmp_path, **values),
-            simulator_faults=simulator_faults,
-            faults=faults,
-            seed=1,
-            roles=roles if start_workers else (),
-            approve_delay=0.05,
-            delivery=DeliveryPolicy(base_delay=0.02, max_attempts=8),
-            ))
+            if backend == "postgres+rabbitmq":
+                require_server("RabbitMQ", RABBITMQ_URL)
+                prefix = f"t-{uuid.uuid4().hex[:12]}."
+                values |= {"broker_url": RABBITMQ_URL, "broker_name_prefix": prefix}
+                stack.push_async_callback(delete_rabbitmq_topology, prefix)
+            embedded = await stack.enter_async_context(
+                run_embedded(
+                    embedded_settings(tmp_path, **values),
+                    simulator_faults=simulator_faults,
+                    faults=faults,
+                    seed=1,
+                    roles=roles if start_workers else (),
+                    approve_delay=0.05,
+                    delivery=DeliveryPolicy(base_delay=0.02, max_attempts=8),
+                )
+            )
             yield embedded
 
     return factory
