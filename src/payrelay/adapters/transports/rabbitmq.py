@@ -278,7 +278,7 @@ class _BatchConsumer:
         Cancelling mid-batch would be safe (its messages are redelivered) but would hand
         every batch in flight at a deploy to the inboxes a second time.
         """
-        if self._task is None:
+        if self._task is None or self._task.done():  # a crash was logged by _report_crash
             return
         async with self._busy:
             self._task.cancel()
