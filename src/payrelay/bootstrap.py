@@ -39,6 +39,7 @@ from payrelay.services.consume import (
     OrderOutcomeConsumer,
     PaymentEventConsumer,
 )
+from payrelay.services.dead_letter_sink import DeadLetterSink
 from payrelay.services.ingest import WebhookIngest
 from payrelay.services.loop import run_loop
 from payrelay.services.orders import OrderService
@@ -125,6 +126,7 @@ class System:
     orders: OrdersSide
     dead_letters: SqlDeadLetterBox
     http_clients: list[httpx.AsyncClient]
+    clock: Clock
     stop: asyncio.Event = field(default_factory=asyncio.Event)
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
@@ -134,8 +136,14 @@ class System:
         p, o = self.payments, self.orders
         if Role.ORDER_CONSUMER in roles:
             await self.transport.subscribe(ORDER_SIDE_SUBSCRIPTION, o.consumer.handle)
+            sink = DeadLetterSink(uow=o.uow, subscription=ORDER_SIDE_SUBSCRIPTION, clock=self.clock)
+            await self.transport.subscribe_dead_letters(ORDER_SIDE_SUBSCRIPTION, sink.handle)
         if Role.OUTCOME_CONSUMER in roles:
             await self.transport.subscribe(PAYMENTS_SIDE_SUBSCRIPTION, p.outcomes.handle)
+            sink = DeadLetterSink(
+                uow=p.uow, subscription=PAYMENTS_SIDE_SUBSCRIPTION, clock=self.clock
+            )
+            await self.transport.subscribe_dead_letters(PAYMENTS_SIDE_SUBSCRIPTION, sink.handle)
         loops: list[tuple[Role, Callable[[], Awaitable[int]], asyncio.Event]] = [
             (Role.PROCESSOR, _claimed(p.processor.run_once), p.wake_processor),
             (Role.PAYMENTS_RELAY, _claimed(p.relay.run_once), p.wake_relay),
@@ -324,7 +332,7 @@ async def bootstrap(
         wake_relay=o_wake_relay,
     )
     dead_letters = SqlDeadLetterBox(payments=payments_db, orders=orders_db, clock=clock)
-    return System(settings, faults, transport, payments, orders, dead_letters, clients)
+    return System(settings, faults, transport, payments, orders, dead_letters, clients, clock)
 
 
 async def migrate(settings: Settings) -> None:

@@ -108,6 +108,15 @@ class Transport(Protocol):
         """Deliver matching messages to `handler`; a batch is acked only if it returns."""
         ...
 
+    async def subscribe_dead_letters(
+        self, subscription: Subscription, handler: BatchHandler
+    ) -> None:
+        """Deliver messages that `subscription`'s consumer gave up on, with headers
+        x-payrelay-reason, x-payrelay-error, x-payrelay-attempts, x-payrelay-exchange.
+
+        The in-process transport has none: its dead letters are written by the relay."""
+        ...
+
     async def check(self) -> None:
         """Raise TransportUnavailable unless the transport can publish right now."""
         ...

@@ -14,7 +14,9 @@ from payrelay.faults import FaultPoint, Faults
 from payrelay.ports import Delivery
 from tests.support import Customer, StackFactory, eventually
 
-pytestmark = pytest.mark.parametrize("backend", ["sqlite", "postgres"], indirect=True)
+pytestmark = pytest.mark.parametrize(
+    "backend", ["sqlite", "postgres", "postgres+rabbitmq"], indirect=True
+)
 
 
 async def refund_rows(stack: EmbeddedStack, order_id: str) -> list:
@@ -124,3 +126,17 @@ async def test_lost_refund_answer_is_resolved_by_asking_the_gateway(
         assert row.attempts == 1 and row.gateway_refund_id is None  # found, not made again
         assert len(stack.simulator.refunds(second)) == 1
         assert stack.simulator.ledger_entry(order_id).net == Decimal("30.00")
+
+
+@pytest.mark.parametrize("status", ["refunded", "charged_back"])
+async def test_refund_or_chargeback_at_the_gateway_moves_a_paid_order_to_refunded(
+    make_stack: StackFactory, http: httpx.AsyncClient, status: str
+):
+    async with make_stack() as stack:
+        customer = Customer(stack, http)
+        order_id = await customer.order("19.90")
+        payment_id = await customer.pay(await customer.checkout(order_id))
+        await customer.wait_until_status(order_id, "paid")
+        await stack.simulator.set_status(payment_id, status)
+        await customer.wait_until_status(order_id, "refunded")
+        assert await refund_rows(stack, order_id) == []  # nothing for payrelay to refund

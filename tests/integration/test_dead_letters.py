@@ -13,7 +13,9 @@ from payrelay.ports import OutboundMessage
 from payrelay.services.consume import ORDER_SIDE_SUBSCRIPTION
 from tests.support import Customer, StackFactory, eventually
 
-pytestmark = pytest.mark.parametrize("backend", ["sqlite", "postgres"], indirect=True)
+pytestmark = pytest.mark.parametrize(
+    "backend", ["sqlite", "postgres", "postgres+rabbitmq"], indirect=True
+)
 
 TOKEN = "admin-secret-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -98,6 +100,11 @@ async def test_undecodable_message_is_dead_lettered_at_once_with_its_reason(
         )
         result = await stack.system.transport.publish([garbage])
         assert result.confirmed == {garbage.message_id}  # acked: retrying cannot help
+
+        async def stored() -> bool:
+            return len(await dead_letters(http, stack.payments_url)) == 1
+
+        await eventually(stored, what="the undecodable message stored as a dead letter")
         (letter,) = await dead_letters(http, stack.payments_url)
         assert letter["id"].startswith("orders-")
         assert letter["reason"] == "permanent: undecodable message"

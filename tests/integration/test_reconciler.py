@@ -12,7 +12,9 @@ from payrelay.adapters.storage import tables as t
 from payrelay.simulator.faults import SimulatorFaults
 from tests.support import Customer, StackFactory, eventually
 
-pytestmark = pytest.mark.parametrize("backend", ["sqlite", "postgres"], indirect=True)
+pytestmark = pytest.mark.parametrize(
+    "backend", ["sqlite", "postgres", "postgres+rabbitmq"], indirect=True
+)
 
 QUICK = {
     "reconcile_interval_seconds": 0.2,

@@ -43,6 +43,11 @@ class LocalTransport:
                     refused[message.message_id] = error
         return PublishResult(confirmed=routed - refused.keys(), refused=refused)
 
+    async def subscribe_dead_letters(
+        self, subscription: Subscription, handler: BatchHandler
+    ) -> None:
+        return None  # the relay writes this transport's dead letters itself
+
     async def check(self) -> None:
         return None  # in-process: available whenever this process is
 

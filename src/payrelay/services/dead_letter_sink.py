@@ -1,0 +1,48 @@
+"""Dead letters from the broker, stored where `payrelay dlq` and the admin API find them.
+
+RabbitMQ parks a message its consumer gave up on in `<queue>.dlq`; this consumer moves each
+one into the dead_letters table of the database that consumer writes to, acking only after
+the commit. From there it is inspected and replayed like any other dead letter.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
+from typing import Protocol
+
+from payrelay.ports import Clock, DeadLetters, Delivery, Subscription
+
+BROKER_REASON = "dead-lettered by the broker"
+
+
+class _HasDeadLetters(Protocol):
+    @property
+    def dead_letters(self) -> DeadLetters: ...
+
+
+class _DeadLetterUnitOfWork(Protocol):
+    def begin(self) -> AbstractAsyncContextManager[_HasDeadLetters, bool | None]: ...
+
+
+class DeadLetterSink:
+    def __init__(
+        self, *, uow: _DeadLetterUnitOfWork, subscription: Subscription, clock: Clock
+    ) -> None:
+        self._uow = uow
+        self._subscription = subscription
+        self._clock = clock
+        self.stored = 0
+
+    async def handle(self, batch: Sequence[Delivery]) -> None:
+        async with self._uow.begin() as tx:
+            now = self._clock()
+            for delivery in batch:
+                await tx.dead_letters.add(
+                    delivery,
+                    subscription=self._subscription,
+                    reason=delivery.headers.get("x-payrelay-reason", BROKER_REASON),
+                    error=delivery.headers.get("x-payrelay-error", ""),
+                    at=now,
+                )
+        self.stored += len(batch)
