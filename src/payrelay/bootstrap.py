@@ -5,11 +5,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass, field
+from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
-from enum import StrEnum
-from typing import Protocol
 
 import httpx
 
@@ -34,173 +31,24 @@ from payrelay.ports import Clock, Gateway, OutboxRelayStore, PaymentsClient, Tra
 from payrelay.services.checkout import CheckoutService
 from payrelay.services.compensate import Refunder
 from payrelay.services.consume import (
-    ORDER_SIDE_SUBSCRIPTION,
-    PAYMENTS_SIDE_SUBSCRIPTION,
     OrderOutcomeConsumer,
     PaymentEventConsumer,
 )
-from payrelay.services.dead_letter_sink import DeadLetterSink
 from payrelay.services.ingest import WebhookIngest
-from payrelay.services.loop import run_loop
 from payrelay.services.orders import OrderService
 from payrelay.services.process import PaymentProcessor
 from payrelay.services.reconcile import Reconciler
 from payrelay.services.relay import OutboxRelay
+from payrelay.system import WORKER_ROLES, OrdersSide, PaymentsSide, Role, System
 
 log = logging.getLogger(__name__)
 
 
+__all__ = ["WORKER_ROLES", "Role", "System", "bootstrap", "migrate", "migrate_check", "utc_now"]
+
+
 def utc_now() -> datetime:
     return datetime.now(UTC)
-
-
-class Role(StrEnum):
-    """What one process does; `payrelay serve --role …` runs any mix of them."""
-
-    PAYMENTS_API = "payments-api"
-    """Checkout links and the gateway's webhooks (stateless: run as many as needed)."""
-    ORDERS_API = "orders-api"
-    """The reference orders service's HTTP API (stateless)."""
-    PROCESSOR = "processor"
-    """Fetches notified payments from the gateway, writes state + outbox."""
-    PAYMENTS_RELAY = "payments-relay"
-    """Publishes the payments outbox (payment events)."""
-    ORDERS_RELAY = "orders-relay"
-    """Publishes the orders outbox (order outcomes)."""
-    ORDER_CONSUMER = "order-consumer"
-    """Applies payment events to orders."""
-    OUTCOME_CONSUMER = "outcome-consumer"
-    """Records the order side's outcomes on the payments side (and refund intents)."""
-    ORDER_EXPIRER = "order-expirer"
-    """Expires orders left unpaid past PAYRELAY_ORDER_EXPIRY_SECONDS."""
-    RECONCILER = "reconciler"
-    """Every PAYRELAY_RECONCILE_INTERVAL_SECONDS: re-sends unanswered approvals, finds lost
-    webhooks by searching the gateway, refetches payments left unsettled."""
-    REFUNDER = "refunder"
-    """Refunds payments the order side rejected, through the gateway."""
-
-    @property
-    def database(self) -> Schema:
-        return Schema.ORDERS if self in _ORDER_SIDE else Schema.PAYMENTS
-
-
-_ORDER_SIDE = frozenset(
-    {Role.ORDERS_API, Role.ORDERS_RELAY, Role.ORDER_CONSUMER, Role.ORDER_EXPIRER}
-)
-WORKER_ROLES = frozenset(Role) - {Role.PAYMENTS_API, Role.ORDERS_API}
-
-
-@dataclass
-class PaymentsSide:
-    db: Database
-    uow: SqlPaymentsUnitOfWork
-    notification_log: SqlNotificationLog
-    ingest: WebhookIngest
-    processor: PaymentProcessor
-    relay: OutboxRelay
-    outcomes: OrderOutcomeConsumer
-    checkout: CheckoutService
-    refunder: Refunder
-    reconciler: Reconciler
-    wake_processor: asyncio.Event
-    wake_relay: asyncio.Event
-    wake_refunder: asyncio.Event
-
-
-@dataclass
-class OrdersSide:
-    db: Database
-    uow: SqlOrdersUnitOfWork
-    relay: OutboxRelay
-    consumer: PaymentEventConsumer
-    service: OrderService
-    wake_relay: asyncio.Event
-
-
-@dataclass
-class System:
-    settings: Settings
-    faults: Faults
-    transport: Transport
-    payments: PaymentsSide
-    orders: OrdersSide
-    dead_letters: SqlDeadLetterBox
-    http_clients: list[httpx.AsyncClient]
-    clock: Clock
-    stop: asyncio.Event = field(default_factory=asyncio.Event)
-    tasks: list[asyncio.Task[None]] = field(default_factory=list)
-
-    async def start_workers(self, roles: Iterable[Role] = WORKER_ROLES) -> None:
-        roles = set(roles)
-        poll = self.settings.poll_interval_seconds
-        p, o = self.payments, self.orders
-        if Role.ORDER_CONSUMER in roles:
-            await self.transport.subscribe(ORDER_SIDE_SUBSCRIPTION, o.consumer.handle)
-            sink = DeadLetterSink(uow=o.uow, subscription=ORDER_SIDE_SUBSCRIPTION, clock=self.clock)
-            await self.transport.subscribe_dead_letters(ORDER_SIDE_SUBSCRIPTION, sink.handle)
-        if Role.OUTCOME_CONSUMER in roles:
-            await self.transport.subscribe(PAYMENTS_SIDE_SUBSCRIPTION, p.outcomes.handle)
-            sink = DeadLetterSink(
-                uow=p.uow, subscription=PAYMENTS_SIDE_SUBSCRIPTION, clock=self.clock
-            )
-            await self.transport.subscribe_dead_letters(PAYMENTS_SIDE_SUBSCRIPTION, sink.handle)
-        loops: list[tuple[Role, Callable[[], Awaitable[int]], asyncio.Event]] = [
-            (Role.PROCESSOR, _claimed(p.processor.run_once), p.wake_processor),
-            (Role.PAYMENTS_RELAY, _claimed(p.relay.run_once), p.wake_relay),
-            (Role.ORDERS_RELAY, _claimed(o.relay.run_once), o.wake_relay),
-            (Role.REFUNDER, _claimed(p.refunder.run_once), p.wake_refunder),
-        ]
-        if Role.ORDER_EXPIRER in roles:
-            loops.append((Role.ORDER_EXPIRER, self._expire_orders, asyncio.Event()))
-        for name, step, wake in loops:
-            if name not in roles:
-                continue
-            task = run_loop(name, step, wake=wake, stop=self.stop, poll_interval=poll)
-            self.tasks.append(asyncio.create_task(task, name=name))
-        if Role.RECONCILER in roles:
-            task = run_loop(
-                Role.RECONCILER,
-                self._reconcile,
-                wake=asyncio.Event(),
-                stop=self.stop,
-                poll_interval=self.settings.reconcile_interval_seconds,
-            )
-            self.tasks.append(asyncio.create_task(task, name=Role.RECONCILER))
-
-    async def _reconcile(self) -> int:
-        report = await self.payments.reconciler.run_once()
-        if report.fixes:
-            log.warning("reconciler: %s", report.to_json())
-        return 0  # paced by the interval, never run back to back
-
-    async def _expire_orders(self) -> int:
-        older_than = timedelta(seconds=self.settings.order_expiry_seconds)
-        await self.orders.service.expire_unpaid(older_than=older_than)
-        return 0  # checked once per poll interval, however many expired
-
-    async def close(self) -> None:
-        """Stop the loops after their current step, then release every resource."""
-        self.stop.set()
-        if self.tasks:
-            await asyncio.gather(*self.tasks, return_exceptions=True)
-        await self.transport.close()  # consumers finish their batch before it returns
-        await self.payments.notification_log.close()
-        for client in self.http_clients:
-            await client.aclose()
-        await self.payments.db.dispose()
-        await self.orders.db.dispose()
-
-
-class _HasClaimed(Protocol):
-    @property
-    def claimed(self) -> int: ...
-
-
-def _claimed(run_once: Callable[[], Awaitable[_HasClaimed]]) -> Callable[[], Awaitable[int]]:
-    async def step() -> int:
-        return (await run_once()).claimed
-
-    return step
 
 
 async def bootstrap(

@@ -9,12 +9,12 @@ from fastapi import APIRouter, FastAPI, HTTPException
 from pydantic import BaseModel, Field, StringConstraints
 
 from payrelay.adapters.storage.migrations import Schema
-from payrelay.bootstrap import OrdersSide
 from payrelay.domain.errors import Conflict, GatewayError, InvalidMoney, NotFound
 from payrelay.domain.money import Money
 from payrelay.domain.order import Order
 from payrelay.entrypoints.health import database_ready, health_router, transport_ready
 from payrelay.ports import OrderLine, Transport
+from payrelay.system import OrdersSide
 
 Currency = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
 

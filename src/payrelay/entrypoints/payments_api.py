@@ -10,7 +10,6 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, StringConstraints
 
 from payrelay.adapters.storage.migrations import Schema
-from payrelay.bootstrap import PaymentsSide
 from payrelay.domain.errors import (
     Conflict,
     GatewayError,
@@ -22,6 +21,7 @@ from payrelay.domain.money import Money
 from payrelay.entrypoints.health import database_ready, health_router, transport_ready
 from payrelay.ports import Transport
 from payrelay.services.ingest import IncomingWebhook
+from payrelay.system import PaymentsSide
 
 Currency = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
 
