@@ -13,18 +13,15 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-import aio_pika
 import httpx
 import pytest
 from sqlalchemy.engine import make_url
 
 from payrelay.adapters.storage.provision import scratch_databases
-from payrelay.adapters.transports.rabbitmq import STANDARD_SUBSCRIPTIONS
-from payrelay.adapters.transports.rabbitmq_topology import Topology
+from payrelay.adapters.transports.rabbitmq import RabbitMQTransport
 from payrelay.bootstrap import WORKER_ROLES, Role
 from payrelay.entrypoints.embedded import EmbeddedStack, embedded_settings, run_embedded
 from payrelay.faults import Faults
-from payrelay.services.relay import DEFAULT_SCHEDULE
 from payrelay.simulator.faults import SimulatorFaults
 from payrelay.simulator.notifier import DeliveryPolicy
 
@@ -33,6 +30,7 @@ FAST = {
     "retry_cap_seconds": 0.5,
     "poll_interval_seconds": 0.05,
     "lease_seconds": 0.5,
+    "consumer_retry_delays": "0.05,0.1,0.2,0.4",
 }
 
 
@@ -70,17 +68,8 @@ def require_server(name: str, url: str) -> None:
 
 async def delete_rabbitmq_topology(prefix: str) -> None:
     """Remove every exchange and queue a test created under its unique prefix."""
-    topology = Topology(prefix, 20, DEFAULT_SCHEDULE.delays)
-    connection = await aio_pika.connect(RABBITMQ_URL)
-    try:
-        channel = await connection.channel()
-        for subscription in STANDARD_SUBSCRIPTIONS:
-            for queue in topology.queues(subscription):
-                await channel.queue_delete(queue)
-        for exchange in topology.exchanges(STANDARD_SUBSCRIPTIONS):
-            await channel.exchange_delete(exchange)
-    finally:
-        await connection.close()
+    # Never connected: deleting needs only the names, which the prefix determines.
+    await RabbitMQTransport(RABBITMQ_URL, name_prefix=prefix).delete_topology()
 
 
 @contextlib.asynccontextmanager

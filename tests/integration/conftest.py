@@ -16,10 +16,10 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 from urllib.parse import urlsplit
 
-import aio_pika
 import pytest
 
-from payrelay.adapters.transports.rabbitmq import STANDARD_SUBSCRIPTIONS, RabbitMQTransport
+from payrelay.adapters.transports.rabbitmq import RabbitMQTransport
+from payrelay.domain.errors import TransportUnavailable
 from tests.support import POSTGRES_URL, RABBITMQ_URL
 
 RabbitMQFactory = Callable[..., Awaitable[RabbitMQTransport]]
@@ -62,12 +62,12 @@ async def rabbitmq(rabbitmq_url: str, name_prefix: str) -> AsyncIterator[RabbitM
     """`await rabbitmq(**options)`: a connected transport on this test's own topology.
 
     Every transport is closed at the end, and the exchanges and queues of the standard
-    subscriptions are deleted, so runs never see each other's messages.
+    subscriptions are deleted, so runs never see each other's messages. Connections are
+    named after the prefix (`<prefix>payrelay` unless a test names them).
     """
     made: list[RabbitMQTransport] = []
 
     async def make(**options: Any) -> RabbitMQTransport:
-        options.setdefault("connection_name", f"{name_prefix}transport")
         options.setdefault("reconnect_interval_seconds", 0.2)
         transport = RabbitMQTransport(rabbitmq_url, name_prefix=name_prefix, **options)
         await transport.connect()
@@ -80,32 +80,18 @@ async def rabbitmq(rabbitmq_url: str, name_prefix: str) -> AsyncIterator[RabbitM
         for transport in made:
             await transport.close()
         if made:
-            await _delete_topology(rabbitmq_url, made[0])
+            await _delete_topology(made[0])
 
 
-async def _delete_topology(url: str, transport: RabbitMQTransport, attempts: int = 3) -> None:
+async def _delete_topology(transport: RabbitMQTransport, attempts: int = 3) -> None:
     """Delete this test's exchanges and queues; again if a connection is cut meanwhile
-    (another test run may close every connection on the broker)."""
+    (a test closing its own connections by name may catch the cleanup's too)."""
     for attempt in range(1, attempts + 1):
         try:
-            return await _delete_topology_once(url, transport)
-        except aio_pika.exceptions.AMQPConnectionError:
+            return await transport.delete_topology()
+        except TransportUnavailable:
             if attempt == attempts:
                 raise
-
-
-async def _delete_topology_once(url: str, transport: RabbitMQTransport) -> None:
-    topology = transport.topology
-    connection = await aio_pika.connect(url)
-    try:
-        channel = await connection.channel()
-        for subscription in STANDARD_SUBSCRIPTIONS:
-            for queue in topology.queues(subscription):
-                await channel.queue_delete(queue)
-        for exchange in topology.exchanges(STANDARD_SUBSCRIPTIONS):
-            await channel.exchange_delete(exchange)
-    finally:
-        await connection.close()
 
 
 @pytest.fixture
@@ -131,3 +117,16 @@ def rabbitmqctl() -> Rabbitmqctl:
         return out.decode()
 
     return run
+
+
+async def connection_pids(rabbitmqctl: Rabbitmqctl, name_prefix: str) -> list[str]:
+    """The broker's ids for the connections named after `name_prefix`, and no others:
+    `close_all_connections` would also cut other test runs sharing the broker."""
+    listing = await rabbitmqctl("list_connections", "--no-table-headers", "pid",
+                                "client_properties")
+    return [line.split("\t")[0] for line in listing.splitlines()
+            if f'{{"connection_name","{name_prefix}' in line]
+
+
+async def close_connections(rabbitmqctl: Rabbitmqctl, pids: list[str]) -> None:
+    await asyncio.gather(*(rabbitmqctl("close_connection", pid, "test") for pid in pids))

@@ -24,7 +24,14 @@ from payrelay.entrypoints.http_server import EmbeddedServer, bind_socket
 from payrelay.simulator.app import create_app as create_simulator_app
 from payrelay.simulator.notifier import DeliveryPolicy
 from payrelay.simulator.state import GatewaySimulator
-from tests.support import RABBITMQ_URL, eventually, fresh_postgres_databases, require_server
+from tests.integration.conftest import Rabbitmqctl, close_connections, connection_pids
+from tests.support import (
+    RABBITMQ_URL,
+    delete_rabbitmq_topology,
+    eventually,
+    fresh_postgres_databases,
+    require_server,
+)
 
 pytestmark = [pytest.mark.postgres, pytest.mark.rabbitmq]
 
@@ -62,20 +69,37 @@ async def processes(env: dict[str, str], commands: list[list[str]], log_dir: Pat
                 proc.wait()
 
 
-async def close_broker_connections() -> None:
-    result = await asyncio.to_thread(
-        subprocess.run,
-        ["rabbitmqctl", "close_all_connections", "payrelay test: dropped on purpose"],
-        capture_output=True, check=False,
-    )
-    assert result.returncode == 0, result.stderr
+async def close_broker_connections(rabbitmqctl: Rabbitmqctl, prefix: str) -> None:
+    """Drop this test's connections (the processes name them `<prefix>payrelay`), not the
+    broker's every connection: other test runs may share it. Waits for them to be up, so
+    a second drop does not land while they are still reconnecting from the first."""
+    pids: list[str] = []
+
+    async def connected() -> bool:
+        pids[:] = await connection_pids(rabbitmqctl, prefix)
+        return bool(pids)
+
+    await eventually(connected, timeout=30, what=f"connections named after {prefix!r}")
+    await close_connections(rabbitmqctl, pids)
 
 
-async def test_full_flow_across_processes_survives_a_dropped_broker(tmp_path: Path):
+@contextlib.asynccontextmanager
+async def broker_topology(prefix: str) -> AsyncIterator[str]:
+    """`prefix` for the processes' exchanges and queues, all deleted afterwards."""
+    try:
+        yield prefix
+    finally:
+        await delete_rabbitmq_topology(prefix)
+
+
+async def test_full_flow_across_processes_survives_a_dropped_broker(
+    tmp_path: Path, rabbitmqctl: Rabbitmqctl
+):
     require_server("RabbitMQ", RABBITMQ_URL)
     payments_port, orders_port = free_port(), free_port()
     payments_url = f"http://127.0.0.1:{payments_port}"
-    async with fresh_postgres_databases(2) as (payments_db_url, orders_db_url):
+    async with fresh_postgres_databases(2) as (payments_db_url, orders_db_url), \
+            broker_topology(f"t-{uuid.uuid4().hex[:8]}.") as prefix:
         simulator = GatewaySimulator(
             access_token=TOKEN, webhook_secret=SECRET, approve_delay=0.05,
             delivery=DeliveryPolicy(base_delay=0.05, max_attempts=10),
@@ -86,7 +110,7 @@ async def test_full_flow_across_processes_survives_a_dropped_broker(tmp_path: Pa
                 "PAYRELAY_PAYMENTS_DATABASE_URL": payments_db_url,
                 "PAYRELAY_ORDERS_DATABASE_URL": orders_db_url,
                 "PAYRELAY_BROKER_URL": RABBITMQ_URL,
-                "PAYRELAY_BROKER_NAME_PREFIX": f"t-{uuid.uuid4().hex[:8]}.",
+                "PAYRELAY_BROKER_NAME_PREFIX": prefix,
                 "PAYRELAY_GATEWAY_BASE_URL": sim_server.base_url,
                 "PAYRELAY_GATEWAY_ACCESS_TOKEN": TOKEN,
                 "PAYRELAY_WEBHOOK_SECRETS": SECRET,
@@ -127,7 +151,7 @@ async def test_full_flow_across_processes_survives_a_dropped_broker(tmp_path: Pa
                 order_ids = []
                 for i in range(40):
                     if i == 20:
-                        await close_broker_connections()
+                        await close_broker_connections(rabbitmqctl, prefix)
                     created = await http.post(f"{orders_url}/orders", json={
                         "items": [{"sku": "s", "quantity": 1, "unit_price": "12.30"}],
                         "total": "12.30", "currency": "BRL"})
@@ -139,7 +163,7 @@ async def test_full_flow_across_processes_survives_a_dropped_broker(tmp_path: Pa
                     if i % 5 == 0:
                         await simulator.pay(preference, "approve")  # a customer paying twice
                 await asyncio.sleep(0.2)
-                await close_broker_connections()
+                await close_broker_connections(rabbitmqctl, prefix)
 
                 payments_db, orders_db = Database(payments_db_url), Database(orders_db_url)
                 try:

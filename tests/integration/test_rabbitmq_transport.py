@@ -16,10 +16,16 @@ import aio_pika
 import pytest
 
 from payrelay.adapters.transports.rabbitmq import RabbitMQTransport
+from payrelay.adapters.transports.rabbitmq_failures import RETRIES_HEADER
 from payrelay.domain.errors import TransportUnavailable
 from payrelay.ports import Delivery, OutboundMessage
 from payrelay.services.consume import ORDER_SIDE_SUBSCRIPTION, PAYMENTS_SIDE_SUBSCRIPTION
-from tests.integration.conftest import Rabbitmqctl, RabbitMQFactory
+from tests.integration.conftest import (
+    Rabbitmqctl,
+    RabbitMQFactory,
+    close_connections,
+    connection_pids,
+)
 from tests.integration.test_transport_contract import ROUTED_KEY, message
 from tests.support import eventually
 
@@ -28,22 +34,36 @@ WORK_QUEUE = ORDER_SIDE_SUBSCRIPTION.queue
 
 @dataclass
 class Handler:
-    """Records deliveries; fails every batch holding an id in `poison`; the first call
+    """Records deliveries; fails every batch holding an id in `poison`, or a delivery of an
+    id in `recovers_after` with fewer delayed retries behind it than that; the first call
     waits for `hold_first` (a transaction still open when the connection drops)."""
 
     poison: set[str] = field(default_factory=set)
+    recovers_after: dict[str, int] = field(default_factory=dict)
     hold_first: asyncio.Event | None = None
     calls: list[list[Delivery]] = field(default_factory=list)
     handled: dict[str, list[Delivery]] = field(default_factory=dict)
+    handled_at: dict[str, float] = field(default_factory=dict)  # first time, loop clock
+    seen_at: dict[tuple[str, int], float] = field(default_factory=dict)  # (id, retries)
 
     async def __call__(self, batch: Sequence[Delivery]) -> None:
+        now = asyncio.get_running_loop().time()
         self.calls.append(list(batch))
+        for d in batch:
+            self.seen_at.setdefault((d.message_id, retries(d)), now)
         if self.hold_first is not None and len(self.calls) == 1:
             await self.hold_first.wait()
-        if self.poison & {d.message_id for d in batch}:
+        if self.poison & {d.message_id for d in batch} or any(
+            retries(d) < self.recovers_after.get(d.message_id, 0) for d in batch
+        ):
             raise RuntimeError("poison")
         for delivery in batch:
             self.handled.setdefault(delivery.message_id, []).append(delivery)
+            self.handled_at.setdefault(delivery.message_id, now)
+
+
+def retries(delivery: Delivery) -> int:
+    return int(delivery.headers.get(RETRIES_HEADER, "0"))
 
 
 async def left_unacked(
@@ -69,19 +89,6 @@ async def left_unacked(
     await eventually(lambda: _handled_all(seen, {str(sentinel.message_id)}),
                      what="the sentinel handled")
     return set(seen.handled) - {str(sentinel.message_id)}
-
-
-async def connection_pids(rabbitmqctl: Rabbitmqctl, name_prefix: str) -> list[str]:
-    """The broker's ids for this test's connections (named after its prefix), and no
-    others: `close_all_connections` would also cut other test runs sharing the broker."""
-    listing = await rabbitmqctl("list_connections", "--no-table-headers", "pid",
-                                "client_properties")
-    return [line.split("\t")[0] for line in listing.splitlines()
-            if f'{{"connection_name","{name_prefix}' in line]
-
-
-async def close_connections(rabbitmqctl: Rabbitmqctl, pids: list[str]) -> None:
-    await asyncio.gather(*(rabbitmqctl("close_connection", pid, "test") for pid in pids))
 
 
 # --- topology ----------------------------------------------------------------------------
@@ -140,6 +147,10 @@ async def test_topology_is_declared_with_the_specified_arguments(
         (f"{p}payrelay.retry", f"{p}orders.payment-events", f"{p}orders.payment-events"),
         (f"{p}payrelay.retry", f"{p}payments.order-events", f"{p}payments.order-events"),
     } <= routes
+    for queue in (f"{p}orders.payment-events", f"{p}payments.order-events"):
+        for step in (1, 2):  # the consumer publishes a failed message to its next step
+            retry = f"{queue}.retry.{step}"
+            assert (f"{p}payrelay.retry", retry, retry) in routes
 
 
 @pytest.mark.rabbitmq
@@ -193,36 +204,117 @@ async def test_an_unreachable_broker_raises_transport_unavailable() -> None:
 
 
 @pytest.mark.rabbitmq
-async def test_a_message_that_always_fails_is_dead_lettered_and_the_rest_are_handled(
+async def test_a_failing_message_is_retried_after_each_delay_then_dead_lettered(
     rabbitmq: RabbitMQFactory, rabbitmq_url: str, name_prefix: str
 ) -> None:
-    transport = await rabbitmq(delivery_limit=2, batch_linger_seconds=0.02)
+    transport = await rabbitmq(retry_delays=(0.2, 0.4), batch_linger_seconds=0.02)
     messages = [message(n) for n in range(10)]
-    poison = str(messages[4].message_id)
-    handler = Handler(poison={poison})
+    poison = str(messages[0].message_id)  # first in line: the rest must get past it
+    handler, dead = Handler(poison={poison}), Handler()
     await transport.subscribe(ORDER_SIDE_SUBSCRIPTION, handler)
+    await transport.subscribe_dead_letters(ORDER_SIDE_SUBSCRIPTION, dead)
 
     assert (await transport.publish(messages)).confirmed == {m.message_id for m in messages}
 
-    dlq = f"{name_prefix}{WORK_QUEUE}.dlq"
-    dead: list[aio_pika.abc.AbstractIncomingMessage] = []
-
-    async def dead_lettered() -> bool:
-        dead.extend(await _get_all(rabbitmq_url, dlq))
-        return bool(dead)
-
+    await eventually(lambda: _handled_all(dead, {poison}), what="the poison message dead")
     others = {str(m.message_id) for m in messages} - {poison}
-    await eventually(lambda: _handled_all(handler, others), what="the others handled")
-    await eventually(dead_lettered, what="the poison message in the DLQ")
-    assert [d.message_id for d in dead] == [poison]
-    assert dead[0].headers["x-first-death-reason"] == "delivery_limit"
     assert set(handler.handled) == others
-    # Only the poison message was returned, once per delivery: 1 + delivery_limit.
-    alone = [c[0] for c in handler.calls if [d.message_id for d in c] == [poison]]
-    assert [d.redelivered for d in alone] == [False, True, True]
-    assert [d.headers.get("x-delivery-count") for d in alone] == [None, "1", "2"]
-    assert {d.headers["x-payrelay-attempt"] for d in alone} == {"0"}
-    assert await left_unacked(transport, handler, rabbitmq, delivery_limit=2) == set()
+    # One delivery per step (0, then 1 and 2 delayed retries), spaced by the delays.
+    first, second, third = (handler.seen_at[(poison, n)] for n in range(3))
+    assert second - first >= 0.2 and third - second >= 0.4
+    assert not any(key == poison for key, n in handler.seen_at if n > 2)
+    assert max(handler.handled_at[i] for i in others) < second  # it blocked nobody
+    tries = [d for call in handler.calls for d in call if d.message_id == poison]
+    assert {d.routing_key for d in tries} == {ROUTED_KEY}  # not the retry queues' keys
+    assert tries[0].redelivered is False and all(d.redelivered for d in tries if retries(d))
+
+    (letter,) = dead.handled[poison]
+    assert (letter.routing_key, letter.body) == (ROUTED_KEY, messages[0].body)
+    assert {k: v for k, v in letter.headers.items() if k.startswith("x-payrelay-")} == {
+        "x-payrelay-attempt": "0",
+        "x-payrelay-retries": "2",
+        "x-payrelay-reason": "consumer retries exhausted",
+        "x-payrelay-attempts": "3",
+        "x-payrelay-error": "RuntimeError: poison",
+        "x-payrelay-exchange": ORDER_SIDE_SUBSCRIPTION.exchange,
+        "x-payrelay-routing-key": ROUTED_KEY,
+    }
+    await transport.close()  # settles what it holds; anything unacked returns to a queue
+    assert set((await ready_counts(rabbitmq_url, transport)).values()) == {0}
+
+
+@pytest.mark.rabbitmq
+async def test_a_message_that_fails_twice_then_passes_is_handled_and_not_dead(
+    rabbitmq: RabbitMQFactory, rabbitmq_url: str
+) -> None:
+    transport = await rabbitmq(retry_delays=(0.05, 0.05), batch_linger_seconds=0.02)
+    flaky, steady = message(1), message(2)
+    handler = Handler(recovers_after={str(flaky.message_id): 2})
+    dead = Handler()
+    await transport.subscribe(ORDER_SIDE_SUBSCRIPTION, handler)
+    await transport.subscribe_dead_letters(ORDER_SIDE_SUBSCRIPTION, dead)
+
+    await transport.publish([flaky, steady])
+
+    ids = {str(flaky.message_id), str(steady.message_id)}
+    await eventually(lambda: _handled_all(handler, ids), what="both handled")
+    (handled,) = handler.handled[str(flaky.message_id)]
+    assert (retries(handled), handled.routing_key) == (2, ROUTED_KEY)
+    await transport.close()
+    assert dead.calls == []
+    assert set((await ready_counts(rabbitmq_url, transport)).values()) == {0}
+
+
+@pytest.mark.rabbitmq
+async def test_a_message_past_the_delivery_limit_reaches_the_feed_with_the_brokers_reason(
+    rabbitmq: RabbitMQFactory, rabbitmq_url: str, name_prefix: str
+) -> None:
+    transport = await rabbitmq(delivery_limit=1)
+    dead = Handler()
+    await transport.subscribe_dead_letters(ORDER_SIDE_SUBSCRIPTION, dead)
+    crashing = message(1)
+    await transport.publish([crashing])
+
+    # A consumer that never settles it: every return counts, as a dropped connection's would.
+    returned: list[str | None] = []
+
+    async def crash(incoming: aio_pika.abc.AbstractIncomingMessage) -> None:
+        returned.append(incoming.message_id)
+        await incoming.reject(requeue=True)
+
+    connection = await aio_pika.connect(rabbitmq_url)
+    try:
+        channel = await connection.channel()
+        queue = await channel.get_queue(f"{name_prefix}{WORK_QUEUE}", ensure=False)
+        await queue.consume(crash)
+        await eventually(lambda: _handled_all(dead, {str(crashing.message_id)}),
+                         what="the message in the dead-letter feed")
+    finally:
+        await connection.close()
+    assert returned == [str(crashing.message_id)] * 2  # delivery_limit + 1 deliveries
+    (letter,) = dead.handled[str(crashing.message_id)]
+    assert letter.routing_key == ROUTED_KEY
+    assert letter.headers["x-payrelay-reason"] == "delivery limit reached"
+    assert letter.headers["x-payrelay-attempts"] == "2"
+    assert letter.headers["x-payrelay-exchange"] == ORDER_SIDE_SUBSCRIPTION.exchange
+    assert "delivered 2 times" in letter.headers["x-payrelay-error"]
+
+
+@pytest.mark.rabbitmq
+async def test_connections_carry_the_prefix_and_delete_topology_removes_everything(
+    rabbitmq: RabbitMQFactory, rabbitmqctl: Rabbitmqctl, name_prefix: str
+) -> None:
+    transport = await rabbitmq()
+    await transport.subscribe(ORDER_SIDE_SUBSCRIPTION, Handler())
+    await transport.subscribe_dead_letters(ORDER_SIDE_SUBSCRIPTION, Handler())
+    assert len(await connection_pids(rabbitmqctl, f"{name_prefix}payrelay")) == 1
+    await transport.close()
+
+    await transport.delete_topology()
+
+    queues, exchanges = await asyncio.gather(rabbitmqctl("list_queues", "name"),
+                                             rabbitmqctl("list_exchanges", "name"))
+    assert name_prefix not in queues + exchanges
 
 
 @pytest.mark.rabbitmq
@@ -321,5 +413,19 @@ async def _get_all(url: str, queue: str) -> list[Any]:
             await got.ack()
             taken.append(got)
         return taken
+    finally:
+        await connection.close()
+
+
+async def ready_counts(url: str, transport: RabbitMQTransport) -> dict[str, int]:
+    """How many messages wait in each queue of the order-side subscription."""
+    connection = await aio_pika.connect(url)
+    try:
+        channel = await connection.channel()
+        counts = {}
+        for name in transport.topology.queues(ORDER_SIDE_SUBSCRIPTION):
+            queue = await channel.declare_queue(name, passive=True)
+            counts[name] = queue.declaration_result.message_count or 0
+        return counts
     finally:
         await connection.close()

@@ -4,13 +4,10 @@ Publishing: a message is confirmed only when the broker acked it and did not ret
 (`mandatory`), i.e. a durable queue holds it. A nack, return or timeout leaves it out of the
 confirmed set: its outbox row stays pending and the relay sends it again, same message id.
 
-Consuming: deliveries are batched, the handler commits a batch, only then is each message
-acked. A failed batch is retried message by message, so one poison message cannot take its
-neighbours down with it; a message that fails alone is rejected with requeue, and the
-quorum queue dead-letters it to `<queue>.dlq` after `delivery_limit + 1` deliveries.
-Requeueing is immediate, so a transient failure (database down) spends those deliveries
-fast, and RabbitMQ 3.x also counts a delivery returned by a dropped connection. The
-`<queue>.retry.<n>` queues are declared for delayed retries; nothing routes to them yet.
+Consuming (rabbitmq_consumer.py): batches are acked once the handler returned; a message
+that fails on its own goes through the `<queue>.retry.<n>` delay queues and then to
+`<queue>.dlq`, never blocking the messages behind it. `subscribe_dead_letters` feeds the
+DLQ, with each message's reason, to a handler that stores it for a person.
 
 aio-pika's robust connection survives broker restarts and server-side closes: it reopens
 the channels and restores QoS, topology and consumers. Messages unacked on a lost channel
@@ -21,9 +18,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from typing import TypeVar
 
 import aio_pika
@@ -31,14 +29,22 @@ import aiormq
 from aio_pika.abc import (
     AbstractChannel,
     AbstractExchange,
-    AbstractIncomingMessage,
+    AbstractQueue,
     AbstractRobustConnection,
 )
-from aio_pika.exceptions import AMQPError, ChannelInvalidStateError, DeliveryError
+from aio_pika.exceptions import DeliveryError
 
+from payrelay.adapters.transports.rabbitmq_consumer import BROKER_ERRORS, BatchConsumer
+from payrelay.adapters.transports.rabbitmq_failures import (
+    RetryOrDeadLetter,
+    confirmed_republish,
+    dead_letter_delivery,
+    requeue,
+    work_delivery,
+)
 from payrelay.adapters.transports.rabbitmq_topology import PUBLISHED_EXCHANGES, Topology
 from payrelay.domain.errors import TransportUnavailable
-from payrelay.ports import BatchHandler, Delivery, OutboundMessage, PublishResult, Subscription
+from payrelay.ports import BatchHandler, OutboundMessage, PublishResult, Subscription
 from payrelay.services.consume import ORDER_SIDE_SUBSCRIPTION, PAYMENTS_SIDE_SUBSCRIPTION
 
 __all__ = ["ATTEMPT_HEADER", "STANDARD_SUBSCRIPTIONS", "RabbitMQTransport"]
@@ -48,13 +54,14 @@ log = logging.getLogger(__name__)
 ATTEMPT_HEADER = "x-payrelay-attempt"
 STANDARD_SUBSCRIPTIONS = (ORDER_SIDE_SUBSCRIPTION, PAYMENTS_SIDE_SUBSCRIPTION)
 
-# What a lost connection or channel looks like from aio-pika/aiormq. TimeoutError is an
-# OSError too, so callers test for it (and DeliveryError, an AMQPError) first.
-_BROKER_ERRORS = (AMQPError, ChannelInvalidStateError, OSError)
+# TimeoutError is an OSError too: test for it (and DeliveryError, an AMQPError) first.
 # aiormq cancels the confirmations of a channel it is closing; had the publishing task
 # itself been cancelled, gather would have raised instead of returning the results.
-_LOST_PUBLISH = (*_BROKER_ERRORS, asyncio.CancelledError)
+_LOST_PUBLISH = (*BROKER_ERRORS, asyncio.CancelledError)
+# A dead-letter handler that fails has the database down: pause instead of spinning.
+DEAD_LETTER_FAILURE_PAUSE_SECONDS = 1.0
 _T = TypeVar("_T")
+DeclareQueue = Callable[[AbstractChannel, str], Awaitable[AbstractQueue]]
 
 
 @contextlib.contextmanager
@@ -62,7 +69,7 @@ def _unavailable_on_broker_errors(doing: str) -> Iterator[None]:
     """Translate aio-pika/aiormq/socket errors at this edge; the message has no URL."""
     try:
         yield
-    except _BROKER_ERRORS as exc:
+    except BROKER_ERRORS as exc:
         raise TransportUnavailable(f"{doing}: {type(exc).__name__}: {exc}") from exc
 
 
@@ -86,7 +93,7 @@ class RabbitMQTransport:
         retry_delays: tuple[float, ...] = (1, 5, 30, 120, 600),
         delivery_limit: int = 20,
         subscriptions: Sequence[Subscription] = STANDARD_SUBSCRIPTIONS,
-        connection_name: str = "payrelay",
+        connection_name: str | None = None,
         reconnect_interval_seconds: float = 5.0,
     ) -> None:
         if prefetch < 1 or batch_max < 1 or delivery_limit < 1:
@@ -100,13 +107,15 @@ class RabbitMQTransport:
         self._confirm_timeout = confirm_timeout_seconds
         self._topology = Topology(name_prefix, delivery_limit, tuple(retry_delays))
         self._subscriptions = tuple(subscriptions)
-        self._connection_name = connection_name
+        # Named after the prefix, so a test can find (and cut) its own connections.
+        self._connection_name = connection_name or f"{name_prefix}payrelay"
         self._reconnect_interval = reconnect_interval_seconds
         self._connection: AbstractRobustConnection | None = None
         self._topology_channel: AbstractChannel | None = None
         self._publish_channel: AbstractChannel | None = None
         self._exchanges: dict[str, AbstractExchange] = {}  # unprefixed name -> exchange
-        self._consumers: list[_BatchConsumer] = []
+        self._declared = {s.queue: s for s in self._subscriptions}  # for delete_topology
+        self._consumers: list[BatchConsumer] = []
 
     @property
     def topology(self) -> Topology:
@@ -141,6 +150,7 @@ class RabbitMQTransport:
         subs = tuple(subscriptions)
         with _unavailable_on_broker_errors("cannot declare the RabbitMQ topology"):
             await self._topology.declare(channel, subs)
+            self._declared.update((s.queue, s) for s in subs)
             for name in [*PUBLISHED_EXCHANGES, *(s.exchange for s in subs)]:
                 if name not in self._exchanges:
                     self._exchanges[name] = await self._require(publisher).get_exchange(
@@ -216,19 +226,63 @@ class RabbitMQTransport:
             raise TransportUnavailable("RabbitMQ publish channel is closed, reopening")
 
     async def subscribe(self, subscription: Subscription, handler: BatchHandler) -> None:
-        """Consume `subscription.queue` in batches on a channel of its own."""
+        """Consume `subscription.queue` in batches on a channel of its own; a message that
+        fails on its own is retried after each of `retry_delays`, then dead-lettered."""
+        republish = confirmed_republish(self._require(self._publish_channel),
+                                        timeout=self._confirm_timeout)
+        on_failure = RetryOrDeadLetter(
+            topology=self._topology, queue=subscription.queue, republish=republish
+        )
+        consumer = BatchConsumer(handler, batch_max=self._batch_max, linger=self._linger,
+                                 to_delivery=work_delivery, on_failure=on_failure)
+        await self._consume(subscription, self._topology.declare_work_queue, consumer)
+
+    async def subscribe_dead_letters(
+        self, subscription: Subscription, handler: BatchHandler
+    ) -> None:
+        """Consume `<queue>.dlq` in batches: original routing key, x-payrelay-* headers.
+
+        A batch is acked once `handler` returned; a failed one goes back to the DLQ.
+        """
+        to_delivery = functools.partial(
+            dead_letter_delivery, topology=self._topology, subscription=subscription
+        )
+        consumer = BatchConsumer(handler, batch_max=self._batch_max, linger=self._linger,
+                                 to_delivery=to_delivery, on_failure=requeue,
+                                 failure_pause=DEAD_LETTER_FAILURE_PAUSE_SECONDS)
+        await self._consume(subscription, self._topology.declare_dead_letter_queue, consumer)
+
+    async def _consume(
+        self, subscription: Subscription, declare_queue: DeclareQueue, consumer: BatchConsumer
+    ) -> None:
         connection = self._require(self._connection)
         await self.declare([subscription])
-        consumer = _BatchConsumer(handler, batch_max=self._batch_max, linger=self._linger)
         with _unavailable_on_broker_errors(f"cannot consume {subscription.queue!r}"):
             # Declared through this channel (same arguments as in `declare`) so that the
             # robust channel re-declares it and restores the consumer after a reconnect.
             channel = await connection.channel()
             await channel.set_qos(prefetch_count=self._prefetch)
-            queue = await self._topology.declare_work_queue(channel, subscription.queue)
+            queue = await declare_queue(channel, subscription.queue)
             await queue.consume(consumer.on_message)
-        consumer.start(f"rabbitmq-consumer:{self._topology.name(subscription.queue)}")
+        consumer.start(f"rabbitmq-consumer:{queue.name}")
         self._consumers.append(consumer)
+
+    async def delete_topology(self) -> None:
+        """Delete every exchange and queue of this topology, messages included.
+
+        For scratch runs and tests. It uses a connection of its own, so it works before
+        `connect()` and after `close()`; call it after `close()`, or the broker cancels
+        this transport's consumers under it.
+        """
+        subscriptions = tuple(self._declared.values())
+        with _unavailable_on_broker_errors("cannot delete the RabbitMQ topology"):
+            connection = await aio_pika.connect(
+                self._url, client_properties={"connection_name": self._connection_name}
+            )
+            try:
+                await self._topology.delete(await connection.channel(), subscriptions)
+            finally:
+                await connection.close()
 
     async def close(self) -> None:
         """Stop the consumers after their batch in hand, then disconnect.
@@ -251,126 +305,3 @@ class RabbitMQTransport:
         if resource is None:
             raise TransportUnavailable("RabbitMQTransport is not connected: call connect()")
         return resource
-
-
-class _BatchConsumer:
-    """One subscription's deliveries in, handler batches out; acks only after the handler."""
-
-    def __init__(self, handler: BatchHandler, *, batch_max: int, linger: float) -> None:
-        self._handler = handler
-        self._batch_max = batch_max
-        self._linger = linger
-        self._arrived: asyncio.Queue[AbstractIncomingMessage] = asyncio.Queue()
-        self._task: asyncio.Task[None] | None = None
-        self._busy = asyncio.Lock()  # held from handing a batch over to settling it
-
-    async def on_message(self, message: AbstractIncomingMessage) -> None:
-        # Never blocks: the broker's prefetch bounds how many can be waiting here.
-        self._arrived.put_nowait(message)
-
-    def start(self, name: str) -> None:
-        self._task = asyncio.create_task(self._run(), name=name)
-        self._task.add_done_callback(_report_crash)
-
-    async def stop(self) -> None:
-        """Let the batch in hand be handled and settled, then stop taking new ones.
-
-        Cancelling mid-batch would be safe (its messages are redelivered) but would hand
-        every batch in flight at a deploy to the inboxes a second time.
-        """
-        if self._task is None or self._task.done():  # a crash was logged by _report_crash
-            return
-        async with self._busy:
-            self._task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._task
-
-    async def _run(self) -> None:
-        while True:
-            arrived = await self._next_batch()
-            async with self._busy:
-                batch = [m for m in arrived if _channel_alive(m)]
-                if batch:
-                    await self._deliver(batch)
-
-    async def _next_batch(self) -> list[AbstractIncomingMessage]:
-        """Wait for one message, then take what else arrives within `linger`."""
-        batch = [await self._arrived.get()]
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self._linger
-        while len(batch) < self._batch_max:
-            if not self._arrived.empty():
-                batch.append(self._arrived.get_nowait())
-                continue
-            remaining = deadline - loop.time()
-            if remaining <= 0:
-                break
-            try:
-                # A timeout never loses a message: Queue.get only removes it on success.
-                async with asyncio.timeout(remaining):
-                    batch.append(await self._arrived.get())
-            except TimeoutError:
-                break
-        return batch
-
-    async def _deliver(self, batch: list[AbstractIncomingMessage]) -> None:
-        if await self._handled(batch):
-            for message in batch:
-                await _settle(message, handled=True)
-            return
-        if len(batch) == 1:
-            await _settle(batch[0], handled=False)
-            return
-        # The handler's transaction rolled back as a whole; find the messages that fail
-        # on their own, so only those are returned and count towards the delivery limit.
-        for message in batch:
-            await _settle(message, handled=await self._handled([message]))
-
-    async def _handled(self, batch: list[AbstractIncomingMessage]) -> bool:
-        try:
-            await self._handler([_delivery(m) for m in batch])
-        except Exception as exc:
-            log.warning("handler failed on %d messages (first %s): %s: %s",
-                        len(batch), batch[0].message_id, type(exc).__name__, exc)
-            return False
-        return True
-
-
-async def _settle(message: AbstractIncomingMessage, *, handled: bool) -> None:
-    """Ack a handled message; reject a failed one back into its queue."""
-    try:
-        if handled:
-            await message.ack()
-        else:
-            await message.reject(requeue=True)
-    except _BROKER_ERRORS as exc:
-        # The channel that delivered it is gone, and with it the broker's record of this
-        # delivery: the message is already back in its queue and will be delivered again
-        # (a handled one then meets its inbox row).
-        log.info("cannot settle %s, the broker will redeliver it: %r", message.message_id, exc)
-
-
-def _channel_alive(message: AbstractIncomingMessage) -> bool:
-    """False for a message from a channel that has closed; the broker redelivers it."""
-    try:
-        message.channel  # noqa: B018 - the property raises once the channel is closed
-    except ChannelInvalidStateError:
-        return False
-    return True
-
-
-def _delivery(message: AbstractIncomingMessage) -> Delivery:
-    return Delivery(
-        message_id=message.message_id or "",
-        routing_key=message.routing_key or "",
-        body=message.body,
-        redelivered=bool(message.redelivered),
-        # e.g. x-payrelay-attempt (set by `publish`) and x-delivery-count (quorum queues)
-        headers={key: str(value) for key, value in (message.headers or {}).items()},
-    )
-
-
-def _report_crash(task: asyncio.Task[None]) -> None:
-    if not task.cancelled() and task.exception() is not None:
-        log.error("consumer %s stopped: messages stay unacked until the connection closes",
-                  task.get_name(), exc_info=task.exception())

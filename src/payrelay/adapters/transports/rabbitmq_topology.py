@@ -7,9 +7,10 @@ queue name or a policy), never a silent redeclare.
 
     <p>payrelay.payments, <p>payrelay.orders   topic     what the relays publish to
     <p><queue>                                   quorum    bound by the subscription's patterns
-    <p>payrelay.dlx   --<p><queue>-->  <p><queue>.dlq      messages past the delivery limit
-    <p><queue>.retry.<n>  --ttl-->  <p>payrelay.retry  --<p><queue>-->  <p><queue>
-                                                          delayed retries, one queue per step
+    <p>payrelay.dlx   --<p><queue>-->  <p><queue>.dlq      given up on: out of retries, or
+                                                          past the delivery limit
+    <p>payrelay.retry --<p><queue>.retry.<n>-->  <p><queue>.retry.<n>  --ttl-->
+        <p>payrelay.retry  --<p><queue>-->  <p><queue>    delayed retries, one queue per step
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from aio_pika.abc import AbstractChannel, AbstractQueue
 
 from payrelay.ports import Subscription
 
-__all__ = ["PUBLISHED_EXCHANGES", "Topology"]
+__all__ = ["DEAD_LETTER_EXCHANGE", "PUBLISHED_EXCHANGES", "RETRY_EXCHANGE", "Topology"]
 
 PUBLISHED_EXCHANGES = ("payrelay.payments", "payrelay.orders")
 DEAD_LETTER_EXCHANGE = "payrelay.dlx"
@@ -42,6 +43,10 @@ class Topology:
 
     def name(self, base: str) -> str:
         return f"{self.prefix}{base}"
+
+    def base_name(self, name: str) -> str:
+        """`name` without the prefix, as payrelay's own messages name exchanges."""
+        return name.removeprefix(self.prefix) if self.prefix else name
 
     def dead_letter_queue(self, queue: str) -> str:
         return self.name(f"{queue}.dlq")
@@ -120,19 +125,38 @@ class Topology:
         for pattern in subscription.patterns:
             await work.bind(self.name(subscription.exchange), pattern)
         await work.bind(self.name(RETRY_EXCHANGE), self.name(queue))
-        dlq = await channel.declare_queue(
-            self.dead_letter_queue(queue), durable=True, arguments={"x-queue-type": "quorum"}
-        )
+        dlq = await self.declare_dead_letter_queue(channel, queue)
         await dlq.bind(self.name(DEAD_LETTER_EXCHANGE), self.name(queue))
         for step, delay in self._steps():
-            await channel.declare_queue(
+            retry = await channel.declare_queue(
                 self.retry_queue(queue, step),
                 durable=True,
                 arguments=self.retry_queue_arguments(queue, delay),
             )
+            # The consumer publishes a failed message here with the queue's own name as
+            # routing key; expired, it goes back through the work queue's binding above.
+            await retry.bind(self.name(RETRY_EXCHANGE), self.retry_queue(queue, step))
 
     async def declare_work_queue(self, channel: AbstractChannel, queue: str) -> AbstractQueue:
         """Declare (idempotently) and return the work queue, e.g. to consume from it."""
         return await channel.declare_queue(
             self.name(queue), durable=True, arguments=self.work_queue_arguments(queue)
         )
+
+    async def declare_dead_letter_queue(
+        self, channel: AbstractChannel, queue: str
+    ) -> AbstractQueue:
+        """Declare (idempotently) and return `queue`'s dead-letter queue."""
+        return await channel.declare_queue(
+            self.dead_letter_queue(queue), durable=True, arguments={"x-queue-type": "quorum"}
+        )
+
+    async def delete(
+        self, channel: AbstractChannel, subscriptions: tuple[Subscription, ...]
+    ) -> None:
+        """Delete the subscriptions' queues (messages and all), then every exchange."""
+        for subscription in subscriptions:
+            for queue in self.queues(subscription):
+                await channel.queue_delete(queue)
+        for exchange in self.exchanges(subscriptions):
+            await channel.exchange_delete(exchange)
