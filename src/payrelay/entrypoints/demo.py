@@ -24,6 +24,7 @@ from rich.progress import Progress
 
 from payrelay.adapters.storage import queries
 from payrelay.adapters.storage.provision import scratch_databases
+from payrelay.adapters.transports.rabbitmq import RabbitMQTransport
 from payrelay.entrypoints.embedded import EmbeddedStack, embedded_settings, run_embedded
 from payrelay.entrypoints.report import Report, build_report
 from payrelay.faults import FaultPoint, Faults
@@ -139,12 +140,17 @@ async def run_demo(options: DemoOptions, console: Console) -> Report:
             payments_url, orders_url = await resources.enter_async_context(
                 scratch_databases(options.postgres_url, ["payrelay_demo"] * 2)
             )
+            prefix = f"payrelay-demo-{uuid.uuid4().hex[:8]}."
             overrides |= {
                 "payments_database_url": payments_url,
                 "orders_database_url": orders_url,
                 "broker_url": options.rabbitmq_url,
-                "broker_name_prefix": f"payrelay-demo-{uuid.uuid4().hex[:8]}.",
+                "broker_name_prefix": prefix,
             }
+            # Scratch queues go when the run ends, whatever happened (registered first,
+            # so it runs after the system has closed its connection).
+            scratch = RabbitMQTransport(options.rabbitmq_url, name_prefix=prefix)
+            resources.push_async_callback(scratch.delete_topology)
         if options.faults is FaultProfile.HEAVY:
             overrides |= HEAVY_SETTINGS
         settings = embedded_settings(data_dir, **overrides)
