@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -79,6 +79,12 @@ class Settings(BaseSettings):
     """How long a processor or relay owns claimed rows; after a crash they are due again."""
     retry_base_seconds: float = Field(default=0.5, gt=0)
     retry_cap_seconds: float = Field(default=600.0, gt=0)
+
+    @field_validator("consumer_retry_delays")
+    @classmethod
+    def _valid_schedule(cls, value: str) -> str:
+        RetrySchedule.parse(value)  # a typo fails at start-up, with the reason
+        return value
 
     def consumer_retry_schedule(self) -> RetrySchedule:
         return RetrySchedule.parse(self.consumer_retry_delays)

@@ -313,6 +313,10 @@ class RefundQueue(Protocol):
         self, refund: RefundRequest, *, due: datetime, error: str
     ) -> None: ...
 
+    async def hold(self, refund: RefundRequest, *, error: str, now: datetime) -> None:
+        """The gateway refused it for good: keep it for a person, do not try again."""
+        ...
+
 
 class Checkouts(Protocol):
     async def get(self, order_id: str) -> Checkout | None: ...

@@ -90,7 +90,9 @@ def migrate() -> None:
 
 @app.command()
 def reconcile(
-    once: bool = typer.Option(True, "--once", help="One run, then exit (the worker role loops)."),
+    once: bool = typer.Option(
+        False, "--once", help="One run, then exit; without it, run every interval until Ctrl+C."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
 ) -> None:
     """Find what fell through (unanswered approvals, lost webhooks, unsettled payments)."""
@@ -102,9 +104,15 @@ def reconcile(
     from payrelay.config import Settings
 
     async def run() -> dict[str, object]:
-        system = await bootstrap(Settings(), check_schema=[Role.RECONCILER])
+        settings = Settings()
+        system = await bootstrap(settings, check_schema=[Role.RECONCILER])
         try:
-            return (await system.payments.reconciler.run_once()).to_json()
+            while True:
+                report = (await system.payments.reconciler.run_once()).to_json()
+                if once:
+                    return report
+                Console().print_json(json.dumps(report))
+                await asyncio.sleep(settings.reconcile_interval_seconds)
         finally:
             await system.close()
 
@@ -162,13 +170,14 @@ def serve(
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--role") from exc
     from payrelay.adapters.storage.migrations import SchemaBehind
+    from payrelay.domain.errors import StorageUnavailable, TransportUnavailable
 
     try:
         asyncio.run(
             run(Settings(), roles, host=host, payments_port=payments_port, orders_port=orders_port)
         )
-    except (SchemaBehind, ValueError) as exc:
-        Console(stderr=True).print(f"[red]{exc}[/red]")
+    except (SchemaBehind, ValueError, StorageUnavailable, TransportUnavailable) as exc:
+        Console(stderr=True).print(f"[red]cannot start: {exc}[/red]")
         raise typer.Exit(2) from exc
 
 

@@ -13,7 +13,7 @@ import random
 from dataclasses import dataclass
 from datetime import timedelta
 
-from payrelay.domain.errors import GatewayError, InjectedFault
+from payrelay.domain.errors import GatewayError, GatewayRejected, InjectedFault
 from payrelay.domain.refund import idempotency_key
 from payrelay.domain.retry import Backoff
 from payrelay.faults import FaultPoint, Faults
@@ -26,6 +26,7 @@ class RefundResult:
     refunded: int = 0
     already_covered: int = 0
     retried: int = 0
+    held: int = 0
 
 
 class Refunder:
@@ -71,12 +72,25 @@ class Refunder:
                 idempotency_key=idempotency_key(refund.provider, refund.payment_id),
             )
             self._faults.check(FaultPoint.REFUND_ANSWER_LOST)
+        except GatewayRejected as exc:
+            if exc.status_code in (401, 403):  # our credentials: fixable, so keep trying
+                await self._retry(refund, exc)
+                result.retried += 1
+                return
+            # A definite no about this payment (it cannot be refunded any more): asking
+            # again will not change it, so a person decides.
+            await self._queue.hold(refund, error=f"gateway refused: {exc}", now=self._clock())
+            result.held += 1
+            return
         except (GatewayError, InjectedFault) as exc:
             # A timeout may have refunded or not: the next attempt asks the gateway first,
             # and repeats the same idempotency key if it must call again.
-            due = self._backoff.next_attempt_at(self._clock(), refund.attempts + 1, self._rng)
-            await self._queue.schedule_retry(refund, due=due, error=f"{type(exc).__name__}: {exc}")
+            await self._retry(refund, exc)
             result.retried += 1
             return
         await self._queue.mark_succeeded(refund, gateway_refund_id=refund_id, now=self._clock())
         result.refunded += 1
+
+    async def _retry(self, refund: RefundRequest, exc: Exception) -> None:
+        due = self._backoff.next_attempt_at(self._clock(), refund.attempts + 1, self._rng)
+        await self._queue.schedule_retry(refund, due=due, error=f"{type(exc).__name__}: {exc}")

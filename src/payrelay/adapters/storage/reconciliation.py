@@ -11,7 +11,7 @@ from sqlalchemy import and_, exists, insert, or_, select, update
 
 from payrelay.adapters.storage import tables as t
 from payrelay.adapters.storage.database import Database
-from payrelay.adapters.storage.messages import PENDING
+from payrelay.adapters.storage.messages import PENDING, SENT
 from payrelay.domain.events import EventType
 from payrelay.domain.order import WAS_APPROVED
 from payrelay.domain.payment import UNSETTLED, PaymentStatus
@@ -48,6 +48,8 @@ class SqlReconciliationStore:
                 .where(
                     o.c.payment_id.in_(list(payment_ids)),
                     o.c.routing_key == EventType.PAYMENT_APPROVED.value,
+                    # A dead approval waits for a person's replay, not for the next SLA.
+                    o.c.status == SENT,
                 )
                 .values(status=PENDING, next_attempt_at=now)
             )

@@ -106,6 +106,22 @@ class SqlRefundQueue:
             )
 
 
+    async def hold(self, refund: RefundRequest, *, error: str, now: datetime) -> None:
+        r = t.refunds
+        async with self._db.transaction() as conn:
+            await conn.execute(
+                update(r)
+                .where(r.c.payment_id == refund.payment_id, r.c.status == REQUESTED)
+                .values(status=HELD, last_error=error[:500], updated_at=now)
+            )
+            await conn.execute(
+                t.payments_timeline.insert().values(
+                    at=now, order_id=refund.order_id, payment_id=refund.payment_id,
+                    step="refund.held", detail=error[:200],
+                )
+            )
+
+
 def _request(row: Row[Any]) -> RefundRequest:
     return RefundRequest(
         payment_id=row.payment_id,
