@@ -12,6 +12,7 @@ from payrelay.adapters.storage import tables as t
 from payrelay.entrypoints.embedded import EmbeddedStack
 from payrelay.faults import FaultPoint, Faults
 from payrelay.ports import Delivery
+from payrelay.system import WORKER_ROLES, Role
 from tests.support import Customer, StackFactory, eventually
 
 pytestmark = pytest.mark.parametrize(
@@ -140,3 +141,27 @@ async def test_refund_or_chargeback_at_the_gateway_moves_a_paid_order_to_refunde
         await stack.simulator.set_status(payment_id, status)
         await customer.wait_until_status(order_id, "refunded")
         assert await refund_rows(stack, order_id) == []  # nothing for payrelay to refund
+
+
+async def test_a_refund_the_gateway_refuses_for_good_is_held_for_a_person(
+    make_stack: StackFactory, http: httpx.AsyncClient
+):
+    # The refunder is driven by hand, to let the payment be charged back first.
+    async with make_stack(roles=WORKER_ROLES - {Role.REFUNDER}) as stack:
+        customer = Customer(stack, http)
+        order_id = await customer.order("14.00")
+        preference = await customer.checkout(order_id)
+        await customer.pay(preference)
+        await customer.wait_until_status(order_id, "paid")
+        second = await customer.pay(preference)
+
+        async def intent_recorded() -> bool:
+            return bool(await refund_rows(stack, order_id))
+
+        await eventually(intent_recorded)
+        await stack.simulator.set_status(second, "charged_back")  # no longer refundable
+        result = await stack.system.payments.refunder.run_once()
+        assert result.held == 1
+        (row,) = await refund_rows(stack, order_id)
+        assert row.status == "held" and "refused" in row.last_error
+        assert stack.simulator.refunds(second) == []
