@@ -153,6 +153,10 @@ class SeenMessage:
 class Inbox(Protocol):
     async def seen(self, message_id: uuid.UUID) -> SeenMessage | None: ...
 
+    async def redirect_replies(self, payment_id: str, reply_id: uuid.UUID) -> None:
+        """A payment's outcome changed: redeliveries of its events repeat the new answer."""
+        ...
+
     async def add(
         self, envelope: Envelope, *, received_at: datetime, reply_id: uuid.UUID | None
     ) -> None: ...

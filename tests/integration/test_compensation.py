@@ -12,6 +12,7 @@ from payrelay.adapters.storage import tables as t
 from payrelay.entrypoints.embedded import EmbeddedStack
 from payrelay.faults import FaultPoint, Faults
 from payrelay.ports import Delivery
+from payrelay.simulator.faults import SimulatorFaults
 from payrelay.system import WORKER_ROLES, Role
 from tests.support import Customer, StackFactory, eventually
 
@@ -165,3 +166,28 @@ async def test_a_refund_the_gateway_refuses_for_good_is_held_for_a_person(
         (row,) = await refund_rows(stack, order_id)
         assert row.status == "held" and "refused" in row.last_error
         assert stack.simulator.refunds(second) == []
+
+
+async def test_the_earliest_approval_is_kept_even_when_it_arrives_last(
+    make_stack: StackFactory, http: httpx.AsyncClient
+):
+    # The first payment's notifications are lost: the second one pays the order first, and
+    # the reconciler brings the first one in later. The keeper rule still keeps the first.
+    lost_first = SimulatorFaults(drop_payment_ids=frozenset({"1000000001"}))
+    async with make_stack(
+        simulator_faults=lost_first,
+        reconcile_interval_seconds=0.2,
+        reconcile_checkout_age_seconds=0.6,
+    ) as stack:
+        customer = Customer(stack, http)
+        order_id = await customer.order("21.00")
+        preference = await customer.checkout(order_id)
+        first = await customer.pay(preference)
+        assert first == "1000000001"
+        second = await customer.pay(preference)
+        await customer.wait_until_status(order_id, "paid")
+        await wait_refunded(stack, order_id, "21.00")
+        assert (await customer.order_status(order_id))["paid_by"] == first
+        assert [r.payment_id for r in await refund_rows(stack, order_id)] == [second]
+        assert stack.simulator.refunds(first) == []
+        assert stack.simulator.ledger_entry(order_id).net == Decimal("21.00")

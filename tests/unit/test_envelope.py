@@ -120,6 +120,8 @@ def test_json_is_the_documented_wire_format() -> None:
         "correlation_id": "c",
         "reason": None,
         "causation_id": None,
+        "approved_at": None,
+        "order_version": None,
     }
 
 

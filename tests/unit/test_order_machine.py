@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 import uuid
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from hypothesis import given, settings
@@ -352,3 +352,59 @@ def test_duplicate_message_id_is_applied_once() -> None:
     assert final_order is not None
     assert final_order.version == order().version + 1
     assert records["pay-1"].outcome == Outcome.applied()
+
+
+# --- the keeper rule: the earliest approval, then the lowest id --------------------------
+
+
+def _approval(payment_id: str, approved_at: datetime) -> Envelope:
+    return Envelope(
+        type=EventType.PAYMENT_APPROVED,
+        occurred_at=approved_at,
+        order_id="order-k",
+        payment_id=payment_id,
+        provider="mercadopago",
+        amount=Money.parse("10.00", "BRL"),
+        payment_version=1,
+        correlation_id="c",
+        approved_at=approved_at,
+    )
+
+
+def _paid_by_keeper(keeper_at: datetime) -> tuple[Order, PaymentRecord]:
+    order = Order("order-k", OrderStatus.PAID, Money.parse("10.00", "BRL"), "200", version=2)
+    keeper = PaymentRecord(
+        payment_id="200", order_id="order-k", last_version=1,
+        last_status=PaymentStatus.APPROVED, outcome=Outcome.applied(), approved_at=keeper_at,
+    )
+    return order, keeper
+
+
+def test_an_earlier_approval_arriving_late_displaces_the_keeper() -> None:
+    t0 = datetime(2026, 1, 1, tzinfo=UTC)
+    order, keeper = _paid_by_keeper(t0 + timedelta(seconds=5))
+    effect = apply_payment_event(order, None, _approval("300", t0), keeper)
+    assert effect.order is not None and effect.order.paid_by == "300"
+    assert effect.order.version == 3 and effect.order.status is OrderStatus.PAID
+    assert effect.decided == Outcome.applied()
+    assert effect.displaced is not None and effect.displaced.payment_id == "200"
+    assert effect.displaced.outcome == Outcome.rejected(RejectionReason.ALREADY_PAID)
+
+
+def test_a_later_approval_is_rejected_and_the_keeper_stays() -> None:
+    t0 = datetime(2026, 1, 1, tzinfo=UTC)
+    order, keeper = _paid_by_keeper(t0)
+    effect = apply_payment_event(order, None, _approval("300", t0 + timedelta(seconds=5)), keeper)
+    assert effect.order == order and effect.displaced is None
+    assert effect.decided == Outcome.rejected(RejectionReason.ALREADY_PAID)
+
+
+def test_same_approval_time_keeps_the_lowest_id() -> None:
+    t0 = datetime(2026, 1, 1, tzinfo=UTC)
+    order, keeper = _paid_by_keeper(t0)  # keeper id 200
+    lower = apply_payment_event(order, None, _approval("150", t0), keeper)
+    higher = apply_payment_event(order, None, _approval("250", t0), keeper)
+    assert lower.displaced is not None and lower.order is not None
+    assert lower.order.paid_by == "150"
+    assert higher.displaced is None and higher.decided is not None
+    assert higher.decided.reason is RejectionReason.ALREADY_PAID

@@ -70,6 +70,8 @@ class Envelope:
     correlation_id: str
     reason: RejectionReason | None = None
     causation_id: uuid.UUID | None = None  # the message this one answers
+    approved_at: datetime | None = None  # the gateway's approval time, for the keeper rule
+    order_version: int | None = None  # on outcomes: later decisions about a payment win
     message_id: uuid.UUID = field(default_factory=uuid.uuid4)
     schema_version: int = SCHEMA_VERSION
 
@@ -92,6 +94,8 @@ class Envelope:
             "correlation_id": self.correlation_id,
             "reason": self.reason.value if self.reason else None,
             "causation_id": str(self.causation_id) if self.causation_id else None,
+            "approved_at": self.approved_at.isoformat() if self.approved_at else None,
+            "order_version": self.order_version,
         }
 
     def to_json(self) -> bytes:
@@ -119,6 +123,11 @@ class Envelope:
                 correlation_id=_text(data, "correlation_id"),
                 reason=RejectionReason(reason) if reason else None,
                 causation_id=uuid.UUID(_text(data, "causation_id")) if causation else None,
+                approved_at=_optional_time(data.get("approved_at")),
+                order_version=(
+                    _positive_int(data, "order_version")
+                    if data.get("order_version") is not None else None
+                ),
             )
         except InvalidEnvelope:
             raise
@@ -136,6 +145,17 @@ class Envelope:
         if not isinstance(data, dict):
             raise InvalidEnvelope("envelope must be a JSON object")
         return cls.from_dict(data)
+
+
+def _optional_time(value: object) -> datetime | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise InvalidEnvelope("approved_at must be an ISO 8601 string")
+    parsed = datetime.fromisoformat(value)
+    if parsed.tzinfo is None:
+        raise InvalidEnvelope("approved_at has no timezone")
+    return parsed
 
 
 def _positive_int(data: dict[str, Any], key: str) -> int:

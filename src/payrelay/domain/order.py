@@ -11,6 +11,7 @@ applying them in version order would reach.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from enum import StrEnum
 
 from payrelay.domain.errors import IllegalTransition
@@ -111,6 +112,17 @@ class PaymentRecord:
     last_version: int
     last_status: PaymentStatus
     outcome: Outcome | None = None
+    approved_at: datetime | None = None
+
+    def precedes(self, other: PaymentRecord) -> bool:
+        """The keeper rule: the earliest approval, then the lowest id, is kept."""
+        return _keeper_key(self) < _keeper_key(other)
+
+
+def _keeper_key(record: PaymentRecord) -> tuple[datetime, int, str]:
+    when = record.approved_at or datetime.max.replace(tzinfo=UTC)
+    number = int(record.payment_id) if record.payment_id.isdigit() else 0
+    return (when, number, record.payment_id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,12 +131,22 @@ class PaymentEventEffect:
     record: PaymentRecord  # what to store for the payment
     decided: Outcome | None  # set when this event decided the payment's outcome
     stale: bool = False
+    displaced: PaymentRecord | None = None  # the former keeper, now rejected as already_paid
 
 
 def apply_payment_event(
-    order: Order | None, record: PaymentRecord | None, event: Envelope
+    order: Order | None,
+    record: PaymentRecord | None,
+    event: Envelope,
+    keeper: PaymentRecord | None = None,
 ) -> PaymentEventEffect:
-    """Apply one payment event to its order; pure, so it can be replayed and tested."""
+    """Apply one payment event to its order; pure, so it can be replayed and tested.
+
+    `keeper` is the record of the payment that currently pays the order, if any. When a
+    second approval arrives, the keeper rule decides which one stays, whatever the order
+    they arrived in: the earliest approval, then the lowest id. A keeper that loses is
+    displaced: its outcome becomes `already_paid`, and the payments side refunds it.
+    """
     status = event.type.payment_status
     if record is not None and event.payment_version <= record.last_version:
         return PaymentEventEffect(order, record, decided=None, stale=True)
@@ -134,14 +156,37 @@ def apply_payment_event(
         last_version=event.payment_version,
         last_status=status,
         outcome=record.outcome if record else None,
+        approved_at=(record.approved_at if record else None) or event.approved_at,
     )
     decided: Outcome | None = None
     if status in WAS_APPROVED and record.outcome is None:
+        if _displaces(order, keeper, record, event):
+            assert order is not None and keeper is not None
+            decided = Outcome.applied()
+            order = replace(order, paid_by=record.payment_id, version=order.version + 1)
+            displaced = replace(keeper, outcome=Outcome.rejected(RejectionReason.ALREADY_PAID))
+            record = replace(record, outcome=decided)
+            return PaymentEventEffect(order, record, decided, displaced=displaced)
         order, decided = _decide(order, event)
         record = replace(record, outcome=decided)
     if status in REVERSED and order is not None and _paid_by(order, event.payment_id):
         order = order.move_to(_O.REFUNDED)
     return PaymentEventEffect(order, record, decided)
+
+
+def _displaces(
+    order: Order | None, keeper: PaymentRecord | None, record: PaymentRecord, event: Envelope
+) -> bool:
+    """Whether this newly approved payment takes the place of the one paying the order."""
+    return (
+        order is not None
+        and order.status is _O.PAID
+        and keeper is not None
+        and keeper.payment_id == order.paid_by != record.payment_id
+        and keeper.last_status is PaymentStatus.APPROVED  # a disputed keeper stays put
+        and order.total.same_value(event.amount)
+        and record.precedes(keeper)
+    )
 
 
 def _paid_by(order: Order, payment_id: str) -> bool:

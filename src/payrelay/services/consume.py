@@ -16,7 +16,7 @@ from datetime import datetime
 
 from payrelay.domain.errors import InvalidEnvelope
 from payrelay.domain.events import Envelope
-from payrelay.domain.order import apply_payment_event
+from payrelay.domain.order import Order, PaymentRecord, apply_payment_event
 from payrelay.domain.refund import MismatchPolicy, RefundAction, action_for
 from payrelay.faults import FaultPoint, Faults
 from payrelay.ports import (
@@ -131,13 +131,18 @@ class PaymentEventConsumer:
                 await tx.outbox.requeue(seen.reply_id)
             return
         record = await tx.orders.get_payment(envelope.payment_id)
-        effect = apply_payment_event(order, record, envelope)
+        keeper = None
+        if order is not None and order.paid_by not in (None, envelope.payment_id):
+            assert order.paid_by is not None
+            keeper = await tx.orders.get_payment(order.paid_by)
+        effect = apply_payment_event(order, record, envelope, keeper)
         if effect.stale:
             stats.stale += 1
         else:
             await tx.orders.save_payment(effect.record)
         if effect.order is not None and effect.order != order:
             await tx.orders.save(effect.order, now=now)
+        order_version = effect.order.version if effect.order else None
         reply_id = None
         if effect.decided is not None:
             reply = replace(
@@ -147,9 +152,12 @@ class PaymentEventConsumer:
                 causation_id=envelope.message_id,
                 occurred_at=now,
                 message_id=uuid.uuid4(),
+                order_version=order_version,
             )
             await tx.outbox.add(reply, exchange=ORDERS_EXCHANGE)
             reply_id = reply.message_id
+        if effect.displaced is not None and effect.order is not None:
+            await self._displace(tx, effect.displaced, effect.order, envelope, now)
         await tx.inbox.add(envelope, received_at=now, reply_id=reply_id)
         step = effect.decided.type.value if effect.decided else f"seen.{envelope.type.value}"
         detail = effect.decided.reason.value if effect.decided and effect.decided.reason else None
@@ -159,6 +167,34 @@ class PaymentEventConsumer:
             order_id=envelope.order_id,
             payment_id=envelope.payment_id,
             detail=detail or (f"order {effect.order.status.value}" if effect.order else None),
+        )
+
+
+    async def _displace(
+        self, tx: OrdersTx, displaced: PaymentRecord, order: Order, cause: Envelope,
+        now: datetime,
+    ) -> None:
+        """The former keeper is now the surplus payment: tell the payments side to refund it."""
+        assert displaced.outcome is not None
+        await tx.orders.save_payment(displaced)
+        reply = Envelope(
+            type=displaced.outcome.type,
+            reason=displaced.outcome.reason,
+            occurred_at=now,
+            order_id=order.order_id,
+            payment_id=displaced.payment_id,
+            provider=cause.provider,
+            amount=order.total,  # it paid the order, so it was for the order's total
+            payment_version=displaced.last_version,
+            correlation_id=f"{cause.provider}:{displaced.payment_id}",
+            causation_id=cause.message_id,
+            order_version=order.version,
+        )
+        await tx.outbox.add(reply, exchange=ORDERS_EXCHANGE)
+        await tx.inbox.redirect_replies(displaced.payment_id, reply.message_id)
+        await tx.timeline.record(
+            "order.payment_displaced", at=now, order_id=order.order_id,
+            payment_id=displaced.payment_id, detail=f"kept {cause.payment_id}: earlier approval",
         )
 
 

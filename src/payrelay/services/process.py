@@ -148,6 +148,7 @@ class PaymentProcessor:
             payment_version=payment.version,
             correlation_id=f"{snapshot.provider}:{snapshot.payment_id}",
             message_id=uuid.uuid4(),
+            approved_at=snapshot.date_approved,
         )
         await tx.outbox.add(envelope, exchange=PAYMENTS_EXCHANGE)
         result.events += 1

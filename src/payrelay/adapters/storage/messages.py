@@ -60,6 +60,13 @@ class SqlInbox:
         reply = row.reply_message_id
         return SeenMessage(uuid.UUID(reply) if reply else None)
 
+    async def redirect_replies(self, payment_id: str, reply_id: uuid.UUID) -> None:
+        await self._conn.execute(
+            update(self._t)
+            .where(self._t.c.payment_id == payment_id, self._t.c.reply_message_id.is_not(None))
+            .values(reply_message_id=str(reply_id))
+        )
+
     async def add(
         self, envelope: Envelope, *, received_at: datetime, reply_id: uuid.UUID | None
     ) -> None:

@@ -120,6 +120,7 @@ class SqlOrders:
             last_version=row.last_version,
             last_status=PaymentStatus(row.last_status),
             outcome=outcome,
+            approved_at=row.approved_at,
         )
 
     async def save_payment(self, record: PaymentRecord) -> None:
@@ -132,6 +133,7 @@ class SqlOrders:
             "outcome_reason": (
                 record.outcome.reason.value if record.outcome and record.outcome.reason else None
             ),
+            "approved_at": record.approved_at,
         }
         result = await self._conn.execute(
             update(op).where(op.c.payment_id == record.payment_id).values(**values)

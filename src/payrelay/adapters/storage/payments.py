@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import bindparam, insert, or_, select, update
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -162,14 +162,20 @@ class SqlPayments:
             await self._conn.execute(insert(p).values(payment_id=s.payment_id, **values))
 
     async def record_outcome(self, envelope: Envelope, *, now: datetime) -> bool:
+        """Store the order side's decision, unless a later decision is already stored."""
         p = t.payments
+        version = envelope.order_version or 0
         result = await self._conn.execute(
             update(p)
-            .where(p.c.payment_id == envelope.payment_id)
+            .where(
+                p.c.payment_id == envelope.payment_id,
+                or_(p.c.outcome_order_version.is_(None), p.c.outcome_order_version <= version),
+            )
             .values(
                 order_outcome=envelope.type.value,
                 outcome_reason=envelope.reason.value if envelope.reason else None,
                 outcome_at=now,
+                outcome_order_version=version,
             )
         )
         return bool(result.rowcount)

@@ -146,6 +146,7 @@ payments = Table(
     Column("order_outcome", String(64)),  # order.payment_applied | order.payment_rejected
     Column("outcome_reason", String(64)),
     Column("outcome_at", UTCDateTime),
+    Column("outcome_order_version", Integer),  # an older decision never overwrites a newer
 )
 
 refunds = Table(
@@ -217,6 +218,7 @@ order_payments = Table(
     Column("last_status", String(32), nullable=False),
     Column("outcome", String(64)),
     Column("outcome_reason", String(64)),
+    Column("approved_at", UTCDateTime),  # the gateway's approval time: the keeper rule
 )
 
 orders_outbox = _outbox(orders_metadata)
