@@ -254,12 +254,14 @@ async def _settle(stack: EmbeddedStack, timeout: float) -> bool:
                 unanswered = [
                     r for r in rows if r.status == "approved" and r.order_outcome is None
                 ]
+                applied = [r.order_id for r in rows if r.order_outcome == "order.payment_applied"]
+                displacing = len(applied) != len(set(applied))  # a keeper's new answer en route
                 refunding = (await queries.refund_counts(system.payments.db)).get("requested")
                 gateway = stack.simulator.search_payments(limit=1_000_000)["results"]
                 known = {r.payment_id: r.status for r in rows}
                 unseen = [g for g in gateway if known.get(str(g["id"])) != g["status"]]
                 if not (backlog.notifications_waiting or backlog.outbox_pending
-                        or orders_pending or unanswered or refunding or unseen):
+                        or orders_pending or unanswered or displacing or refunding or unseen):
                     return True
                 await asyncio.sleep(0.1)
     except TimeoutError:
