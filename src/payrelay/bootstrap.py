@@ -30,10 +30,7 @@ from payrelay.faults import Faults
 from payrelay.ports import Clock, Gateway, OutboxRelayStore, PaymentsClient, Transport
 from payrelay.services.checkout import CheckoutService
 from payrelay.services.compensate import Refunder
-from payrelay.services.consume import (
-    OrderOutcomeConsumer,
-    PaymentEventConsumer,
-)
+from payrelay.services.consume import OrderOutcomeConsumer, PaymentEventConsumer
 from payrelay.services.ingest import WebhookIngest
 from payrelay.services.orders import OrderService
 from payrelay.services.process import PaymentProcessor

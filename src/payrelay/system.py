@@ -22,15 +22,11 @@ from payrelay.adapters.storage.orders import SqlOrdersUnitOfWork
 from payrelay.adapters.storage.payments import SqlNotificationLog, SqlPaymentsUnitOfWork
 from payrelay.config import Settings
 from payrelay.faults import Faults
+from payrelay.messaging import ORDER_SIDE_SUBSCRIPTION, PAYMENTS_SIDE_SUBSCRIPTION
 from payrelay.ports import Clock, Transport
 from payrelay.services.checkout import CheckoutService
 from payrelay.services.compensate import Refunder
-from payrelay.services.consume import (
-    ORDER_SIDE_SUBSCRIPTION,
-    PAYMENTS_SIDE_SUBSCRIPTION,
-    OrderOutcomeConsumer,
-    PaymentEventConsumer,
-)
+from payrelay.services.consume import OrderOutcomeConsumer, PaymentEventConsumer
 from payrelay.services.dead_letter_sink import DeadLetterSink
 from payrelay.services.ingest import WebhookIngest
 from payrelay.services.loop import run_loop

@@ -9,8 +9,8 @@ import httpx
 import pytest
 
 from payrelay.faults import FaultPoint, Faults
+from payrelay.messaging import ORDER_SIDE_SUBSCRIPTION
 from payrelay.ports import OutboundMessage
-from payrelay.services.consume import ORDER_SIDE_SUBSCRIPTION
 from tests.support import Customer, StackFactory, eventually
 
 pytestmark = pytest.mark.parametrize(

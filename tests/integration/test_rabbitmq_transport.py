@@ -18,8 +18,8 @@ import pytest
 from payrelay.adapters.transports.rabbitmq import RabbitMQTransport
 from payrelay.adapters.transports.rabbitmq_failures import RETRIES_HEADER
 from payrelay.domain.errors import TransportUnavailable
+from payrelay.messaging import ORDER_SIDE_SUBSCRIPTION, PAYMENTS_SIDE_SUBSCRIPTION
 from payrelay.ports import Delivery, OutboundMessage
-from payrelay.services.consume import ORDER_SIDE_SUBSCRIPTION, PAYMENTS_SIDE_SUBSCRIPTION
 from tests.integration.conftest import (
     Rabbitmqctl,
     RabbitMQFactory,

@@ -18,8 +18,8 @@ from dataclasses import dataclass, field, replace
 import pytest
 
 from payrelay.adapters.transports.local import LocalTransport
+from payrelay.messaging import ORDER_SIDE_SUBSCRIPTION
 from payrelay.ports import Delivery, OutboundMessage, Transport
-from payrelay.services.consume import ORDER_SIDE_SUBSCRIPTION
 from tests.integration.conftest import RabbitMQFactory
 from tests.support import eventually
 

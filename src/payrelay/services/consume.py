@@ -19,6 +19,7 @@ from payrelay.domain.events import Envelope
 from payrelay.domain.order import Order, PaymentRecord, apply_payment_event
 from payrelay.domain.refund import MismatchPolicy, RefundAction, action_for
 from payrelay.faults import FaultPoint, Faults
+from payrelay.messaging import ORDER_SIDE_SUBSCRIPTION, ORDERS_EXCHANGE, PAYMENTS_SIDE_SUBSCRIPTION
 from payrelay.ports import (
     Clock,
     DeadLetters,
@@ -29,14 +30,6 @@ from payrelay.ports import (
     PaymentsUnitOfWork,
     RefundRequest,
     Subscription,
-)
-
-ORDERS_EXCHANGE = "payrelay.orders"
-ORDER_SIDE_SUBSCRIPTION = Subscription(
-    queue="orders.payment-events", exchange="payrelay.payments", patterns=("payment.*",)
-)
-PAYMENTS_SIDE_SUBSCRIPTION = Subscription(
-    queue="payments.order-events", exchange=ORDERS_EXCHANGE, patterns=("order.*",)
 )
 
 

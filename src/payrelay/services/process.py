@@ -20,6 +20,7 @@ from payrelay.domain.events import Envelope, EventType
 from payrelay.domain.payment import PaymentSnapshot, SnapshotVerdict, apply_snapshot
 from payrelay.domain.retry import Backoff
 from payrelay.faults import FaultPoint, Faults
+from payrelay.messaging import PAYMENTS_EXCHANGE
 from payrelay.ports import (
     ClaimedNotification,
     Clock,
@@ -28,8 +29,6 @@ from payrelay.ports import (
     PaymentsTx,
     PaymentsUnitOfWork,
 )
-
-PAYMENTS_EXCHANGE = "payrelay.payments"
 
 
 @dataclass

@@ -44,15 +44,14 @@ from payrelay.adapters.transports.rabbitmq_failures import (
 )
 from payrelay.adapters.transports.rabbitmq_topology import PUBLISHED_EXCHANGES, Topology
 from payrelay.domain.errors import TransportUnavailable
+from payrelay.messaging import STANDARD_SUBSCRIPTIONS
 from payrelay.ports import BatchHandler, OutboundMessage, PublishResult, Subscription
-from payrelay.services.consume import ORDER_SIDE_SUBSCRIPTION, PAYMENTS_SIDE_SUBSCRIPTION
 
 __all__ = ["ATTEMPT_HEADER", "STANDARD_SUBSCRIPTIONS", "RabbitMQTransport"]
 
 log = logging.getLogger(__name__)
 
 ATTEMPT_HEADER = "x-payrelay-attempt"
-STANDARD_SUBSCRIPTIONS = (ORDER_SIDE_SUBSCRIPTION, PAYMENTS_SIDE_SUBSCRIPTION)
 
 # TimeoutError is an OSError too: test for it (and DeliveryError, an AMQPError) first.
 # aiormq cancels the confirmations of a channel it is closing; had the publishing task
