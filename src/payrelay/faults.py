@@ -70,5 +70,3 @@ class Faults:
         self.fired[point] += 1
         raise InjectedFault(point.value)
 
-
-NO_FAULTS = Faults()

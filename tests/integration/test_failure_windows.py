@@ -38,6 +38,21 @@ async def wait_outcome(stack: EmbeddedStack, payment_id: str, expected: str) -> 
     await eventually(recorded, what=f"outcome {expected} for {payment_id}")
 
 
+async def paid_and_answered(customer: Customer) -> tuple[str, str]:
+    """Pay an order, then wait until it is PAID and the payments side has the answer."""
+    order_id, payment_id = await paid_order(customer)
+    await customer.wait_until_status(order_id, "paid")
+    await wait_outcome(customer.stack, payment_id, "order.payment_applied")
+    return order_id, payment_id
+
+
+async def wait_redelivery(stack: EmbeddedStack) -> None:
+    async def redelivered() -> bool:
+        return stack.system.orders.consumer.stats.duplicates >= 1
+
+    await eventually(redelivered, what="a second copy reaching the inbox")
+
+
 async def paid_order(customer: Customer) -> tuple[str, str]:
     order_id = await customer.order()
     payment_id = await customer.pay(await customer.checkout(order_id))
@@ -130,9 +145,7 @@ async def test_crash_between_commit_and_publish_publishes_later(
     faults.arm(FaultPoint.RELAY_BEFORE_PUBLISH, times=3)
     async with make_stack(faults=faults) as stack:
         customer = Customer(stack, http)
-        order_id, payment_id = await paid_order(customer)
-        await customer.wait_until_status(order_id, "paid")
-        await wait_outcome(stack, payment_id, "order.payment_applied")
+        await paid_and_answered(customer)
         assert faults.fired[FaultPoint.RELAY_BEFORE_PUBLISH] == 3
         assert stack.system.orders.consumer.stats.duplicates == 0
 
@@ -144,14 +157,8 @@ async def test_published_but_not_marked_sent_is_absorbed_by_the_inbox(
     faults.arm(FaultPoint.RELAY_AFTER_PUBLISH, times=1)
     async with make_stack(faults=faults) as stack:
         customer = Customer(stack, http)
-        order_id, payment_id = await paid_order(customer)
-        await customer.wait_until_status(order_id, "paid")
-        await wait_outcome(stack, payment_id, "order.payment_applied")
-
-        async def redelivered() -> bool:
-            return stack.system.orders.consumer.stats.duplicates >= 1
-
-        await eventually(redelivered, what="the second copy reaching the inbox")
+        order_id, _ = await paid_and_answered(customer)
+        await wait_redelivery(stack)
         order = await customer.order_status(order_id)
         assert order["status"] == "paid" and order["version"] == 2  # moved exactly once
 
@@ -163,14 +170,8 @@ async def test_consumer_crash_before_ack_redelivers_and_repeats_the_outcome(
     faults.arm(FaultPoint.ORDER_CONSUMER_AFTER_COMMIT, times=1)
     async with make_stack(faults=faults) as stack:
         customer = Customer(stack, http)
-        order_id, payment_id = await paid_order(customer)
-        await customer.wait_until_status(order_id, "paid")
-        await wait_outcome(stack, payment_id, "order.payment_applied")
-
-        async def redelivered() -> bool:
-            return stack.system.orders.consumer.stats.duplicates >= 1
-
-        await eventually(redelivered)
+        order_id, _ = await paid_and_answered(customer)
+        await wait_redelivery(stack)
         replies = await outbox_rows(stack.system.orders.db, t.orders_outbox)
         assert len(replies) == 1  # the repeated answer reuses the first one's message id
         assert (await customer.order_status(order_id))["version"] == 2

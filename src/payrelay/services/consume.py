@@ -16,7 +16,7 @@ from datetime import datetime
 
 from payrelay.domain.errors import InvalidEnvelope
 from payrelay.domain.events import Envelope
-from payrelay.domain.order import Order, PaymentRecord, apply_payment_event
+from payrelay.domain.order import Order, PaymentEventEffect, PaymentRecord, apply_payment_event
 from payrelay.domain.refund import MismatchPolicy, RefundAction, action_for
 from payrelay.faults import FaultPoint, Faults
 from payrelay.messaging import ORDER_SIDE_SUBSCRIPTION, ORDERS_EXCHANGE, PAYMENTS_SIDE_SUBSCRIPTION
@@ -123,32 +123,14 @@ class PaymentEventConsumer:
             if seen.reply_id is not None:
                 await tx.outbox.requeue(seen.reply_id)
             return
-        record = await tx.orders.get_payment(envelope.payment_id)
-        keeper = None
-        if order is not None and order.paid_by not in (None, envelope.payment_id):
-            assert order.paid_by is not None
-            keeper = await tx.orders.get_payment(order.paid_by)
-        effect = apply_payment_event(order, record, envelope, keeper)
+        effect = await self._decide(tx, order, envelope)
         if effect.stale:
             stats.stale += 1
         else:
             await tx.orders.save_payment(effect.record)
         if effect.order is not None and effect.order != order:
             await tx.orders.save(effect.order, now=now)
-        order_version = effect.order.version if effect.order else None
-        reply_id = None
-        if effect.decided is not None:
-            reply = replace(
-                envelope,
-                type=effect.decided.type,
-                reason=effect.decided.reason,
-                causation_id=envelope.message_id,
-                occurred_at=now,
-                message_id=uuid.uuid4(),
-                order_version=order_version,
-            )
-            await tx.outbox.add(reply, exchange=ORDERS_EXCHANGE)
-            reply_id = reply.message_id
+        reply_id = await self._answer(tx, effect, envelope, now)
         if effect.displaced is not None and effect.order is not None:
             await self._displace(tx, effect.displaced, effect.order, envelope, now)
         await tx.inbox.add(envelope, received_at=now, reply_id=reply_id)
@@ -162,6 +144,34 @@ class PaymentEventConsumer:
             detail=detail or (f"order {effect.order.status.value}" if effect.order else None),
         )
 
+
+    async def _decide(
+        self, tx: OrdersTx, order: Order | None, envelope: Envelope
+    ) -> PaymentEventEffect:
+        record = await tx.orders.get_payment(envelope.payment_id)
+        keeper = None
+        if order is not None and order.paid_by not in (None, envelope.payment_id):
+            assert order.paid_by is not None
+            keeper = await tx.orders.get_payment(order.paid_by)
+        return apply_payment_event(order, record, envelope, keeper)
+
+    async def _answer(
+        self, tx: OrdersTx, effect: PaymentEventEffect, envelope: Envelope, now: datetime
+    ) -> uuid.UUID | None:
+        """Publish the outcome this event decided, if any; its id goes in the inbox row."""
+        if effect.decided is None:
+            return None
+        reply = replace(
+            envelope,
+            type=effect.decided.type,
+            reason=effect.decided.reason,
+            causation_id=envelope.message_id,
+            occurred_at=now,
+            message_id=uuid.uuid4(),
+            order_version=effect.order.version if effect.order else None,
+        )
+        await tx.outbox.add(reply, exchange=ORDERS_EXCHANGE)
+        return reply.message_id
 
     async def _displace(
         self, tx: OrdersTx, displaced: PaymentRecord, order: Order, cause: Envelope,

@@ -128,13 +128,15 @@ class SqlNotifications:
 
 
 class SqlPayments:
-    def __init__(self, conn: AsyncConnection, *, for_update: bool) -> None:
-        self._conn, self._for_update = conn, for_update
+    def __init__(self, conn: AsyncConnection) -> None:
+        self._conn = conn
 
     async def get(self, payment_id: str) -> Payment | None:
-        query = select(t.payments).where(t.payments.c.payment_id == payment_id)
-        if self._for_update:  # serialises two processors that fetched the same payment
-            query = query.with_for_update()
+        # FOR UPDATE serialises two processors that fetched the same payment (PostgreSQL;
+        # SQLite has one writer and ignores it).
+        query = (
+            select(t.payments).where(t.payments.c.payment_id == payment_id).with_for_update()
+        )
         row = (await self._conn.execute(query)).first()
         return None if row is None else _payment_from_row(row)
 
@@ -236,7 +238,7 @@ class SqlPaymentsTx:
     def __init__(self, conn: AsyncConnection, db: Database, now: datetime) -> None:
         self.conn = conn
         self.notifications = SqlNotifications(conn)
-        self.payments = SqlPayments(conn, for_update=not db.is_sqlite)
+        self.payments = SqlPayments(conn)
         self.checkouts = SqlCheckouts(conn, db)
         self.refunds = SqlRefunds(conn, db)
         self.outbox = SqlOutbox(conn, t.payments_outbox, now=now)

@@ -90,12 +90,6 @@ async def outbox_pending(db: Database, *, orders_side: bool) -> int:
         return await _count(conn, select(func.count()).where(ob.c.status == PENDING))
 
 
-async def inbox_size(db: Database, *, orders_side: bool) -> int:
-    ib = t.orders_inbox if orders_side else t.payments_inbox
-    async with db.read() as conn:
-        return await _count(conn, select(func.count()).select_from(ib))
-
-
 async def dead_letter_count(db: Database, *, orders_side: bool) -> int:
     dl = t.orders_dead_letters if orders_side else t.payments_dead_letters
     async with db.read() as conn:
