@@ -25,7 +25,7 @@ from payrelay.adapters.storage.reconciliation import SqlReconciliationStore
 from payrelay.adapters.storage.refunds import SqlRefundQueue
 from payrelay.adapters.transports.local import LocalTransport
 from payrelay.config import Settings
-from payrelay.domain.retry import Backoff
+from payrelay.failure_log import FailureLog
 from payrelay.faults import Faults
 from payrelay.ports import Clock, Gateway, OutboxRelayStore, PaymentsClient, Transport
 from payrelay.services.checkout import CheckoutService
@@ -62,7 +62,8 @@ async def bootstrap(
     """Build every component from settings; overrides replace the adapters they name."""
     faults = faults or Faults()
     rng = random.Random(seed)
-    backoff = Backoff(base=settings.retry_base_seconds, cap=settings.retry_cap_seconds)
+    retry = settings.retry_policy()
+    failure_log = FailureLog(clock)
     clients: list[httpx.AsyncClient] = []
     lease = timedelta(seconds=settings.lease_seconds)
     if gateway is None:
@@ -97,17 +98,18 @@ async def bootstrap(
     wake_refunder = asyncio.Event()
     notification_log = SqlNotificationLog(payments_db)
 
-    def relay(store: OutboxRelayStore) -> OutboxRelay:
+    def relay(store: OutboxRelayStore, name: str) -> OutboxRelay:
         return OutboxRelay(
             store=store,
             transport=transport,
             clock=clock,
             faults=faults,
-            backoff=backoff,
+            retry=retry,
             rng=rng,
+            failure_log=failure_log,
+            name=name,
             batch_size=settings.relay_batch_size,
             lease=lease,
-            schedule=settings.consumer_retry_schedule(),
         )
 
     payments = PaymentsSide(
@@ -129,13 +131,14 @@ async def bootstrap(
             gateway=gateway,
             clock=clock,
             faults=faults,
-            backoff=backoff,
+            retry=retry,
             rng=rng,
+            failure_log=failure_log,
             batch_size=settings.processor_batch_size,
             lease=lease,
             on_committed=p_wake_relay,
         ),
-        relay=relay(p_uow.relay_store),
+        relay=relay(p_uow.relay_store, Role.PAYMENTS_RELAY.value),
         outcomes=OrderOutcomeConsumer(
             uow=p_uow,
             clock=clock,
@@ -151,8 +154,9 @@ async def bootstrap(
             gateway=gateway,
             clock=clock,
             faults=faults,
-            backoff=backoff,
+            retry=retry,
             rng=rng,
+            failure_log=failure_log,
             lease=lease,
         ),
         reconciler=Reconciler(
@@ -169,7 +173,7 @@ async def bootstrap(
     orders = OrdersSide(
         db=orders_db,
         uow=o_uow,
-        relay=relay(o_uow.relay_store),
+        relay=relay(o_uow.relay_store, Role.ORDERS_RELAY.value),
         consumer=PaymentEventConsumer(
             uow=o_uow, clock=clock, faults=faults, on_committed=o_wake_relay
         ),

@@ -15,7 +15,7 @@ from pydantic_settings import (
 from sqlalchemy.engine import make_url
 
 from payrelay.domain.refund import MismatchPolicy
-from payrelay.domain.retry import RetrySchedule
+from payrelay.domain.retry import Backoff, RetryPolicy, RetrySchedule
 from payrelay.services.reconcile import ReconcilePolicy
 
 
@@ -79,6 +79,12 @@ class Settings(BaseSettings):
     """How long a processor or relay owns claimed rows; after a crash they are due again."""
     retry_base_seconds: float = Field(default=0.5, gt=0)
     retry_cap_seconds: float = Field(default=600.0, gt=0)
+    retry_permanent_tries: int = Field(default=3, gt=0)
+    """Tries of work failing for a reason waiting cannot heal (401/403, a malformed
+    resource, an unroutable message) before it is given up as dead with the reason."""
+    not_visible_grace_seconds: float = Field(default=600.0, gt=0)
+    """How long a notified payment may stay unknown to the gateway (404) before its
+    notification is given up as dead."""
 
     @field_validator("consumer_retry_delays")
     @classmethod
@@ -88,6 +94,14 @@ class Settings(BaseSettings):
 
     def consumer_retry_schedule(self) -> RetrySchedule:
         return RetrySchedule.parse(self.consumer_retry_delays)
+
+    def retry_policy(self) -> RetryPolicy:
+        return RetryPolicy(
+            backoff=Backoff(base=self.retry_base_seconds, cap=self.retry_cap_seconds),
+            schedule=self.consumer_retry_schedule(),
+            permanent_tries=self.retry_permanent_tries,
+            not_visible_grace=timedelta(seconds=self.not_visible_grace_seconds),
+        )
 
     def reconcile_policy(self) -> ReconcilePolicy:
         return ReconcilePolicy(

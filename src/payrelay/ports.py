@@ -11,14 +11,29 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Any, Generic, Protocol, TypeVar
 
 from payrelay.domain.events import Envelope
 from payrelay.domain.money import Money
 from payrelay.domain.order import Order, PaymentRecord
 from payrelay.domain.payment import Payment, PaymentSnapshot
+from payrelay.domain.retry import FailureKind, RetryDecision
 
 Clock = Callable[[], datetime]
+K = TypeVar("K")
+
+
+@dataclass(frozen=True, slots=True)
+class FailedTry(Generic[K]):
+    """One try of stored work that failed, and what `decide_retry` made of it.
+
+    Every queue stores it the same way: a retry at `decision.retry_at` (counting a failure
+    only when `decision.spends_attempt`), or, when the decision gave up, a dead state that
+    keeps `decision.gave_up` and `error` for `payrelay dlq`."""
+
+    work: K
+    error: str
+    decision: RetryDecision
 
 # --- gateway -----------------------------------------------------------------------------
 
@@ -61,7 +76,12 @@ class OutboundMessage:
     correlation_id: str
     body: bytes
     attempts: int = 0
+    """Earlier tries that did not count towards giving up (transport or consumer outages)."""
     refusals: int = 0
+    """Earlier tries its consumer failed on in a way that counts (the retry schedule)."""
+    order_id: str | None = None
+    payment_id: str | None = None
+    created_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,17 +94,25 @@ class Delivery:
 
 
 @dataclass(frozen=True, slots=True)
+class Refusal:
+    """Why an in-process consumer failed on a message, and what kind of failure it was."""
+
+    error: str
+    kind: FailureKind
+
+
+@dataclass(frozen=True, slots=True)
 class PublishResult:
     """What became of a published batch.
 
     `confirmed`: safely delivered (broker holds it, or the in-process consumer committed).
-    `refused`: the in-process consumer failed on it (message id -> error); counts towards
-    the consumer retry schedule. Anything in neither set met a transport problem and is
-    retried for as long as it lasts, never dead-lettered for it.
+    `refused`: the in-process consumer failed on it; the relay applies `decide_retry` to
+    the refusal's kind. Anything in neither set met a transport problem and is retried for
+    as long as it lasts, never dead-lettered for it.
     """
 
     confirmed: set[uuid.UUID]
-    refused: dict[uuid.UUID, str] = field(default_factory=dict)
+    refused: dict[uuid.UUID, Refusal] = field(default_factory=dict)
 
 
 BatchHandler = Callable[[Sequence[Delivery]], Awaitable[None]]
@@ -125,14 +153,6 @@ class Transport(Protocol):
 
 
 # --- storage: the pieces both databases share -------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Claimed:
-    """A row leased to one worker until `claimed_until`; `attempts` counts earlier tries."""
-
-    id: int
-    attempts: int
 
 
 class Outbox(Protocol):
@@ -190,7 +210,7 @@ class DeadLetters(Protocol):
 class DeadLetter:
     """A message no consumer could apply, kept with why, for a person to inspect."""
 
-    id: str  # "<side>-<n>": which database holds it, and its row
+    id: str  # "<where>-<n>": payments-/orders- (messages), notification-, refund-
     message_id: str | None
     exchange: str | None
     routing_key: str | None
@@ -200,10 +220,13 @@ class DeadLetter:
     attempts: int
     dead_at: datetime
     body: bytes
+    order_id: str | None = None
+    payment_id: str | None = None
 
 
 class DeadLetterBox(Protocol):
-    """Every dead letter of both databases: inspect, replay (idempotently), purge."""
+    """Everything given up on, in both databases: dead messages, and the notifications and
+    refunds `decide_retry` gave up on. Inspect, replay (idempotently), purge."""
 
     async def recent(self, *, limit: int = 100) -> list[DeadLetter]: ...
 
@@ -225,18 +248,11 @@ class OutboxRelayStore(Protocol):
 
     async def mark_sent(self, message_ids: Sequence[uuid.UUID], *, now: datetime) -> None: ...
 
-    async def schedule_retry(
-        self, retries: Sequence[tuple[uuid.UUID, datetime]], *, error: str
-    ) -> None: ...
-
-    async def schedule_refused(self, message: OutboundMessage, *, due: datetime, error: str
-                               ) -> None:
-        """The consumer failed on it: try again at `due`, counting one more refusal."""
-        ...
-
-    async def dead_letter(self, message: OutboundMessage, *, error: str, now: datetime
-                          ) -> None:
-        """Out of retries: park it as a dead letter, with its reason, for a person."""
+    async def record_failures(
+        self, failed: Sequence[FailedTry[OutboundMessage]], *, now: datetime
+    ) -> None:
+        """Retry each later (a spent attempt counts as a refusal), or park it as a dead
+        letter with its reason, for a person."""
         ...
 
 
@@ -262,6 +278,10 @@ class ClaimedNotification:
     id: int
     resource_id: str
     attempts: int
+    """Earlier tries of any kind (they pace the backoff)."""
+    failures: int = 0
+    """Earlier tries that counted towards giving up."""
+    received_at: datetime | None = None
 
 
 class NotificationLog(Protocol):
@@ -275,9 +295,11 @@ class NotificationQueue(Protocol):
         self, *, limit: int, now: datetime, lease: timedelta
     ) -> list[ClaimedNotification]: ...
 
-    async def schedule_retry(
-        self, retries: Sequence[tuple[int, datetime]], *, error: str
-    ) -> None: ...
+    async def record_failures(
+        self, failed: Sequence[FailedTry[ClaimedNotification]], *, now: datetime
+    ) -> None:
+        """Retry each later, or mark it dead with its reason (listed by `payrelay dlq`)."""
+        ...
 
 
 class Payments(Protocol):
@@ -296,6 +318,8 @@ class RefundRequest:
     amount: Money
     reason: str
     attempts: int = 0
+    failures: int = 0
+    created_at: datetime | None = None
 
 
 class Refunds(Protocol):
@@ -313,9 +337,9 @@ class RefundQueue(Protocol):
         self, refund: RefundRequest, *, gateway_refund_id: str | None, now: datetime
     ) -> None: ...
 
-    async def schedule_retry(
-        self, refund: RefundRequest, *, due: datetime, error: str
-    ) -> None: ...
+    async def record_failure(self, failed: FailedTry[RefundRequest], *, now: datetime) -> None:
+        """Retry it later, or mark it dead with its reason (listed by `payrelay dlq`)."""
+        ...
 
     async def hold(self, refund: RefundRequest, *, error: str, now: datetime) -> None:
         """The gateway refused it for good: keep it for a person, do not try again."""

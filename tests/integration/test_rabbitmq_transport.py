@@ -18,6 +18,7 @@ import pytest
 from payrelay.adapters.transports.rabbitmq import RabbitMQTransport
 from payrelay.adapters.transports.rabbitmq_failures import RETRIES_HEADER
 from payrelay.domain.errors import TransportUnavailable
+from payrelay.domain.retry import FailureKind
 from payrelay.messaging import ORDER_SIDE_SUBSCRIPTION, PAYMENTS_SIDE_SUBSCRIPTION
 from payrelay.ports import Delivery, OutboundMessage
 from tests.integration.conftest import (
@@ -173,7 +174,11 @@ async def test_a_relay_alone_publishes_persistent_messages_into_the_queue(
 
     result = await transport.publish([routed, returned, unknown_exchange])
 
-    assert (result.confirmed, result.refused) == ({routed.message_id}, {})
+    assert result.confirmed == {routed.message_id}
+    # Unroutable is a permanent refusal: the relay gives up on it after a few tries.
+    assert set(result.refused) == {returned.message_id, unknown_exchange.message_id}
+    assert {r.kind for r in result.refused.values()} == {FailureKind.PERMANENT}
+    assert "no queue is bound" in result.refused[returned.message_id].error
     got = await _get_all(rabbitmq_url, f"{name_prefix}{WORK_QUEUE}")
     assert len(got) == 1
     assert (got[0].message_id, got[0].correlation_id, got[0].type, got[0].content_type) == (

@@ -10,7 +10,8 @@
     ├── NotificationRejected        webhook refused (bad signature, malformed, too large)
     ├── GatewayError                the payment gateway failed
     │   ├── GatewayUnavailable      transient: timeout, 5xx, connection refused; retry later
-    │   └── GatewayRejected         permanent 4xx answer (bad token, unknown payment)
+    │   ├── GatewayRejected         permanent 4xx answer (bad token, unknown payment)
+    │   └── MalformedResource       the gateway answered something payrelay cannot read
     ├── TransportUnavailable        the broker cannot be reached; retry later
     ├── StorageUnavailable          the database cannot be reached; retry later
     └── InjectedFault               a named fault-injection point fired (tests, chaos runs)
@@ -72,6 +73,10 @@ class GatewayRejected(GatewayError):
     def __init__(self, message: str, status_code: int) -> None:
         super().__init__(message)
         self.status_code = status_code
+
+
+class MalformedResource(GatewayError):
+    """The answer was not a resource payrelay can read: asking again will not change it."""
 
 
 class TransportUnavailable(PayrelayError):

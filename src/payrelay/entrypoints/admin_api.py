@@ -30,6 +30,8 @@ def dead_letter_json(letter: DeadLetter, *, with_body: bool = False) -> dict[str
         "error": letter.error,
         "attempts": letter.attempts,
         "dead_at": letter.dead_at.isoformat(),
+        "order_id": letter.order_id,
+        "payment_id": letter.payment_id,
     }
     if with_body:
         try:

@@ -15,9 +15,10 @@ from datetime import timedelta
 
 from payrelay.domain.errors import GatewayError, GatewayRejected, InjectedFault
 from payrelay.domain.refund import idempotency_key
-from payrelay.domain.retry import Backoff
+from payrelay.domain.retry import FailureKind, RetryPolicy, decide_retry, failure_kind
+from payrelay.failure_log import FailureLog
 from payrelay.faults import FaultPoint, Faults
-from payrelay.ports import Clock, Gateway, RefundQueue, RefundRequest
+from payrelay.ports import Clock, FailedTry, Gateway, RefundQueue, RefundRequest
 
 
 @dataclass
@@ -27,6 +28,7 @@ class RefundResult:
     already_covered: int = 0
     retried: int = 0
     held: int = 0
+    dead: int = 0
 
 
 class Refunder:
@@ -37,8 +39,9 @@ class Refunder:
         gateway: Gateway,
         clock: Clock,
         faults: Faults,
-        backoff: Backoff,
+        retry: RetryPolicy,
         rng: random.Random,
+        failure_log: FailureLog | None = None,
         batch_size: int = 50,
         lease: timedelta = timedelta(seconds=30),
     ) -> None:
@@ -46,8 +49,9 @@ class Refunder:
         self._gateway = gateway
         self._clock = clock
         self._faults = faults
-        self._backoff = backoff
+        self._retry = retry
         self._rng = rng
+        self._failure_log = failure_log or FailureLog(clock)
         self._batch_size = batch_size
         self._lease = lease
 
@@ -73,24 +77,40 @@ class Refunder:
             )
             self._faults.check(FaultPoint.REFUND_ANSWER_LOST)
         except GatewayRejected as exc:
-            if exc.status_code in (401, 403):  # our credentials: fixable, so keep trying
-                await self._retry(refund, exc)
-                result.retried += 1
+            if exc.status_code in (401, 403, 404):  # our credentials, or a glitch: retry a bit
+                await self._failed(refund, exc, failure_kind(exc), result)
                 return
             # A definite no about this payment (it cannot be refunded any more): asking
             # again will not change it, so a person decides.
-            await self._queue.hold(refund, error=f"gateway refused: {exc}", now=self._clock())
+            error = f"gateway refused: {exc}"
+            await self._queue.hold(refund, error=error, now=self._clock())
+            self._failure_log.event("refund held", order_id=refund.order_id,
+                                    payment_id=refund.payment_id, detail=error)
             result.held += 1
             return
         except (GatewayError, InjectedFault) as exc:
             # A timeout may have refunded or not: the next attempt asks the gateway first,
-            # and repeats the same idempotency key if it must call again.
-            await self._retry(refund, exc)
-            result.retried += 1
+            # and repeats the same idempotency key if it must call again. An injected
+            # fault here stands for exactly that lost answer.
+            kind = FailureKind.UNAVAILABLE if isinstance(exc, InjectedFault) else failure_kind(exc)
+            await self._failed(refund, exc, kind, result)
             return
         await self._queue.mark_succeeded(refund, gateway_refund_id=refund_id, now=self._clock())
         result.refunded += 1
 
-    async def _retry(self, refund: RefundRequest, exc: Exception) -> None:
-        due = self._backoff.next_attempt_at(self._clock(), refund.attempts + 1, self._rng)
-        await self._queue.schedule_retry(refund, due=due, error=f"{type(exc).__name__}: {exc}")
+    async def _failed(
+        self, refund: RefundRequest, exc: Exception, kind: FailureKind, result: RefundResult
+    ) -> None:
+        now = self._clock()
+        decision = decide_retry(
+            kind, tries=refund.attempts, failures=refund.failures,
+            age=now - (refund.created_at or now), now=now, policy=self._retry, rng=self._rng,
+        )
+        error = f"{type(exc).__name__}: {exc}"
+        self._failure_log.failed("refunder", kind=kind, order_id=refund.order_id,
+                                 payment_id=refund.payment_id, error=error, decision=decision)
+        await self._queue.record_failure(FailedTry(refund, error, decision), now=now)
+        if decision.retries:
+            result.retried += 1
+        else:
+            result.dead += 1

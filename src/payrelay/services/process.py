@@ -4,7 +4,9 @@ For each claimed batch it fetches every distinct payment from the gateway (concu
 outside any transaction), then applies all snapshots in ONE transaction that also writes
 the resulting events to the outbox and marks the notifications processed. A crash before
 that commit leaves the notifications due again once their lease ends; a crash after it
-leaves the events in the outbox for the relay. Gateway failures become a stored retry.
+leaves the events in the outbox for the relay. A gateway failure becomes a stored retry
+or, once `decide_retry` gives up (a payment that stays unknown, a resource payrelay cannot
+read), a dead notification with its reason.
 """
 
 from __future__ import annotations
@@ -13,17 +15,19 @@ import asyncio
 import random
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from payrelay.domain.errors import GatewayError
 from payrelay.domain.events import Envelope, EventType
 from payrelay.domain.payment import PaymentSnapshot, SnapshotVerdict, apply_snapshot
-from payrelay.domain.retry import Backoff
+from payrelay.domain.retry import RetryPolicy, decide_retry, failure_kind
+from payrelay.failure_log import FailureLog
 from payrelay.faults import FaultPoint, Faults
 from payrelay.messaging import PAYMENTS_EXCHANGE
 from payrelay.ports import (
     ClaimedNotification,
     Clock,
+    FailedTry,
     Gateway,
     NotificationQueue,
     PaymentsTx,
@@ -37,6 +41,7 @@ class ProcessResult:
     applied: int = 0
     events: int = 0
     retried: int = 0
+    dead: int = 0
     verdicts: dict[SnapshotVerdict, int] = field(default_factory=dict)
 
 
@@ -49,8 +54,9 @@ class PaymentProcessor:
         gateway: Gateway,
         clock: Clock,
         faults: Faults,
-        backoff: Backoff,
+        retry: RetryPolicy,
         rng: random.Random,
+        failure_log: FailureLog | None = None,
         batch_size: int = 200,
         lease: timedelta = timedelta(seconds=30),
         fetch_concurrency: int = 32,
@@ -61,8 +67,9 @@ class PaymentProcessor:
         self._gateway = gateway
         self._clock = clock
         self._faults = faults
-        self._backoff = backoff
+        self._retry = retry
         self._rng = rng
+        self._failure_log = failure_log or FailureLog(clock)
         self._batch_size = batch_size
         self._lease = lease
         self._fetch_limit = asyncio.Semaphore(fetch_concurrency)
@@ -80,7 +87,7 @@ class PaymentProcessor:
             by_payment.setdefault(notification.resource_id, []).append(notification)
         fetched = await asyncio.gather(*(self._fetch(pid) for pid in by_payment))
         snapshots: list[tuple[PaymentSnapshot, list[ClaimedNotification]]] = []
-        failed: list[tuple[ClaimedNotification, str]] = []
+        failed: list[tuple[ClaimedNotification, GatewayError]] = []
         for (_pid, notifications), outcome in zip(by_payment.items(), fetched, strict=True):
             if isinstance(outcome, PaymentSnapshot):
                 snapshots.append((outcome, notifications))
@@ -88,16 +95,15 @@ class PaymentProcessor:
                 failed.extend((n, outcome) for n in notifications)
         if snapshots:
             await self._apply(snapshots, result)
-        await self._retry_later(failed)
-        result.retried = len(failed)
+        await self._retry_later(failed, result)
         return result
 
-    async def _fetch(self, payment_id: str) -> PaymentSnapshot | str:
+    async def _fetch(self, payment_id: str) -> PaymentSnapshot | GatewayError:
         async with self._fetch_limit:
             try:
                 return await self._gateway.fetch_payment(payment_id)
             except GatewayError as exc:
-                return f"{type(exc).__name__}: {exc}"
+                return exc
 
     async def _apply(
         self,
@@ -152,13 +158,30 @@ class PaymentProcessor:
         await tx.outbox.add(envelope, exchange=PAYMENTS_EXCHANGE)
         result.events += 1
 
-    async def _retry_later(self, failed: list[tuple[ClaimedNotification, str]]) -> None:
+    async def _retry_later(
+        self, failed: list[tuple[ClaimedNotification, GatewayError]], result: ProcessResult
+    ) -> None:
         if not failed:
             return
         now = self._clock()
-        by_error: dict[str, list[tuple[int, datetime]]] = {}
-        for notification, error in failed:
-            due = self._backoff.next_attempt_at(now, notification.attempts + 1, self._rng)
-            by_error.setdefault(error[:500], []).append((notification.id, due))
-        for error, retries in by_error.items():
-            await self._queue.schedule_retry(retries, error=error)
+        tries: list[FailedTry[ClaimedNotification]] = []
+        for notification, exc in failed:
+            kind = failure_kind(exc)
+            decision = decide_retry(
+                kind,
+                tries=notification.attempts,
+                failures=notification.failures,
+                age=now - (notification.received_at or now),
+                now=now,
+                policy=self._retry,
+                rng=self._rng,
+            )
+            error = f"{type(exc).__name__}: {exc}"[:500]
+            tries.append(FailedTry(notification, error, decision))
+            self._failure_log.failed(
+                "processor", kind=kind, order_id=None, payment_id=notification.resource_id,
+                error=error, decision=decision,
+            )
+        await self._queue.record_failures(tries, now=now)
+        result.dead = sum(1 for t in tries if not t.decision.retries)
+        result.retried = len(tries) - result.dead

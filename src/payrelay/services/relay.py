@@ -4,23 +4,31 @@ The window between "published" and "marked sent" cannot be closed, only made har
 a crash there publishes the rows again with the same message ids, and every consumer's
 inbox drops the second copy.
 
-On the in-process transport the consumer's failures come back here too: each message that
-failed on its own follows the consumer retry schedule, kept in the outbox row, and then
-becomes a dead letter. Transport trouble (a broker down) is retried for as long as it lasts.
+On the in-process transport the consumer's failures come back here too, each with its
+kind: `decide_retry` keeps retrying through outages (the consumer's database down) without
+spending attempts, follows the retry schedule for failures that count, and then makes the
+message a dead letter. Transport trouble (a broker down) is retried for as long as it lasts.
 """
 
 from __future__ import annotations
 
 import random
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from payrelay.domain.errors import TransportUnavailable
-from payrelay.domain.retry import Backoff, RetrySchedule
+from payrelay.domain.retry import FailureKind, RetryPolicy, decide_retry
+from payrelay.failure_log import FailureLog
 from payrelay.faults import FaultPoint, Faults
-from payrelay.ports import Clock, OutboxRelayStore, PublishResult, Transport
-
-DEFAULT_SCHEDULE = RetrySchedule()
+from payrelay.ports import (
+    Clock,
+    FailedTry,
+    OutboundMessage,
+    OutboxRelayStore,
+    PublishResult,
+    Refusal,
+    Transport,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,21 +47,23 @@ class OutboxRelay:
         transport: Transport,
         clock: Clock,
         faults: Faults,
-        backoff: Backoff,
+        retry: RetryPolicy,
         rng: random.Random,
+        failure_log: FailureLog | None = None,
+        name: str = "relay",
         batch_size: int = 500,
         lease: timedelta = timedelta(seconds=30),
-        schedule: RetrySchedule = DEFAULT_SCHEDULE,
     ) -> None:
         self._store = store
         self._transport = transport
         self._clock = clock
         self._faults = faults
-        self._backoff = backoff
+        self._retry = retry
         self._rng = rng
+        self._failure_log = failure_log or FailureLog(clock)
+        self._name = name
         self._batch_size = batch_size
         self._lease = lease
-        self._schedule = schedule
 
     async def run_once(self) -> RelayResult:
         batch = await self._store.claim_due(
@@ -62,31 +72,41 @@ class OutboxRelay:
         if not batch:
             return RelayResult(0, 0, 0)
         self._faults.check(FaultPoint.RELAY_BEFORE_PUBLISH)
-        error = "not confirmed by the transport"
+        unconfirmed = Refusal("not confirmed by the transport", FailureKind.UNAVAILABLE)
         try:
             result = await self._transport.publish(batch)
         except TransportUnavailable as exc:
-            result, error = PublishResult(set()), f"transport unavailable: {exc}"
+            result = PublishResult(set())
+            unconfirmed = Refusal(f"transport unavailable: {exc}", FailureKind.UNAVAILABLE)
         self._faults.check(FaultPoint.RELAY_AFTER_PUBLISH)
         now = self._clock()
         confirmed = result.confirmed
         await self._store.mark_sent([m.message_id for m in batch if m.message_id in confirmed],
                                     now=now)
-        retries, dead = [], 0
-        for message in batch:
-            if message.message_id in confirmed:
-                continue
-            refusal = result.refused.get(message.message_id)
-            if refusal is None:  # the transport's trouble: retried for as long as it lasts
-                due = self._backoff.next_attempt_at(now, message.attempts + 1, self._rng)
-                retries.append((message.message_id, due))
-                continue
-            next_try = self._schedule.next_attempt_at(now, message.refusals + 1, self._rng)
-            if next_try is None:
-                await self._store.dead_letter(message, error=refusal, now=now)
-                dead += 1
-            else:
-                await self._store.schedule_refused(message, due=next_try, error=refusal)
-        await self._store.schedule_retry(retries, error=error)
-        failed = len(batch) - len(confirmed & {m.message_id for m in batch})
-        return RelayResult(len(batch), len(batch) - failed, failed - dead, dead)
+        failed = [
+            self._failed(m, result.refused.get(m.message_id, unconfirmed), now)
+            for m in batch
+            if m.message_id not in confirmed
+        ]
+        await self._store.record_failures(failed, now=now)
+        dead = sum(1 for f in failed if not f.decision.retries)
+        return RelayResult(len(batch), len(batch) - len(failed), len(failed) - dead, dead)
+
+    def _failed(
+        self, message: OutboundMessage, refusal: Refusal, now: datetime
+    ) -> FailedTry[OutboundMessage]:
+        decision = decide_retry(
+            refusal.kind,
+            tries=message.attempts + message.refusals,
+            failures=message.refusals,
+            age=now - (message.created_at or now),
+            now=now,
+            policy=self._retry,
+            rng=self._rng,
+        )
+        self._failure_log.failed(
+            f"{self._name} {message.routing_key}", kind=refusal.kind,
+            order_id=message.order_id, payment_id=message.payment_id,
+            error=refusal.error, decision=decision,
+        )
+        return FailedTry(message, refusal.error, decision)

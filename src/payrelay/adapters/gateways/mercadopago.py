@@ -14,7 +14,7 @@ from typing import Any
 
 import httpx
 
-from payrelay.domain.errors import GatewayRejected, GatewayUnavailable
+from payrelay.domain.errors import GatewayRejected, GatewayUnavailable, MalformedResource
 from payrelay.domain.money import Money
 from payrelay.domain.payment import PaymentSnapshot, PaymentStatus
 from payrelay.ports import Checkout
@@ -122,7 +122,7 @@ def parse_payment(data: dict[str, Any]) -> PaymentSnapshot:
             date_last_updated=_when(data["date_last_updated"]),
         )
     except (KeyError, ValueError, TypeError) as exc:
-        raise GatewayUnavailable(f"unexpected payment resource: {exc!r}") from exc
+        raise MalformedResource(f"unexpected payment resource: {exc!r}") from exc
 
 
 def _decimal(value: object) -> Decimal:

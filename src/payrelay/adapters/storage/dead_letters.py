@@ -16,6 +16,7 @@ from sqlalchemy.engine import Row
 
 from payrelay.adapters.storage import tables as t
 from payrelay.adapters.storage.database import Database
+from payrelay.adapters.storage.dead_work import NOTIFICATION, REFUND, SqlDeadWork
 from payrelay.adapters.storage.messages import PENDING
 from payrelay.domain.errors import Conflict, NotFound
 from payrelay.ports import Clock, DeadLetter
@@ -28,9 +29,10 @@ class SqlDeadLetterBox:
             "orders": (orders, t.orders_dead_letters, t.orders_outbox),
         }
         self._clock = clock
+        self._work = SqlDeadWork(payments)
 
     async def recent(self, *, limit: int = 100) -> list[DeadLetter]:
-        found: list[DeadLetter] = []
+        found: list[DeadLetter] = await self._work.recent(limit=limit)
         for side, (db, table, _) in self._sides.items():
             query = select(table).order_by(table.c.id.desc()).limit(limit)
             async with db.read() as conn:
@@ -38,6 +40,9 @@ class SqlDeadLetterBox:
         return sorted(found, key=lambda d: d.dead_at, reverse=True)[:limit]
 
     async def get(self, dead_letter_id: str) -> DeadLetter | None:
+        kind, _, key = dead_letter_id.partition("-")
+        if kind in (NOTIFICATION, REFUND):
+            return await self._work.get(kind, self._key(kind, key))
         side, row_id = self._address(dead_letter_id)
         db, table, _ = self._sides[side]
         async with db.read() as conn:
@@ -56,6 +61,11 @@ class SqlDeadLetterBox:
     async def purge(self, dead_letter_ids: Sequence[str]) -> list[str]:
         purged = []
         for dead_letter_id in dead_letter_ids:
+            kind, _, key = dead_letter_id.partition("-")
+            if kind in (NOTIFICATION, REFUND):
+                if await self._work.purge(kind, self._key(kind, key)):
+                    purged.append(dead_letter_id)
+                continue
             side, row_id = self._address(dead_letter_id)
             db, table, _ = self._sides[side]
             async with db.transaction() as conn:
@@ -65,6 +75,10 @@ class SqlDeadLetterBox:
         return purged
 
     async def _replay_one(self, dead_letter_id: str) -> None:
+        kind, _, key = dead_letter_id.partition("-")
+        if kind in (NOTIFICATION, REFUND):
+            await self._work.replay(kind, self._key(kind, key), now=self._clock())
+            return
         side, row_id = self._address(dead_letter_id)
         db, table, outbox = self._sides[side]
         now = self._clock()
@@ -87,6 +101,12 @@ class SqlDeadLetterBox:
                     )
                 )
             await conn.execute(delete(table).where(table.c.id == row_id))
+
+    @staticmethod
+    def _key(kind: str, key: str) -> str:
+        if not key or (kind == NOTIFICATION and not key.isdigit()):
+            raise NotFound(f"no dead {kind} {key!r} (ids look like {kind}-12)")
+        return key
 
     def _address(self, dead_letter_id: str) -> tuple[str, int]:
         side, _, number = dead_letter_id.partition("-")

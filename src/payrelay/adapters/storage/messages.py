@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from payrelay.adapters.storage.database import Database
 from payrelay.domain.events import Envelope
-from payrelay.ports import Delivery, OutboundMessage, SeenMessage, Subscription
+from payrelay.ports import Delivery, FailedTry, OutboundMessage, SeenMessage, Subscription
 
 PENDING, SENT, DEAD = "pending", "sent", "dead"
 
@@ -157,6 +157,7 @@ class SqlOutboxRelayStore:
                     .returning(
                         t.c.seq, t.c.message_id, t.c.exchange, t.c.routing_key,
                         t.c.correlation_id, t.c.body, t.c.attempts, t.c.refusals,
+                        t.c.order_id, t.c.payment_id, t.c.created_at,
                     )
                 )
             ).all()
@@ -169,6 +170,9 @@ class SqlOutboxRelayStore:
                 body=r.body,
                 attempts=r.attempts,
                 refusals=r.refusals,
+                order_id=r.order_id,
+                payment_id=r.payment_id,
+                created_at=r.created_at,
             )
             for r in sorted(rows, key=lambda r: r.seq)
         ]
@@ -184,54 +188,60 @@ class SqlOutboxRelayStore:
                 .values(status=SENT, sent_at=now)
             )
 
-    async def schedule_retry(
-        self, retries: Sequence[tuple[uuid.UUID, datetime]], *, error: str
+    async def record_failures(
+        self, failed: Sequence[FailedTry[OutboundMessage]], *, now: datetime
     ) -> None:
-        if not retries:
+        if not failed:
             return
         t = self._t
-        stmt = (
-            update(t)
-            .where(t.c.message_id == bindparam("mid"), t.c.status == PENDING)
-            .values(next_attempt_at=bindparam("due"), attempts=t.c.attempts + 1, last_error=error)
-        )
+        retries = [f for f in failed if f.decision.retry_at is not None]
+        dead = [f for f in failed if f.decision.retry_at is None]
         async with self._db.transaction() as conn:
-            await conn.execute(stmt, [{"mid": str(m), "due": due} for m, due in retries])
+            for spent, column in ((False, t.c.attempts), (True, t.c.refusals)):
+                rows = [f for f in retries if f.decision.spends_attempt is spent]
+                if rows:
+                    await conn.execute(
+                        update(t)
+                        .where(t.c.message_id == bindparam("mid"), t.c.status == PENDING)
+                        .values({column: column + 1, t.c.next_attempt_at: bindparam("due"),
+                                 t.c.last_error: bindparam("error")}),
+                        [{"mid": str(f.work.message_id), "due": f.decision.retry_at,
+                          "error": f.error[:500]} for f in rows],
+                    )
+            for f in dead:
+                await self._dead_letter(conn, f, now)
 
-    async def schedule_refused(
-        self, message: OutboundMessage, *, due: datetime, error: str
+    async def _dead_letter(
+        self, conn: AsyncConnection, failed: FailedTry[OutboundMessage], now: datetime
     ) -> None:
-        t = self._t
-        async with self._db.transaction() as conn:
-            await conn.execute(
-                update(t)
-                .where(t.c.message_id == str(message.message_id), t.c.status == PENDING)
-                .values(next_attempt_at=due, refusals=t.c.refusals + 1, last_error=error[:500])
+        message, t = failed.work, self._t
+        await conn.execute(
+            update(t)
+            .where(t.c.message_id == str(message.message_id))
+            .values(status=DEAD, last_error=failed.error[:500])
+        )
+        await conn.execute(
+            insert(self._dead).values(
+                message_id=str(message.message_id),
+                exchange=message.exchange,
+                routing_key=message.routing_key,
+                queue=None,
+                body=message.body,
+                reason=_dead_reason(failed.decision.gave_up),
+                error=failed.error[:2000],
+                attempts=message.refusals + 1,
+                dead_at=now,
             )
-
-    async def dead_letter(self, message: OutboundMessage, *, error: str, now: datetime) -> None:
-        t = self._t
-        async with self._db.transaction() as conn:
-            await conn.execute(
-                update(t)
-                .where(t.c.message_id == str(message.message_id))
-                .values(status=DEAD, last_error=error[:500])
-            )
-            await conn.execute(
-                insert(self._dead).values(
-                    message_id=str(message.message_id),
-                    exchange=message.exchange,
-                    routing_key=message.routing_key,
-                    queue=None,
-                    body=message.body,
-                    reason="consumer retries exhausted",
-                    error=error[:2000],
-                    attempts=message.refusals + 1,
-                    dead_at=now,
-                )
-            )
+        )
 
     async def pending_count(self) -> int:
         query = select(func.count()).select_from(self._t).where(self._t.c.status == PENDING)
         async with self._db.read() as conn:
             return int((await conn.execute(query)).scalar_one())
+
+
+def _dead_reason(gave_up: str | None) -> str:
+    """The reason as `payrelay dlq` shows it; a spent schedule keeps its established words."""
+    if gave_up is None or gave_up.startswith("failed:"):
+        return "consumer retries exhausted"
+    return gave_up

@@ -25,9 +25,9 @@ from payrelay.adapters.storage.refunds import SqlRefunds
 from payrelay.domain.events import Envelope
 from payrelay.domain.money import Money
 from payrelay.domain.payment import Payment, PaymentSnapshot, PaymentStatus
-from payrelay.ports import Checkout, ClaimedNotification, Clock, NotificationRecord
+from payrelay.ports import Checkout, ClaimedNotification, Clock, FailedTry, NotificationRecord
 
-RECEIVED, PROCESSED, IGNORED = "received", "processed", "ignored"
+RECEIVED, PROCESSED, IGNORED, DEAD = "received", "processed", "ignored", "dead"
 
 
 class SqlNotificationLog:
@@ -95,25 +95,53 @@ class SqlNotificationQueue:
                     update(n)
                     .where(n.c.id.in_(due.scalar_subquery()))
                     .values(next_attempt_at=now + lease)
-                    .returning(n.c.id, n.c.resource_id, n.c.attempts)
+                    .returning(
+                        n.c.id, n.c.resource_id, n.c.attempts, n.c.failures, n.c.received_at
+                    )
                 )
             ).all()
         return sorted(
-            (ClaimedNotification(r.id, r.resource_id, r.attempts) for r in rows),
+            (
+                ClaimedNotification(r.id, r.resource_id, r.attempts, r.failures, r.received_at)
+                for r in rows
+            ),
             key=lambda c: c.id,
         )
 
-    async def schedule_retry(self, retries: Sequence[tuple[int, datetime]], *, error: str) -> None:
-        if not retries:
-            return
+    async def record_failures(
+        self, failed: Sequence[FailedTry[ClaimedNotification]], *, now: datetime
+    ) -> None:
+        retries = [f for f in failed if f.decision.retry_at is not None]
+        dead = [f for f in failed if f.decision.retry_at is None]
         n = t.notifications
-        stmt = (
-            update(n)
-            .where(n.c.id == bindparam("nid"), n.c.status == RECEIVED)
-            .values(next_attempt_at=bindparam("due"), attempts=n.c.attempts + 1, last_error=error)
-        )
         async with self._db.transaction() as conn:
-            await conn.execute(stmt, [{"nid": i, "due": due} for i, due in retries])
+            if retries:
+                await conn.execute(
+                    update(n)
+                    .where(n.c.id == bindparam("nid"), n.c.status == RECEIVED)
+                    .values(
+                        next_attempt_at=bindparam("due"),
+                        attempts=n.c.attempts + 1,
+                        failures=n.c.failures + bindparam("spent"),
+                        last_error=bindparam("error"),
+                    ),
+                    [
+                        {"nid": f.work.id, "due": f.decision.retry_at, "error": f.error,
+                         "spent": int(f.decision.spends_attempt)}
+                        for f in retries
+                    ],
+                )
+            if dead:
+                await conn.execute(
+                    update(n)
+                    .where(n.c.id == bindparam("nid"), n.c.status == RECEIVED)
+                    .values(
+                        status=DEAD, processed_at=now, attempts=n.c.attempts + 1,
+                        failures=n.c.failures + 1, last_error=bindparam("error"),
+                    ),
+                    [{"nid": f.work.id, "error": f"{f.decision.gave_up}; {f.error}"[:2000]}
+                     for f in dead],
+                )
 
 
 class SqlNotifications:

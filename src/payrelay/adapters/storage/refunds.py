@@ -12,9 +12,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from payrelay.adapters.storage import tables as t
 from payrelay.adapters.storage.database import Database, insert_ignoring_conflicts
 from payrelay.domain.money import Money
-from payrelay.ports import RefundRequest
+from payrelay.ports import FailedTry, RefundRequest
 
-REQUESTED, SUCCEEDED, HELD = "requested", "succeeded", "held"
+REQUESTED, SUCCEEDED, HELD, DEAD = "requested", "succeeded", "held", "dead"
 
 
 class SqlRefunds:
@@ -93,18 +93,25 @@ class SqlRefundQueue:
                 )
             )
 
-    async def schedule_retry(self, refund: RefundRequest, *, due: datetime, error: str) -> None:
-        r = t.refunds
+    async def record_failure(self, failed: FailedTry[RefundRequest], *, now: datetime) -> None:
+        r, refund, decision = t.refunds, failed.work, failed.decision
+        if decision.retry_at is None:
+            values: dict[str, Any] = {
+                "status": DEAD, "failures": r.c.failures + 1,
+                "last_error": f"{decision.gave_up}; {failed.error}"[:2000],
+            }
+        else:
+            values = {
+                "next_attempt_at": decision.retry_at,
+                "failures": r.c.failures + int(decision.spends_attempt),
+                "last_error": failed.error[:500],
+            }
         async with self._db.transaction() as conn:
             await conn.execute(
                 update(r)
                 .where(r.c.payment_id == refund.payment_id, r.c.status == REQUESTED)
-                .values(
-                    next_attempt_at=due, attempts=r.c.attempts + 1, last_error=error[:500],
-                    updated_at=due,
-                )
+                .values(attempts=r.c.attempts + 1, updated_at=now, **values)
             )
-
 
     async def hold(self, refund: RefundRequest, *, error: str, now: datetime) -> None:
         r = t.refunds
@@ -130,4 +137,6 @@ def _request(row: Row[Any]) -> RefundRequest:
         amount=Money.from_minor(row.amount_minor, row.currency),
         reason=row.reason,
         attempts=row.attempts,
+        failures=row.failures,
+        created_at=row.created_at,
     )

@@ -105,8 +105,10 @@ notifications = Table(
     Column("action", String(64)),
     Column("resource_id", String(64)),
     Column("request_id", String(100)),
-    Column("status", String(16), nullable=False),  # received | processed | ignored
-    Column("attempts", Integer, nullable=False, default=0),
+    Column("status", String(16), nullable=False),  # received | processed | ignored | dead
+    Column("attempts", Integer, nullable=False, default=0),  # tries of any kind: the backoff
+    # Tries that counted towards giving up (decide_retry); outages do not count.
+    Column("failures", Integer, nullable=False, default=0, server_default="0"),
     Column("received_at", UTCDateTime, nullable=False),
     Column("next_attempt_at", UTCDateTime, nullable=False),  # also the claim lease
     Column("processed_at", UTCDateTime),
@@ -158,8 +160,9 @@ refunds = Table(
     Column("amount_minor", BigInteger, nullable=False),
     Column("currency", String(3), nullable=False),
     Column("reason", String(64), nullable=False),
-    Column("status", String(16), nullable=False),  # requested | succeeded | held
+    Column("status", String(16), nullable=False),  # requested | succeeded | held | dead
     Column("attempts", Integer, nullable=False, default=0),
+    Column("failures", Integer, nullable=False, default=0, server_default="0"),
     Column("next_attempt_at", UTCDateTime, nullable=False),  # also the claim lease
     Column("gateway_refund_id", String(64)),
     Column("created_at", UTCDateTime, nullable=False),

@@ -13,7 +13,15 @@ import uuid
 from collections.abc import Sequence
 
 from payrelay.adapters.transports.topic import topic_matches
-from payrelay.ports import BatchHandler, Delivery, OutboundMessage, PublishResult, Subscription
+from payrelay.domain.retry import FailureKind, failure_kind
+from payrelay.ports import (
+    BatchHandler,
+    Delivery,
+    OutboundMessage,
+    PublishResult,
+    Refusal,
+    Subscription,
+)
 
 log = logging.getLogger(__name__)
 
@@ -27,13 +35,19 @@ class LocalTransport:
 
     async def publish(self, messages: Sequence[OutboundMessage]) -> PublishResult:
         routed: set[uuid.UUID] = set()
-        refused: dict[uuid.UUID, str] = {}
+        refused: dict[uuid.UUID, Refusal] = {}
         for subscription, handler in self._subscribers:
             batch = [m for m in messages if _routes_to(m, subscription)]
             if not batch:
                 continue
             routed.update(m.message_id for m in batch)
-            if await _handled(handler, batch, subscription) is None:
+            failure = await _handled(handler, batch, subscription)
+            if failure is None:
+                continue
+            if failure.kind is FailureKind.UNAVAILABLE:
+                # The consumer's database is down: trying each message alone would only
+                # knock on it once more per message. The whole batch waits it out.
+                refused.update((m.message_id, failure) for m in batch)
                 continue
             # The batch's transaction rolled back as a whole: find the messages that fail
             # on their own, so one poison message does not hold back its neighbours.
@@ -57,16 +71,13 @@ class LocalTransport:
 
 async def _handled(
     handler: BatchHandler, batch: list[OutboundMessage], subscription: Subscription
-) -> str | None:
-    """None if the handler committed the batch, else the error it failed with."""
+) -> Refusal | None:
+    """None if the handler committed the batch, else the failure (logged by the relay)."""
     try:
         await handler([_delivery(m) for m in batch])
     except Exception as exc:  # a consumer failure is a nack: the rows stay pending
-        log.warning(
-            "consumer %s failed on %d messages: %s: %s",
-            subscription.queue, len(batch), type(exc).__name__, exc,
-        )
-        return f"{type(exc).__name__}: {exc}"
+        log.debug("consumer %s failed on %d messages: %r", subscription.queue, len(batch), exc)
+        return Refusal(f"{type(exc).__name__}: {exc}", failure_kind(exc))
     return None
 
 

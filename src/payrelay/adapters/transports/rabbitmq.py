@@ -22,6 +22,7 @@ import functools
 import logging
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
+from datetime import UTC, datetime
 from typing import TypeVar
 
 import aio_pika
@@ -44,8 +45,10 @@ from payrelay.adapters.transports.rabbitmq_failures import (
 )
 from payrelay.adapters.transports.rabbitmq_topology import PUBLISHED_EXCHANGES, Topology
 from payrelay.domain.errors import TransportUnavailable
+from payrelay.domain.retry import FailureKind
+from payrelay.failure_log import FailureLog
 from payrelay.messaging import STANDARD_SUBSCRIPTIONS
-from payrelay.ports import BatchHandler, OutboundMessage, PublishResult, Subscription
+from payrelay.ports import BatchHandler, OutboundMessage, PublishResult, Refusal, Subscription
 
 __all__ = ["ATTEMPT_HEADER", "STANDARD_SUBSCRIPTIONS", "RabbitMQTransport"]
 
@@ -159,7 +162,9 @@ class RabbitMQTransport:
     async def publish(self, messages: Sequence[OutboundMessage]) -> PublishResult:
         """Publish the batch concurrently; confirmed are the ids the broker acked and routed.
 
-        Nothing is ever `refused` here: consumers' failures stay on the broker's side.
+        Consumers' failures stay on the broker's side; `refused` holds only messages no
+        queue will take (an undeclared exchange, or returned as unroutable): a permanent
+        failure, which the relay gives up on after a few tries.
 
         Raises `TransportUnavailable` when the connection failed and nothing was confirmed;
         if some messages were confirmed before it failed, those are returned instead, so
@@ -172,10 +177,11 @@ class RabbitMQTransport:
         batch = list({m.message_id: m for m in messages}.values())
         # Publishing to an exchange that does not exist closes the channel (404) and fails
         # every other publish in flight on it, so such a message is left unconfirmed here.
-        unknown = [m for m in batch if m.exchange not in self._exchanges]
-        if unknown:
-            log.warning("%d messages name an undeclared exchange, e.g. %r: left unconfirmed",
-                        len(unknown), unknown[0].exchange)
+        refused = {
+            m.message_id: Refusal(f"unroutable: no exchange {m.exchange!r} is declared",
+                                  FailureKind.PERMANENT)
+            for m in batch if m.exchange not in self._exchanges
+        }
         routable = [m for m in batch if m.exchange in self._exchanges]
         results = await asyncio.gather(
             *(self._publish_one(m) for m in routable), return_exceptions=True
@@ -185,7 +191,11 @@ class RabbitMQTransport:
         for message, result in zip(routable, results, strict=True):
             if isinstance(result, aiormq.spec.Basic.Ack):
                 confirmed.add(message.message_id)
-            elif isinstance(result, TimeoutError | DeliveryError | aiormq.abc.DeliveredMessage):
+            elif isinstance(result, aiormq.abc.DeliveredMessage):  # returned: no queue bound
+                refused[message.message_id] = Refusal(
+                    f"unroutable: no queue is bound for {message.routing_key!r} on "
+                    f"{message.exchange!r}", FailureKind.PERMANENT)
+            elif isinstance(result, TimeoutError | DeliveryError):
                 log.debug("message %s not confirmed: %r", message.message_id, result)
             elif isinstance(result, _LOST_PUBLISH):
                 lost = result
@@ -195,7 +205,7 @@ class RabbitMQTransport:
             raise TransportUnavailable(
                 f"RabbitMQ publish failed: {type(lost).__name__}: {lost}"
             ) from lost
-        return PublishResult(confirmed)
+        return PublishResult(confirmed, refused)
 
     async def _publish_one(self, message: OutboundMessage) -> object:
         amqp_message = aio_pika.Message(
@@ -230,7 +240,8 @@ class RabbitMQTransport:
         republish = confirmed_republish(self._require(self._publish_channel),
                                         timeout=self._confirm_timeout)
         on_failure = RetryOrDeadLetter(
-            topology=self._topology, queue=subscription.queue, republish=republish
+            topology=self._topology, queue=subscription.queue, republish=republish,
+            failure_log=FailureLog(lambda: datetime.now(UTC)),
         )
         consumer = BatchConsumer(handler, batch_max=self._batch_max, linger=self._linger,
                                  to_delivery=work_delivery, on_failure=on_failure)

@@ -16,7 +16,8 @@ from collections.abc import Awaitable, Callable
 from aio_pika.abc import AbstractIncomingMessage
 from aio_pika.exceptions import AMQPError, ChannelInvalidStateError
 
-from payrelay.ports import BatchHandler, Delivery
+from payrelay.domain.retry import FailureKind, failure_kind
+from payrelay.ports import BatchHandler, Delivery, Refusal
 
 __all__ = [
     "BROKER_ERRORS",
@@ -36,8 +37,8 @@ MAX_ERROR_LENGTH = 1000  # of the handler's error, as kept with a retried or dea
 BROKER_ERRORS = (AMQPError, ChannelInvalidStateError, OSError)
 
 ToDelivery = Callable[[AbstractIncomingMessage], Delivery]
-# (the message that failed on its own, the handler's error) -> settle it somehow
-OnFailure = Callable[[AbstractIncomingMessage, str], Awaitable[None]]
+# (the message that failed on its own, the handler's failure) -> settle it somehow
+OnFailure = Callable[[AbstractIncomingMessage, Refusal], Awaitable[None]]
 
 
 class BatchConsumer:
@@ -121,8 +122,11 @@ class BatchConsumer:
             for message in batch:
                 await settle(message, ack=True)
             return False
-        if len(batch) == 1:
-            await self._on_failure(batch[0], error)
+        if len(batch) == 1 or error.kind is FailureKind.UNAVAILABLE:
+            # An outage fails every message alike: trying each alone would only knock on
+            # the database once more per message.
+            for message in batch:
+                await self._on_failure(message, error)
             return True
         # The handler's transaction rolled back as a whole; find the messages that fail
         # on their own, so only those are retried and the rest are acked.
@@ -136,14 +140,14 @@ class BatchConsumer:
                 await self._on_failure(message, error)
         return failed
 
-    async def _failure(self, batch: list[AbstractIncomingMessage]) -> str | None:
-        """None if the handler committed the batch, else the error it failed with."""
+    async def _failure(self, batch: list[AbstractIncomingMessage]) -> Refusal | None:
+        """None if the handler committed the batch, else its failure (logged by on_failure)."""
         try:
             await self._handler([self._to_delivery(m) for m in batch])
         except Exception as exc:
-            log.warning("handler failed on %d messages (first %s): %s: %s",
-                        len(batch), batch[0].message_id, type(exc).__name__, exc)
-            return f"{type(exc).__name__}: {exc}"[:MAX_ERROR_LENGTH]
+            log.debug("handler failed on %d messages (first %s): %r",
+                      len(batch), batch[0].message_id, exc)
+            return Refusal(f"{type(exc).__name__}: {exc}"[:MAX_ERROR_LENGTH], failure_kind(exc))
         return None
 
 

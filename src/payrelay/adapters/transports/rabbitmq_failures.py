@@ -14,8 +14,11 @@ and `dead_letter_delivery` reads that verdict from its x-death record.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+import random
 from collections.abc import Awaitable, Callable, Mapping
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import aio_pika
@@ -33,7 +36,9 @@ from payrelay.adapters.transports.rabbitmq_topology import (
     RETRY_EXCHANGE,
     Topology,
 )
-from payrelay.ports import Delivery, Subscription
+from payrelay.domain.retry import RetryPolicy, RetrySchedule, decide_retry
+from payrelay.failure_log import FailureLog
+from payrelay.ports import Delivery, Refusal, Subscription
 
 __all__ = [
     "ATTEMPTS_HEADER",
@@ -44,6 +49,7 @@ __all__ = [
     "RETRIES_EXHAUSTED",
     "RETRIES_HEADER",
     "ROUTING_KEY_HEADER",
+    "WAITS_HEADER",
     "Republish",
     "RetryOrDeadLetter",
     "confirmed_republish",
@@ -56,6 +62,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 RETRIES_HEADER = "x-payrelay-retries"  # delayed retries already spent (absent: none)
+WAITS_HEADER = "x-payrelay-waits"  # delayed retries through outages, which spend nothing
 REASON_HEADER = "x-payrelay-reason"
 ERROR_HEADER = "x-payrelay-error"  # the handler's exception, at most MAX_ERROR_LENGTH
 ATTEMPTS_HEADER = "x-payrelay-attempts"  # deliveries to the handler, in all
@@ -93,45 +100,87 @@ def confirmed_republish(channel: AbstractChannel, *, timeout: float) -> Republis
 
 
 class RetryOrDeadLetter:
-    """A work queue's failure policy: the next retry queue, or the DLQ once out of steps.
+    """A work queue's failure policy, decided by `decide_retry`: an outage waits in the
+    retry queues without spending a step; a counted failure takes the next step; once out
+    of steps (or for a permanent failure past its tries) the copy goes to the DLQ."""
 
-    Every handler exception counts as transient: payrelay's consumers store permanent
-    failures (an undecodable body) as dead letters themselves, and ack them.
-    """
-
-    def __init__(self, *, topology: Topology, queue: str, republish: Republish) -> None:
+    def __init__(
+        self, *, topology: Topology, queue: str, republish: Republish, failure_log: FailureLog
+    ) -> None:
         self._topology = topology
         self._queue = queue
         self._republish = republish
+        self._failure_log = failure_log
+        self._policy = RetryPolicy(schedule=RetrySchedule(topology.retry_delays))
+        self._rng = random.Random()
 
-    async def __call__(self, message: AbstractIncomingMessage, error: str) -> None:
+    async def __call__(self, message: AbstractIncomingMessage, refusal: Refusal) -> None:
         if not channel_alive(message):
             return  # its channel is gone: the broker redelivers it, copying would double it
         topology, retries = self._topology, retry_count(message.headers)
+        waits = _number(_header(message.headers, WAITS_HEADER), default=0)
+        now = datetime.now(UTC)
+        decision = decide_retry(
+            refusal.kind, tries=retries + waits, failures=retries, age=_age(message, now),
+            now=now, policy=self._policy, rng=self._rng,
+        )
+        order_id, payment_id = _ids(message.body)
+        self._failure_log.failed(
+            f"consumer {self._queue}", kind=refusal.kind, order_id=order_id,
+            payment_id=payment_id, error=refusal.error, decision=decision,
+        )
         headers: dict[str, Any] = {
-            ERROR_HEADER: error,
+            ERROR_HEADER: refusal.error,
             EXCHANGE_HEADER: _header(message.headers, EXCHANGE_HEADER)
             or topology.base_name(message.exchange or ""),
             ROUTING_KEY_HEADER: _header(message.headers, ROUTING_KEY_HEADER)
             or message.routing_key or "",
         }
-        if retries < len(topology.retry_delays):
-            exchange = topology.name(RETRY_EXCHANGE)
+        exchange = topology.name(RETRY_EXCHANGE)
+        if decision.retry_at is None:
+            exchange, routing_key = topology.name(DEAD_LETTER_EXCHANGE), topology.name(self._queue)
+            reason = decision.gave_up or RETRIES_EXHAUSTED
+            headers |= {
+                REASON_HEADER: RETRIES_EXHAUSTED if reason.startswith("failed:") else reason,
+                ATTEMPTS_HEADER: retries + 1,
+            }
+        elif decision.spends_attempt:
             routing_key = topology.retry_queue(self._queue, retries + 1)
             headers[RETRIES_HEADER] = retries + 1
-        else:
-            exchange, routing_key = topology.name(DEAD_LETTER_EXCHANGE), topology.name(self._queue)
-            headers |= {REASON_HEADER: RETRIES_EXHAUSTED, ATTEMPTS_HEADER: retries + 1}
+        else:  # waits through the same queues, slower each time, never into the DLQ
+            step = min(waits + 1, len(topology.retry_delays))
+            routing_key = topology.retry_queue(self._queue, step)
+            headers[WAITS_HEADER] = waits + 1
         # A crash between the confirm and the ack leaves both copies: the message is then
         # handled twice, and the inbox drops the second. The other order could lose it.
         if await self._republish(exchange, routing_key, _copy(message, headers)):
             await settle(message, ack=True)
         else:
             log.warning("could not move %s to %s: requeued", message.message_id, routing_key)
-            await requeue(message, error)
+            await requeue(message, refusal)
 
 
-async def requeue(message: AbstractIncomingMessage, error: str) -> None:
+def _ids(body: bytes) -> tuple[str | None, str | None]:
+    """The order and payment a message is about, for the log line (None if unreadable)."""
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return None, None
+    if not isinstance(data, dict):
+        return None, None
+    order_id, payment_id = data.get("order_id"), data.get("payment_id")
+    return (order_id if isinstance(order_id, str) else None,
+            payment_id if isinstance(payment_id, str) else None)
+
+
+def _age(message: AbstractIncomingMessage, now: datetime) -> timedelta:
+    sent = message.timestamp
+    if isinstance(sent, datetime):
+        return now - (sent if sent.tzinfo else sent.replace(tzinfo=UTC))
+    return timedelta(0)
+
+
+async def requeue(message: AbstractIncomingMessage, refusal: Refusal) -> None:
     """Reject back into its queue (counted towards the queue's delivery limit)."""
     await settle(message, ack=False)
 
