@@ -75,6 +75,12 @@ def insert_ignoring_conflicts(db: Database, table: Table) -> PgInsert | SqliteIn
     return sqlite_insert(table).on_conflict_do_nothing()
 
 
+# PostgreSQL's answers that mean "not now" rather than "not this": connection exceptions,
+# too many connections, the server shutting down or starting up, and a database closed to
+# new connections (ALTER DATABASE … ALLOW_CONNECTIONS false, or being dropped).
+_UNAVAILABLE_SQLSTATES = ("08", "53", "57P", "55000")
+
+
 @contextlib.asynccontextmanager
 async def _translated() -> AsyncIterator[None]:
     """Services see StorageUnavailable, never a driver's exception."""
@@ -85,6 +91,9 @@ async def _translated() -> AsyncIterator[None]:
     except DBAPIError as exc:
         if exc.connection_invalidated:
             raise StorageUnavailable("database connection lost") from exc
+        sqlstate = getattr(exc.orig, "sqlstate", None) or ""
+        if sqlstate.startswith(_UNAVAILABLE_SQLSTATES):
+            raise StorageUnavailable(f"database unavailable: SQLSTATE {sqlstate}") from exc
         raise
     except (OSError, ConnectionError) as exc:
         raise StorageUnavailable(f"database unreachable: {exc.__class__.__name__}") from exc
