@@ -163,13 +163,16 @@ async def run_demo(options: DemoOptions, console: Console) -> Report:
         ) as stack:
             started = time.perf_counter()
             await _customers(stack, options, console)
-            settled = await _settle(stack, options.settle_timeout)
+            moving = await _settle(stack, options.settle_timeout)
             elapsed = time.perf_counter() - started
             faults.disarm()  # the report reads the databases; no more injected failures
             report = await build_report(stack, orders_created=options.orders)
             report.figures.append(("wall time", f"{elapsed:.1f} s"))
-            if not settled:
-                report.figures.append(("settled", f"NO: gave up after {options.settle_timeout}s"))
+            if moving:
+                still = ", ".join(f"{what}: {count}" for what, count in moving.items())
+                report.figures.append(
+                    ("settled", f"NO after {options.settle_timeout:.0f} s; still moving: {still}")
+                )
             report.figures.insert(0, ("backend", options.backend.value))
         return report
     raise AssertionError("unreachable")
@@ -241,28 +244,45 @@ async def _retrying(http: httpx.AsyncClient, url: str) -> dict[str, str]:
     raise RuntimeError("unreachable")
 
 
-async def _settle(stack: EmbeddedStack, timeout: float) -> bool:
-    """Wait until the gateway has said everything and payrelay has applied all of it."""
+async def _settle(stack: EmbeddedStack, timeout: float) -> dict[str, int]:
+    """Wait until the gateway has nothing in flight and payrelay has nothing left to do.
+
+    Both are read together, in one loop, and must stay quiet for a few reads in a row: a
+    webhook the simulator sends after a refund, or a retried delivery, can arrive after
+    payrelay's backlog looked empty. Returns what was still moving ({} once settled).
+    """
+    loop = asyncio.get_running_loop()
+    deadline, quiet = loop.time() + timeout, 0
+    while True:
+        moving = await _still_moving(stack)
+        quiet = 0 if moving else quiet + 1
+        if quiet >= 3:
+            return {}
+        if loop.time() >= deadline:
+            return moving
+        await asyncio.sleep(0.1)
+
+
+async def _still_moving(stack: EmbeddedStack) -> dict[str, int]:
+    """What is still on its way, by where it waits (only the non-zero counts)."""
     system = stack.system
-    try:
-        async with asyncio.timeout(timeout):
-            await stack.simulator.settle()
-            while True:
-                backlog = await queries.payments_backlog(system.payments.db)
-                orders_pending = await queries.outbox_pending(system.orders.db, orders_side=True)
-                rows = await queries.payment_rows(system.payments.db)
-                unanswered = [
-                    r for r in rows if r.status == "approved" and r.order_outcome is None
-                ]
-                applied = [r.order_id for r in rows if r.order_outcome == "order.payment_applied"]
-                displacing = len(applied) != len(set(applied))  # a keeper's new answer en route
-                refunding = (await queries.refund_counts(system.payments.db)).get("requested")
-                gateway = stack.simulator.search_payments(limit=1_000_000)["results"]
-                known = {r.payment_id: r.status for r in rows}
-                unseen = [g for g in gateway if known.get(str(g["id"])) != g["status"]]
-                if not (backlog.notifications_waiting or backlog.outbox_pending
-                        or orders_pending or unanswered or displacing or refunding or unseen):
-                    return True
-                await asyncio.sleep(0.1)
-    except TimeoutError:
-        return False
+    backlog = await queries.payments_backlog(system.payments.db)
+    rows = await queries.payment_rows(system.payments.db)
+    applied = [r.order_id for r in rows if r.order_outcome == "order.payment_applied"]
+    known = {r.payment_id: r.status for r in rows}
+    gateway = stack.simulator.search_payments(limit=1_000_000)["results"]
+    moving = {
+        "gateway deliveries and approvals in flight": stack.simulator.in_flight,
+        "notifications waiting": backlog.notifications_waiting,
+        "payment events in the outbox": backlog.outbox_pending,
+        "outcomes in the orders outbox": await queries.outbox_pending(
+            system.orders.db, orders_side=True),
+        "approvals without the order side's answer": sum(
+            1 for r in rows if r.status == "approved" and r.order_outcome is None),
+        "a displaced keeper's answer en route": len(applied) - len(set(applied)),
+        "refunds requested": (await queries.refund_counts(system.payments.db)).get(
+            "requested", 0),
+        "gateway payments payrelay has not caught up with": sum(
+            1 for g in gateway if known.get(str(g["id"])) != g["status"]),
+    }
+    return {what: count for what, count in moving.items() if count}

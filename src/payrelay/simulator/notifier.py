@@ -110,6 +110,11 @@ class Notifier:
             await self._client.aclose()
             self._client = None
 
+    @property
+    def in_flight(self) -> int:
+        """Copies produced and not yet delivered, failed or dropped (retries included)."""
+        return self._pending
+
     async def wait_idle(self) -> None:
         """Return once every copy produced so far has been delivered, failed or dropped."""
         await self._idle.wait()

@@ -115,6 +115,11 @@ class GatewaySimulator:
             await asyncio.wait(set(self._timers))
         await self._notifier.wait_idle()
 
+    @property
+    def in_flight(self) -> int:
+        """Scheduled approvals plus notification copies still on their way (or retrying)."""
+        return len(self._timers) + self._notifier.in_flight
+
     # -- configuration -------------------------------------------------------------
 
     @property

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from payrelay.adapters.storage import tables as t
 from payrelay.adapters.storage.database import Database
 from payrelay.adapters.storage.messages import PENDING
-from payrelay.adapters.storage.payments import RECEIVED
+from payrelay.adapters.storage.payments import DEAD, RECEIVED
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,9 +91,14 @@ async def outbox_pending(db: Database, *, orders_side: bool) -> int:
 
 
 async def dead_letter_count(db: Database, *, orders_side: bool) -> int:
+    """Dead messages, and on the payments side dead notifications and refunds too."""
     dl = t.orders_dead_letters if orders_side else t.payments_dead_letters
     async with db.read() as conn:
-        return await _count(conn, select(func.count()).select_from(dl))
+        count = await _count(conn, select(func.count()).select_from(dl))
+        if not orders_side:
+            for table in (t.notifications, t.refunds):
+                count += await _count(conn, select(func.count()).where(table.c.status == DEAD))
+    return count
 
 
 async def refund_counts(db: Database) -> dict[str, int]:
