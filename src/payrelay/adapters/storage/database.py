@@ -87,7 +87,12 @@ async def _translated() -> AsyncIterator[None]:
     try:
         yield
     except (OperationalError, InterfaceError) as exc:
-        raise StorageUnavailable(f"database unavailable: {type(exc.orig).__name__}") from exc
+        # The driver's first line says what is wrong ("database is locked", "connection
+        # refused"); a URL's password is never part of it.
+        detail = str(exc.orig).splitlines()[0][:200] if str(exc.orig) else ""
+        raise StorageUnavailable(
+            f"database unavailable: {type(exc.orig).__name__}: {detail}".rstrip(": ")
+        ) from exc
     except DBAPIError as exc:
         if exc.connection_invalidated:
             raise StorageUnavailable("database connection lost") from exc
