@@ -32,8 +32,22 @@ class Checkout:
     amount: Money
 
 
+@dataclass(frozen=True, slots=True)
+class PaymentPage:
+    """One page of a gateway search: `total` counts the matches of every page together,
+    `offset` is where this page starts among them."""
+
+    payments: list[PaymentSnapshot]
+    total: int
+    offset: int
+
+
 class Gateway(Protocol):
-    """A payment gateway's API, reduced to what payrelay asks of it."""
+    """A payment gateway's API, reduced to what payrelay asks of it.
+
+    Every method raises GatewayUnavailable (worth retrying) or GatewayRejected (the gateway
+    refused the request), never a client library's exception.
+    """
 
     provider: str
 
@@ -43,7 +57,20 @@ class Gateway(Protocol):
 
     async def fetch_payment(self, payment_id: str) -> PaymentSnapshot: ...
 
-    async def search_payments(self, order_id: str) -> list[PaymentSnapshot]: ...
+    async def search_payments(self, order_id: str) -> list[PaymentSnapshot]:
+        """Every payment made for the order, oldest first: all pages are read, or it raises."""
+        ...
+
+    async def sweep_payments(
+        self, *, updated_from: datetime, updated_to: datetime, offset: int, limit: int
+    ) -> PaymentPage:
+        """One page of the payments last updated within [updated_from, updated_to], both
+        ends included, in ascending date_last_updated (ties always in the same order).
+
+        `offset` skips that many of them; a new payment may be listed only some time after
+        it was made, which the caller covers by reading again a little before where it was.
+        """
+        ...
 
     async def refund(self, payment_id: str, *, amount: Money, idempotency_key: str) -> str:
         """Refund `amount`; the same key never refunds twice. Returns the refund's id."""
