@@ -10,7 +10,7 @@ import pytest
 from payrelay.domain.errors import GatewayRejected, GatewayUnavailable
 from payrelay.domain.payment import PaymentStatus
 from payrelay.simulator import SimulatorFaults
-from tests.unit.simulated_gateway import SimulatedGateway, simulated_gateway
+from tests.simulated_gateway import SimulatedGateway, simulated_gateway
 
 
 @pytest.fixture
