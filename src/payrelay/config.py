@@ -70,6 +70,15 @@ class Settings(BaseSettings):
     """A checkout this old with no approved payment is searched for in the gateway."""
     reconcile_unsettled_age_seconds: float = Field(default=300.0, gt=0)
     """A pending/in_process/authorized payment this old is fetched again."""
+    reconcile_sweep_overlap_seconds: float = Field(default=120.0, ge=0)
+    """Each sweep re-reads this much before where the last one ended; keep it above the
+    gateway's listing delay for new payments plus any clock difference with it."""
+    reconcile_sweep_page_size: int = Field(default=100, gt=0, le=1000)
+    """Payments asked per page of the sweep (MercadoPago refuses pages that are too big)."""
+    reconcile_sweep_max_pages: int = Field(default=20, gt=0)
+    """Pages one reconciler run reads at most; the next run goes on from where it stopped."""
+    reconcile_sweep_lookback_seconds: float = Field(default=172_800.0, gt=0)
+    """How far back the very first sweep (no watermark stored yet) starts."""
     consumer_retry_delays: str = "1,5,30,120,600"
     """Seconds between a consumer's retries of a failing message; then a dead letter."""
     processor_batch_size: int = Field(default=200, gt=0)
@@ -108,6 +117,10 @@ class Settings(BaseSettings):
             outcome_sla=timedelta(seconds=self.reconcile_outcome_sla_seconds),
             checkout_min_age=timedelta(seconds=self.reconcile_checkout_age_seconds),
             unsettled_age=timedelta(seconds=self.reconcile_unsettled_age_seconds),
+            sweep_overlap=timedelta(seconds=self.reconcile_sweep_overlap_seconds),
+            sweep_page_size=self.reconcile_sweep_page_size,
+            sweep_max_pages=self.reconcile_sweep_max_pages,
+            sweep_first_lookback=timedelta(seconds=self.reconcile_sweep_lookback_seconds),
         )
 
     def webhook_secret_list(self) -> list[str]:

@@ -47,8 +47,22 @@ class Checkout:
     amount: Money
 
 
+@dataclass(frozen=True, slots=True)
+class PaymentPage:
+    """One page of a gateway search: `total` counts the matches of every page together,
+    `offset` is where this page starts among them."""
+
+    payments: list[PaymentSnapshot]
+    total: int
+    offset: int
+
+
 class Gateway(Protocol):
-    """A payment gateway's API, reduced to what payrelay asks of it."""
+    """A payment gateway's API, reduced to what payrelay asks of it.
+
+    Every method raises GatewayUnavailable (worth retrying) or GatewayRejected (the gateway
+    refused the request), never a client library's exception.
+    """
 
     provider: str
 
@@ -58,7 +72,20 @@ class Gateway(Protocol):
 
     async def fetch_payment(self, payment_id: str) -> PaymentSnapshot: ...
 
-    async def search_payments(self, order_id: str) -> list[PaymentSnapshot]: ...
+    async def search_payments(self, order_id: str) -> list[PaymentSnapshot]:
+        """Every payment made for the order, oldest first: all pages are read, or it raises."""
+        ...
+
+    async def sweep_payments(
+        self, *, updated_from: datetime, updated_to: datetime, offset: int, limit: int
+    ) -> PaymentPage:
+        """One page of the payments last updated within [updated_from, updated_to], both
+        ends included, in ascending date_last_updated (ties always in the same order).
+
+        `offset` skips that many of them; a new payment may be listed only some time after
+        it was made, which the caller covers by reading again a little before where it was.
+        """
+        ...
 
     async def refund(self, payment_id: str, *, amount: Money, idempotency_key: str) -> str:
         """Refund `amount`; the same key never refunds twice. Returns the refund's id."""
@@ -365,7 +392,14 @@ class ReconciliationStore(Protocol):
         self, *, updated_before: datetime, limit: int
     ) -> list[str]: ...
 
-    async def resend_approvals(self, payment_ids: Sequence[str], *, now: datetime) -> int: ...
+    async def resend_approvals(
+        self, payment_ids: Sequence[str], *, now: datetime
+    ) -> list[str]:
+        """Publish these approvals again, restarting their SLA; returns the ids re-sent.
+
+        Never waits for a row lock: a payment another transaction holds is skipped (left
+        for a later run), so the reconciler cannot deadlock with the consumers."""
+        ...
 
     async def checkouts_to_verify(
         self, *, created_before: datetime, created_after: datetime, limit: int
@@ -373,9 +407,22 @@ class ReconciliationStore(Protocol):
 
     async def mark_verified(self, order_id: str, *, now: datetime) -> None: ...
 
-    async def known_updates(self, payment_ids: Sequence[str]) -> dict[str, datetime]: ...
+    async def known_updates(self, payment_ids: Sequence[str]) -> dict[str, datetime]:
+        """The gateway's date_last_updated payrelay holds for each payment it knows."""
+        ...
 
     async def unsettled(self, *, updated_before: datetime, limit: int) -> list[str]: ...
+
+    async def sweep_watermark(self, provider: str) -> datetime | None:
+        """Where the next sweep starts (None before the first): every payment the gateway
+        last updated before it has been read."""
+        ...
+
+    async def advance_sweep_watermark(
+        self, provider: str, watermark: datetime, *, now: datetime
+    ) -> None:
+        """Move the watermark forward to `watermark`; an earlier one leaves it as it is."""
+        ...
 
     async def save_report(
         self, report: dict[str, Any], *, started_at: datetime, finished_at: datetime

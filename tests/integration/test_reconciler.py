@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 
 import httpx
 import pytest
 from sqlalchemy import delete, select, update
 
 from payrelay.adapters.storage import tables as t
+from payrelay.entrypoints.embedded import EmbeddedStack
 from payrelay.simulator.faults import SimulatorFaults
 from tests.support import Customer, StackFactory, eventually
 
@@ -94,3 +97,72 @@ async def test_payments_left_pending_are_fetched_again(
         stack.simulator.set_faults(SimulatorFaults(drop_all=True))
         await stack.simulator.set_status(payment_id, "approved")
         await customer.wait_until_status(order_id, "paid")
+
+
+async def checkout_searched(stack: EmbeddedStack, order_id: str) -> bool:
+    c = t.checkouts
+    query = select(c.c.reconciled_at).where(c.c.order_id == order_id)
+    async with stack.system.payments.db.read() as conn:
+        return (await conn.execute(query)).scalar_one_or_none() is not None
+
+
+async def test_a_late_second_payment_whose_webhook_is_lost_is_refunded_once(
+    make_stack: StackFactory, http: httpx.AsyncClient
+):
+    # Issue 7: the checkout was searched once, after its approved payment; a second payment
+    # made later, its webhook lost, was never looked for and the customer paid twice.
+    async with make_stack(**QUICK) as stack:
+        customer = Customer(stack, http)
+        order_id = await customer.order("30.00")
+        preference_id = await customer.checkout(order_id)
+        first = await customer.pay(preference_id)
+        await customer.wait_until_status(order_id, "paid")
+        await eventually(lambda: checkout_searched(stack, order_id),
+                         what="a reconciliation run that searched the checkout")
+
+        stack.simulator.set_faults(SimulatorFaults(drop_payment_ids=frozenset({"1000000002"})))
+        second = await customer.pay(preference_id)
+        assert second == "1000000002"
+
+        async def refunded() -> bool:
+            return stack.simulator.ledger_entry(order_id).refunded > 0
+
+        await eventually(refunded, timeout=15, what="the second payment refunded")
+        await asyncio.sleep(0.5)  # time for a wrong second refund to show, were there one
+        entry = stack.simulator.ledger_entry(order_id)
+        assert stack.simulator.refunds(first) == []
+        assert [r["amount"] for r in stack.simulator.refunds(second)] == [Decimal("30.00")]
+        assert (entry.charged, entry.refunded, entry.net) == (
+            Decimal("60.00"), Decimal("30.00"), Decimal("30.00")
+        )
+        order = await customer.order_status(order_id)
+        assert (order["status"], order["paid_by"]) == ("paid", first)
+        async with stack.system.payments.db.read() as conn:
+            actions = (await conn.execute(select(t.notifications.c.action).where(
+                t.notifications.c.resource_id == second))).scalars().all()
+        assert "reconciler" in actions  # the sweep found it...
+        assert not [a for a in actions if a and a.startswith("payment.")]  # ...no webhook came
+
+
+@pytest.mark.parametrize("lost", ["all webhooks", "the approval's webhook"])
+async def test_an_approval_after_31_rejected_attempts_with_its_webhook_lost_pays_the_order(
+    make_stack: StackFactory, http: httpx.AsyncClient, lost: str
+):
+    # Issue 7: the checkout's search read MercadoPago's first page (30) only.
+    faults = SimulatorFaults(
+        drop_all=lost == "all webhooks", drop_payment_ids=frozenset({"1000000032"})
+    )
+    async with make_stack(simulator_faults=faults, **QUICK) as stack:
+        customer = Customer(stack, http)
+        order_id = await customer.order("9.00")
+        preference_id = await customer.checkout(order_id)
+        for _ in range(31):
+            await customer.pay(preference_id, "reject")
+        approved = await customer.pay(preference_id)
+        assert approved == "1000000032"
+
+        await customer.wait_until_status(order_id, "paid", timeout=20)
+
+        assert (await customer.order_status(order_id))["paid_by"] == approved
+        entry = stack.simulator.ledger_entry(order_id)
+        assert (entry.charged, entry.refunded) == (Decimal("9.00"), Decimal(0))

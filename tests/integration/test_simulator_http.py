@@ -24,7 +24,13 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from payrelay.domain.signature import verify_signature
-from payrelay.simulator import DeliveryPolicy, EmbeddedServer, GatewaySimulator, SimulatorServer
+from payrelay.simulator import (
+    DeliveryPolicy,
+    EmbeddedServer,
+    GatewaySimulator,
+    SimulatorFaults,
+    SimulatorServer,
+)
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -226,6 +232,74 @@ async def test_search_by_external_reference_oldest_first(world: World) -> None:
         (rejected, "rejected"),
         (approved, "approved"),
     ]
+
+
+async def test_search_by_last_update_with_iso_dates_sort_and_paging(world: World) -> None:
+    preference = await new_order(world)
+    first = await pay(world, preference["id"], "pending")
+    second = await pay(world, preference["id"], "reject")
+    await world.simulator.set_status(first, "approved")  # now the latest update
+    since = world.simulator.payment(first)["date_created"]  # e.g. ...T10:00:00.123-03:00
+
+    def page(offset: int) -> dict[str, str | int]:
+        return {
+            "external_reference": preference["external_reference"],
+            "range": "date_last_updated",
+            "begin_date": since,
+            "end_date": "NOW",
+            "sort": "date_last_updated",
+            "criteria": "asc",
+            "limit": 1,
+            "offset": offset,
+        }
+
+    answers = [
+        decoded(await world.api.get("/v1/payments/search", params=page(n), headers=AUTH))
+        for n in (0, 1, 2)
+    ]
+
+    assert [a["paging"] for a in answers] == [
+        {"total": 2, "limit": 1, "offset": n} for n in (0, 1, 2)
+    ]
+    assert [[p["id"] for p in a["results"]] for a in answers] == [[second], [first], []]
+
+
+@pytest.mark.parametrize(
+    ("params", "cause"),
+    [
+        ({"limit": "1001"}, 1000),
+        ({"begin_date": "23/11/2026"}, 1001),
+        ({"sort": "amount"}, 1003),
+        ({"criteria": "sideways"}, 1004),
+        ({"offset": "first"}, 1),
+    ],
+)
+async def test_search_refusals_are_400_with_mercadopago_cause(
+    world: World, params: dict[str, str], cause: int
+) -> None:
+    response = await world.api.get("/v1/payments/search", params=params, headers=AUTH)
+
+    assert response.status_code == 400
+    body = response.json()
+    assert (body["error"], body["status"]) == ("bad_request", 400)
+    assert [c["code"] for c in body["cause"]] == [cause]
+
+
+async def test_visibility_delay_hides_a_new_payment_from_reads(world: World) -> None:
+    preference = await new_order(world)
+    world.simulator.set_faults(SimulatorFaults(visibility_delay=60.0))
+    try:
+        payment_id = await pay(world, preference["id"])
+        hidden = await world.api.get(f"/v1/payments/{payment_id}", headers=AUTH)
+        search = {"external_reference": preference["external_reference"]}
+        listed = await world.api.get("/v1/payments/search", params=search, headers=AUTH)
+    finally:
+        world.simulator.set_faults(SimulatorFaults())
+
+    assert hidden.status_code == 404
+    assert decoded(listed)["results"] == []
+    shown = await world.api.get(f"/v1/payments/{payment_id}", headers=AUTH)
+    assert shown.status_code == 200  # once the delay no longer applies, it is there
 
 
 async def test_refund_idempotency_over_http(world: World) -> None:

@@ -26,7 +26,9 @@ from payrelay.simulator import (
     SimulatorFaults,
     Unauthorized,
 )
+from payrelay.simulator.faults import faults_from_json, faults_to_json
 from payrelay.simulator.jsonio import dumps, iso, loads
+from payrelay.simulator.search import query_from_params
 
 SECRET = "unit-secret"
 HOOK = "https://shop.test/webhooks/mp"
@@ -71,6 +73,20 @@ def make_simulator(
         clock=Clock(),
         approve_delay=0.01,
         delivery=DeliveryPolicy(base_delay=0.001, max_delay=0.004, max_attempts=attempts),
+        transport=httpx.MockTransport(hooks),
+    )
+
+
+def clocked_simulator(
+    hooks: Hooks, clock: Clock, *, faults: SimulatorFaults | None = None
+) -> GatewaySimulator:
+    """A simulator on a clock the test moves by hand."""
+    return GatewaySimulator(
+        access_token="unit-token",
+        webhook_secret=SECRET,
+        faults=faults,
+        clock=clock,
+        delivery=DeliveryPolicy(base_delay=0.001, max_delay=0.004, max_attempts=4),
         transport=httpx.MockTransport(hooks),
     )
 
@@ -189,6 +205,123 @@ async def test_search_pages_oldest_first(sim: GatewaySimulator) -> None:
     assert sim.search_payments()["paging"]["total"] == 4
     with pytest.raises(BadRequest):
         sim.search_payments(offset=-1)
+
+
+def ids_of(found: dict[str, Any]) -> list[int]:
+    return [p["id"] for p in found["results"]]
+
+
+async def test_search_by_last_update_sorts_either_way_and_pages(hooks: Hooks) -> None:
+    clock = Clock()
+    async with clocked_simulator(hooks, clock) as sim:
+        preference_id = order(sim, "order-9")
+        early = await sim.pay(preference_id, "pending")
+        untouched = await sim.pay(preference_id, "reject")
+        clock.now += timedelta(hours=1)
+        since = clock.now
+        late = await sim.pay(preference_id, "pending")
+        await sim.set_status(early, "approved")  # updated last, created first
+
+        def swept(**options: Any) -> dict[str, Any]:
+            return sim.search_payments(
+                range="date_last_updated", begin_date=since, sort="date_last_updated",
+                **options,
+            )
+
+        assert ids_of(swept()) == [late, early]
+        assert ids_of(swept(criteria="desc")) == [early, late]
+        assert ids_of(swept(limit=1, offset=1)) == [early]
+        assert swept(limit=1)["paging"] == {"total": 2, "limit": 1, "offset": 0}
+        assert ids_of(sim.search_payments(sort="id", criteria="desc")) == [
+            late, untouched, early
+        ]
+        before = since - timedelta(milliseconds=1)
+        assert ids_of(sim.search_payments(range="date_last_updated", end_date=before)) == [
+            untouched
+        ]
+
+
+async def test_search_bounds_are_inclusive_to_the_millisecond(hooks: Hooks) -> None:
+    clock = Clock()
+    async with clocked_simulator(hooks, clock) as sim:
+        payment_id = await sim.pay(order(sim, "order-10"), "approve")
+        stamp = sim.payment(payment_id)["date_last_updated"]
+
+        found = sim.search_payments(range="date_last_updated", begin_date=stamp, end_date=stamp)
+
+    assert ids_of(found) == [payment_id]
+
+
+async def test_search_by_approval_date_leaves_out_the_unapproved(sim: GatewaySimulator) -> None:
+    preference_id = order(sim, "order-11")
+    await sim.pay(preference_id, "reject")
+    approved = await sim.pay(preference_id, "approve")
+
+    found = sim.search_payments(external_reference="order-11", range="date_approved")
+
+    assert ids_of(found) == [approved]
+
+
+async def test_search_dates_may_be_relative_to_now(hooks: Hooks) -> None:
+    clock = Clock()
+    async with clocked_simulator(hooks, clock) as sim:
+        payment_id = await sim.pay(order(sim, "order-12"), "approve")
+        clock.now += timedelta(days=2)
+        assert ids_of(sim.search_payments(begin_date="NOW-3DAYS")) == [payment_id]
+        assert ids_of(sim.search_payments(begin_date="NOW-1DAYS")) == []
+        assert ids_of(sim.search_payments(end_date="NOW-1DAYS")) == [payment_id]
+        clock.now += timedelta(days=95)  # past the default begin_date, NOW-3MONTHS
+        assert ids_of(sim.search_payments()) == []
+        assert ids_of(sim.search_payments(begin_date="NOW-4MONTHS")) == [payment_id]
+
+
+@pytest.mark.parametrize(
+    ("params", "cause"),
+    [
+        ({"limit": "1001"}, 1000),
+        ({"limit": "many"}, 1),
+        ({"offset": "-1"}, 1),
+        ({"begin_date": "yesterday"}, 1001),
+        ({"end_date": "NOW-2WEEKS"}, 1001),
+        ({"sort": "amount"}, 1003),
+        ({"criteria": "up"}, 1004),
+        ({"range": "money_release_date"}, 1),
+    ],
+)
+async def test_search_refuses_what_mercadopago_refuses(
+    sim: GatewaySimulator, params: dict[str, str], cause: int
+) -> None:
+    with pytest.raises(BadRequest) as refused:
+        sim.search(query_from_params(params))
+    assert refused.value.body()["cause"][0]["code"] == cause
+
+
+async def test_a_new_payment_stays_invisible_for_the_visibility_delay(hooks: Hooks) -> None:
+    clock = Clock()
+    async with clocked_simulator(
+        hooks, clock, faults=SimulatorFaults(visibility_delay=5.0)
+    ) as sim:
+        payment_id = await sim.pay(order(sim, "order-13"), "approve")
+        await settled(sim)
+        assert hooks.actions(payment_id) == ["payment.created"]  # notified all the same
+        with pytest.raises(NotFound):
+            sim.payment(payment_id)
+        with pytest.raises(NotFound):
+            await sim.refund(payment_id)
+        assert sim.search_payments(external_reference="order-13")["paging"]["total"] == 0
+        assert sim.ledger_entry("order-13").charged == Decimal("21.00")  # it did happen
+
+        clock.now += timedelta(seconds=5)
+
+        assert sim.payment(payment_id)["status"] == "approved"
+        assert ids_of(sim.search_payments(external_reference="order-13")) == [payment_id]
+
+
+def test_visibility_delay_is_a_fault_switch_like_the_others() -> None:
+    assert faults_from_json({"visibility_delay": 2}).visibility_delay == 2.0
+    assert faults_to_json(SimulatorFaults(visibility_delay=1.5))["visibility_delay"] == 1.5
+    with pytest.raises(ValueError, match="visibility_delay"):
+        SimulatorFaults(visibility_delay=-1)
 
 
 async def test_unknown_ids_are_not_found(sim: GatewaySimulator) -> None:

@@ -76,6 +76,14 @@ async def _decode(
     return envelope
 
 
+def _payment_id_of(delivery: Delivery) -> str:
+    """For sorting only; an undecodable message sorts first and is dead-lettered."""
+    try:
+        return Envelope.from_json(delivery.body).payment_id
+    except InvalidEnvelope:
+        return ""
+
+
 class PaymentEventConsumer:
     """Order side: applies `payment.*` events to orders, answers with an outcome."""
 
@@ -227,7 +235,8 @@ class OrderOutcomeConsumer:
     async def handle(self, batch: Sequence[Delivery]) -> None:
         stats = ConsumerStats()
         async with self._uow.begin() as tx:
-            for delivery in batch:
+            # Lock order: payments rows in ascending payment_id (see reconciliation.py).
+            for delivery in sorted(batch, key=_payment_id_of):
                 await self._record(tx, delivery, stats)
             self._faults.check(FaultPoint.OUTCOME_CONSUMER_BEFORE_COMMIT)
         self.stats.add(stats)

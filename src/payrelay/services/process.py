@@ -112,7 +112,8 @@ class PaymentProcessor:
     ) -> None:
         async with self._uow.begin() as tx:
             now = self._clock()
-            for snapshot, _ in snapshots:
+            # Lock order: payments rows in ascending payment_id (see reconciliation.py).
+            for snapshot, _ in sorted(snapshots, key=lambda item: item[0].payment_id):
                 await self._apply_one(tx, snapshot, result)
             ids = [n.id for _, notifications in snapshots for n in notifications]
             await tx.notifications.mark_processed(ids, now=now)

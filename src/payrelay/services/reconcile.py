@@ -4,17 +4,25 @@ Nothing here applies state itself. A lost answer is healed by publishing the app
 again with its original message id (the order side's inbox repeats its recorded outcome);
 a lost webhook is healed by recording a notification as if the gateway had sent it, so the
 processor applies it exactly as it applies any other.
+
+Lost webhooks are found by the sweep: every run reads, page by page, every payment the
+gateway updated since the stored watermark, whatever its order's state, and records a
+notification for each one payrelay does not know at that update. Young checkouts are also
+searched one by one, as a second look.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from payrelay.domain.errors import GatewayError
+from payrelay.domain.payment import PaymentSnapshot
 from payrelay.ports import Clock, Gateway, NotificationLog, NotificationRecord, ReconciliationStore
+from payrelay.services.sweep import SweepCursor, safe_watermark
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,13 +36,32 @@ class ReconcilePolicy:
     unsettled_age: timedelta = timedelta(minutes=5)
     """A pending / in_process / authorized payment this old is fetched again."""
     batch: int = 100
+    sweep_overlap: timedelta = timedelta(minutes=2)
+    """A sweep starts this much before where the last one ended: the gateway lists a new
+    payment only a while after it is made, and its clock is not ours."""
+    sweep_page_size: int = 100
+    sweep_max_pages: int = 20
+    """A run reads at most this many pages; the next run goes on from where it stopped."""
+    sweep_first_lookback: timedelta = timedelta(days=2)
+    """With no watermark yet, the first sweep starts this long ago."""
 
 
 @dataclass
 class ReconcileReport:
     resent_approvals: list[str] = field(default_factory=list)
+    payments_swept: int = 0
+    """Payments the sweep read (those of its overlap again, every run)."""
+    sweep_window: list[str] = field(default_factory=list)
+    """[from, to]: the update dates this run's sweep covered, ISO 8601."""
+    sweep_pages: int = 0
+    sweep_complete: bool = False
+    """False when the page bound or a gateway error stopped it: the next run goes on."""
+    sweep_watermark: str | None = None
+    """Where the next sweep starts."""
     checkouts_checked: int = 0
     lost_payments_found: list[str] = field(default_factory=list)
+    """Payments recorded as notifications because payrelay did not know them (at that
+    update), found by the sweep or by a checkout's search."""
     unsettled_refetched: list[str] = field(default_factory=list)
     gateway_errors: list[str] = field(default_factory=list)
 
@@ -70,6 +97,7 @@ class Reconciler:
         started = self._clock()
         report = ReconcileReport()
         await self._resend_unanswered(report)
+        await self._sweep(report)
         await self._find_lost_payments(report)
         await self._refetch_unsettled(report)
         await self._store.save_report(
@@ -82,8 +110,46 @@ class Reconciler:
         stuck = await self._store.unanswered_approvals(
             updated_before=now - self._policy.outcome_sla, limit=self._policy.batch
         )
-        if stuck and await self._store.resend_approvals(stuck, now=now):
-            report.resent_approvals.extend(stuck)
+        if stuck:
+            report.resent_approvals.extend(await self._store.resend_approvals(stuck, now=now))
+
+    async def _sweep(self, report: ReconcileReport) -> None:
+        """Read every payment updated since the watermark, oldest update first."""
+        policy = self._policy
+        started = self._clock()
+        start = await self._store.sweep_watermark(self._gateway.provider)
+        if start is None:
+            start = started - policy.sweep_first_lookback
+        report.sweep_window = [start.isoformat(), started.isoformat()]
+        cursor, reached = SweepCursor(start), start
+        try:
+            while not cursor.done and report.sweep_pages < policy.sweep_max_pages:
+                page = await self._gateway.sweep_payments(
+                    updated_from=cursor.at, updated_to=started, offset=cursor.skip,
+                    limit=policy.sweep_page_size,
+                )
+                report.sweep_pages += 1
+                report.payments_swept += len(page.payments)
+                await self._record_unknown(page.payments, report)
+                cursor = cursor.after(page)
+                # Everything before the cursor is read now; at the end, the whole window.
+                reached = started if cursor.done else cursor.at
+        except GatewayError as exc:  # the watermark stays at the last page read
+            report.gateway_errors.append(f"sweep from {cursor.at.isoformat()}: {exc}")
+        report.sweep_complete = cursor.done
+        await self._advance_watermark(report, start=start, reached=reached, started=started)
+
+    async def _advance_watermark(
+        self, report: ReconcileReport, *, start: datetime, reached: datetime, started: datetime
+    ) -> None:
+        """Only as far as this run read: a sweep cut short goes on from there next time."""
+        mark = safe_watermark(reached, started=started, overlap=self._policy.sweep_overlap)
+        watermark = max(start, mark)
+        if watermark > start:
+            await self._store.advance_sweep_watermark(
+                self._gateway.provider, watermark, now=self._clock()
+            )
+        report.sweep_watermark = watermark.isoformat()
 
     async def _find_lost_payments(self, report: ReconcileReport) -> None:
         now = self._clock()
@@ -99,14 +165,22 @@ class Reconciler:
             except GatewayError as exc:  # this checkout is looked at again next time
                 report.gateway_errors.append(f"{order_id}: {type(exc).__name__}")
                 continue
-            known = await self._store.known_updates([p.payment_id for p in found])
-            for snapshot in found:
-                seen = known.get(snapshot.payment_id)
-                if seen is None or seen < snapshot.date_last_updated:
-                    stamp = snapshot.date_last_updated.isoformat()
-                    await self._notify(snapshot.payment_id, f"reconcile:{stamp}")
-                    report.lost_payments_found.append(snapshot.payment_id)
+            await self._record_unknown(found, report)
             await self._store.mark_verified(order_id, now=self._clock())
+
+    async def _record_unknown(
+        self, found: Sequence[PaymentSnapshot], report: ReconcileReport
+    ) -> None:
+        """A notification for each payment payrelay does not know at this update."""
+        known = await self._store.known_updates([p.payment_id for p in found])
+        for snapshot in found:
+            seen = known.get(snapshot.payment_id)
+            if seen is None or seen < snapshot.date_last_updated:
+                # One key per payment and update: the sweep, a checkout's search and later
+                # runs that meet the same update before it is processed record it once.
+                stamp = snapshot.date_last_updated.isoformat()
+                if await self._notify(snapshot.payment_id, f"reconcile:{stamp}"):
+                    report.lost_payments_found.append(snapshot.payment_id)
 
     async def _refetch_unsettled(self, report: ReconcileReport) -> None:
         now = self._clock()

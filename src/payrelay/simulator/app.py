@@ -18,6 +18,7 @@ from payrelay.simulator.faults import ApiFault, faults_from_json, faults_to_json
 from payrelay.simulator.inputs import field_of, parse_outcome
 from payrelay.simulator.jsonio import dumps, loads
 from payrelay.simulator.ledger import ledger_entry_json
+from payrelay.simulator.search import query_from_params
 from payrelay.simulator.state import GatewaySimulator
 
 
@@ -91,17 +92,11 @@ def _gateway_routes() -> APIRouter:
 
     # Registered before /v1/payments/{payment_id}, which would otherwise match "search".
     @router.get("/v1/payments/search")
-    async def search_payments(
-        sim: Sim,
-        fault: Fault,
-        external_reference: str | None = None,
-        limit: int = 30,
-        offset: int = 0,
-    ) -> Response:
-        found = sim.search_payments(
-            external_reference=external_reference, limit=limit, offset=offset
-        )
-        return _answer(fault, found)
+    async def search_payments(request: Request, sim: Sim, fault: Fault) -> Response:
+        # Read raw, so a bad value is refused as MercadoPago refuses it (400 with its cause
+        # code), not with FastAPI's own 422.
+        query = query_from_params(dict(request.query_params))
+        return _answer(fault, sim.search(query))
 
     @router.get("/v1/payments/{payment_id}")
     async def get_payment(payment_id: str, sim: Sim, fault: Fault) -> Response:
@@ -128,7 +123,7 @@ def _control_routes() -> APIRouter:
     async def pay(preference_id: str, request: Request, sim: Sim) -> Response:
         outcome = parse_outcome(loads(await request.body()))
         payment_id = await sim.pay(preference_id, outcome)
-        status = sim.payment(payment_id)["status"]
+        status = sim.peek_payment(payment_id)["status"]
         return json_response({"payment_id": payment_id, "status": status})
 
     @router.post("/payments/{payment_id}/status")

@@ -21,12 +21,18 @@ class SimulatorError(Exception):
     status = 500
     error = "internal_error"
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, *, cause_code: int | None = None) -> None:
         super().__init__(message)
         self.message = message
+        self.cause_code = cause_code
+        """MercadoPago's numeric cause (1000: too many rows...), when it documents one."""
 
     def body(self) -> dict[str, Any]:
-        return {"message": self.message, "error": self.error, "status": self.status, "cause": []}
+        cause = [] if self.cause_code is None else [
+            {"code": self.cause_code, "description": self.message}
+        ]
+        return {"message": self.message, "error": self.error, "status": self.status,
+                "cause": cause}
 
 
 class BadRequest(SimulatorError):

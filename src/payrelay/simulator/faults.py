@@ -19,7 +19,7 @@ from payrelay.simulator.errors import BadRequest
 T = TypeVar("T")
 
 _RATES = ("duplicate_rate", "drop_rate", "api_error_rate", "api_lost_reply_rate", "api_slow_rate")
-_SECONDS = ("delay_max", "reorder_window", "api_slow_seconds")
+_SECONDS = ("delay_max", "reorder_window", "api_slow_seconds", "visibility_delay")
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +48,10 @@ class SimulatorFaults:
     api_slow_rate: float = 0.0
     """Probability that an authenticated API call answers only after `api_slow_seconds`."""
     api_slow_seconds: float = 0.0
+    visibility_delay: float = 0.0
+    """For this many seconds after it is created, a payment is unknown to the API:
+    GET /v1/payments/{id} answers 404 and search does not list it, although its
+    notification may already be on its way (MercadoPago's reads lag its writes)."""
 
     def __post_init__(self) -> None:
         for name in _RATES:

@@ -12,7 +12,7 @@ import hmac
 import itertools
 import uuid
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from types import TracebackType
 from typing import Any, Self
@@ -26,6 +26,16 @@ from payrelay.simulator.ledger import LedgerEntry, build_ledger
 from payrelay.simulator.notifier import DeliveryPolicy, Notifier
 from payrelay.simulator.records import FIRST_STATUS, Outcome, Payment, Preference, Refund, Status
 from payrelay.simulator.render import payment_json, preference_json, refund_json
+from payrelay.simulator.search import (
+    DEFAULT_LIMIT,
+    Criteria,
+    DateField,
+    SearchQuery,
+    parse_criteria,
+    parse_range,
+    parse_sort,
+    run_search,
+)
 from payrelay.simulator.stats import SimulatorStats
 
 CREATED, UPDATED = "payment.created", "payment.updated"
@@ -33,10 +43,6 @@ CREATED, UPDATED = "payment.created", "payment.updated"
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
-
-
-def _matches(payment: Payment, external_reference: str | None) -> bool:
-    return external_reference in (None, payment.preference.external_reference)
 
 
 class GatewaySimulator:
@@ -183,7 +189,7 @@ class GatewaySimulator:
             items=request.items,
             external_reference=request.external_reference,
             notification_url=request.notification_url,
-            date_created=self._clock(),
+            date_created=self._now(),
             merchant_order_id=next(self._order_ids),
             extra=request.extra,
         )
@@ -197,21 +203,41 @@ class GatewaySimulator:
 
     def payment(self, payment_id: int | str) -> dict[str, Any]:
         """GET /v1/payments/{id}: the payment as MercadoPago's JSON (amounts as Decimal)."""
-        return payment_json(self._payment(payment_id), collector_id=self.collector_id)
+        return payment_json(self._api_payment(payment_id), collector_id=self.collector_id)
 
     def search_payments(
-        self, *, external_reference: str | None = None, limit: int = 30, offset: int = 0
+        self,
+        *,
+        external_reference: str | None = None,
+        range: DateField | str = DateField.DATE_CREATED,  # MercadoPago's name
+        begin_date: datetime | str = "NOW-3MONTHS",
+        end_date: datetime | str = "NOW",
+        sort: DateField | str = DateField.DATE_CREATED,
+        criteria: Criteria | str = Criteria.ASC,
+        limit: int = DEFAULT_LIMIT,
+        offset: int = 0,
     ) -> dict[str, Any]:
-        """GET /v1/payments/search, oldest first."""
-        if limit < 0 or offset < 0:
-            raise BadRequest("limit and offset must not be negative")
-        found = sorted(
-            (p for p in self._payments.values() if _matches(p, external_reference)),
-            key=lambda p: (p.date_created, p.id),
+        """GET /v1/payments/search (see `search.py`); in process, any limit is accepted."""
+        return self.search(
+            SearchQuery(
+                external_reference=external_reference,
+                range=parse_range(range),
+                begin_date=begin_date,
+                end_date=end_date,
+                sort=parse_sort(sort),
+                criteria=parse_criteria(criteria),
+                limit=limit,
+                offset=offset,
+            )
         )
-        page = found[offset : offset + limit]
+
+    def search(self, query: SearchQuery) -> dict[str, Any]:
+        """Run a checked search over the payments the API can see now."""
+        now = self._now()
+        visible = (p for p in self._payments.values() if self._visible(p, now))
+        total, page = run_search(visible, query, now=now)
         return {
-            "paging": {"total": len(found), "limit": limit, "offset": offset},
+            "paging": {"total": total, "limit": query.limit, "offset": query.offset},
             "results": [payment_json(p, collector_id=self.collector_id) for p in page],
         }
 
@@ -223,7 +249,7 @@ class GatewaySimulator:
         idempotency_key: str | None = None,
     ) -> dict[str, Any]:
         """POST /v1/payments/{id}/refunds; a repeated key gives back the first refund."""
-        payment = self._payment(payment_id)
+        payment = self._api_payment(payment_id)
         if idempotency_key and (payment.id, idempotency_key) in self._refund_keys:
             return refund_json(self._refund_keys[(payment.id, idempotency_key)])
         refund = self._take_refund(payment, amount)
@@ -232,7 +258,7 @@ class GatewaySimulator:
         return refund_json(refund)
 
     def refunds(self, payment_id: int | str) -> list[dict[str, Any]]:
-        return [refund_json(refund) for refund in self._payment(payment_id).refunds]
+        return [refund_json(refund) for refund in self._api_payment(payment_id).refunds]
 
     # -- customer and test controls -------------------------------------------------
 
@@ -240,7 +266,7 @@ class GatewaySimulator:
         """The customer pays the preference: a new payment each call; returns its id."""
         preference = self._preference(preference_id)
         chosen = parse_outcome({"outcome": outcome})
-        now = self._clock()
+        now = self._now()
         status = FIRST_STATUS[chosen]
         payment = Payment(
             id=next(self._payment_ids),
@@ -269,9 +295,13 @@ class GatewaySimulator:
         if target is Status.REFUNDED:
             await self.refund(payment.id)
         else:
-            payment.move(target, status_detail, self._clock())
+            payment.move(target, status_detail, self._now())
             self._notify(payment, UPDATED)
         return payment_json(payment, collector_id=self.collector_id)
+
+    def peek_payment(self, payment_id: int | str) -> dict[str, Any]:
+        """The payment as stored, visible to the API or not yet (a test's view)."""
+        return payment_json(self._payment(payment_id), collector_id=self.collector_id)
 
     def ledger(self) -> dict[str, LedgerEntry]:
         """Money per order (external_reference), derived from the payments."""
@@ -298,11 +328,28 @@ class GatewaySimulator:
             raise NotFound(f"Payment not found: {text}")
         return payment
 
+    def _api_payment(self, payment_id: int | str) -> Payment:
+        """The payment as the API sees it: not found while it is not yet visible."""
+        payment = self._payment(payment_id)
+        if not self._visible(payment, self._now()):
+            raise NotFound(f"Payment not found: {payment_id}")
+        return payment
+
+    def _visible(self, payment: Payment, now: datetime) -> bool:
+        delay = timedelta(seconds=self._dice.faults.visibility_delay)
+        return now - payment.date_created >= delay
+
+    def _now(self) -> datetime:
+        """The clock at MercadoPago's precision (milliseconds): what is stored is what is
+        shown, so a date read from an answer finds the same payment in a search."""
+        now = self._clock()
+        return now.replace(microsecond=now.microsecond // 1000 * 1000)
+
     def _take_refund(self, payment: Payment, amount: Decimal | int | str | None) -> Refund:
         currency = payment.preference.currency_id
         value = None if amount is None else parse_amount(amount, currency, name="amount")
         value = payment.check_refund(value)
-        refund = Refund(next(self._refund_ids), payment.id, value, self._clock())
+        refund = Refund(next(self._refund_ids), payment.id, value, self._now())
         payment.add_refund(refund)
         self._notify(payment, UPDATED)
         return refund
@@ -312,7 +359,7 @@ class GatewaySimulator:
         payment = self._payments[payment_id]
         # A test may have moved it meanwhile (rejected, cancelled): then leave it alone.
         if payment.status is Status.PENDING:
-            payment.move(Status.APPROVED, None, self._clock())
+            payment.move(Status.APPROVED, None, self._now())
             self._notify(payment, UPDATED)
 
     def _notify(self, payment: Payment, action: str) -> None:

@@ -2,6 +2,9 @@
 
 Only the fields payrelay needs leave this module: ids, status and detail, amounts,
 currency, dates and the external reference. Payer and card data are never read.
+
+Searches page with limit/offset: MercadoPago answers 30 results unless asked for more,
+whatever `paging.total` says, so reading one page would miss the rest.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import httpx
 from payrelay.domain.errors import GatewayRejected, GatewayUnavailable, MalformedResource
 from payrelay.domain.money import Money
 from payrelay.domain.payment import PaymentSnapshot, PaymentStatus
-from payrelay.ports import Checkout
+from payrelay.ports import Checkout, PaymentPage
 
 PROVIDER = "mercadopago"
 
@@ -25,10 +28,14 @@ PROVIDER = "mercadopago"
 class MercadoPagoGateway:
     provider = PROVIDER
 
-    def __init__(self, client: httpx.AsyncClient, *, access_token: str) -> None:
-        """`client` carries the base URL and timeouts; the token is sent as a Bearer header."""
+    def __init__(
+        self, client: httpx.AsyncClient, *, access_token: str, search_page_size: int = 100
+    ) -> None:
+        """`client` carries the base URL and timeouts; the token is sent as a Bearer header.
+        `search_page_size`: rows asked per page when searching an order's payments."""
         self._client = client
         self._headers = {"Authorization": f"Bearer {access_token}"}
+        self._page_size = search_page_size
 
     async def create_checkout(
         self, *, order_id: str, amount: Money, description: str, notification_url: str
@@ -66,10 +73,33 @@ class MercadoPagoGateway:
         return parse_payment(await self._request("GET", f"/v1/payments/{payment_id}"))
 
     async def search_payments(self, order_id: str) -> list[PaymentSnapshot]:
-        data = await self._request(
-            "GET", "/v1/payments/search", params={"external_reference": order_id}
+        """Within MercadoPago's default window (created in the last three months)."""
+        params = {"external_reference": order_id, "sort": "date_created", "criteria": "asc"}
+        found: dict[str, PaymentSnapshot] = {}
+        offset = 0
+        while True:
+            page = await self._search({**params, "offset": offset, "limit": self._page_size})
+            # A payment listed late shifts the ones after it to a later page: it is then read
+            # twice, never skipped (creation dates only grow), and kept once.
+            found.update((p.payment_id, p) for p in page.payments)
+            offset = page.offset + len(page.payments)
+            if not page.payments or offset >= page.total:
+                return list(found.values())
+
+    async def sweep_payments(
+        self, *, updated_from: datetime, updated_to: datetime, offset: int, limit: int
+    ) -> PaymentPage:
+        return await self._search(
+            {
+                "range": "date_last_updated",
+                "begin_date": _mp_date(updated_from),
+                "end_date": _mp_date(updated_to),
+                "sort": "date_last_updated",
+                "criteria": "asc",
+                "offset": offset,
+                "limit": limit,
+            }
         )
-        return [parse_payment(item) for item in data.get("results", [])]
 
     async def refund(self, payment_id: str, *, amount: Money, idempotency_key: str) -> str:
         data = await self._request(
@@ -79,6 +109,10 @@ class MercadoPagoGateway:
             headers={"Content-Type": "application/json", "X-Idempotency-Key": idempotency_key},
         )
         return str(data["id"])
+
+    async def _search(self, params: dict[str, str | int]) -> PaymentPage:
+        data = await self._request("GET", "/v1/payments/search", params=params)
+        return parse_page(data)
 
     async def _request(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
         headers = {**self._headers, **kwargs.pop("headers", {})}
@@ -123,6 +157,27 @@ def parse_payment(data: dict[str, Any]) -> PaymentSnapshot:
         )
     except (KeyError, ValueError, TypeError) as exc:
         raise MalformedResource(f"unexpected payment resource: {exc!r}") from exc
+
+
+def parse_page(data: dict[str, Any]) -> PaymentPage:
+    """A search answer: {"paging": {"total", "limit", "offset"}, "results": [...]}."""
+    try:
+        paging, results = data["paging"], data["results"]
+        total, offset = paging["total"], paging["offset"]
+        if not isinstance(results, list) or not all(
+            isinstance(n, int) and not isinstance(n, bool) for n in (total, offset)
+        ):
+            raise TypeError("paging and results of the wrong types")
+    except (KeyError, TypeError) as exc:
+        raise GatewayUnavailable(f"unexpected search answer: {exc!r}") from exc
+    return PaymentPage([parse_payment(item) for item in results], total, offset)
+
+
+def _mp_date(moment: datetime) -> str:
+    """MercadoPago's date format, yyyy-MM-dd'T'HH:mm:ss.SSS with an offset, in UTC."""
+    if moment.tzinfo is None:
+        raise ValueError("search dates must be timezone-aware")
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds")
 
 
 def _decimal(value: object) -> Decimal:

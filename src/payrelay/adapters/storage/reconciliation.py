@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import and_, exists, insert, or_, select, update
 
 from payrelay.adapters.storage import tables as t
-from payrelay.adapters.storage.database import Database
+from payrelay.adapters.storage.database import Database, insert_ignoring_conflicts
 from payrelay.adapters.storage.messages import PENDING, SENT
 from payrelay.domain.events import EventType
 from payrelay.domain.order import WAS_APPROVED
@@ -37,27 +37,62 @@ class SqlReconciliationStore:
         async with self._db.read() as conn:
             return list((await conn.execute(query)).scalars())
 
-    async def resend_approvals(self, payment_ids: Sequence[str], *, now: datetime) -> int:
-        """Publish the approval again with its original message id (the inbox knows it)."""
+    async def resend_approvals(self, payment_ids: Sequence[str], *, now: datetime) -> list[str]:
+        """Publish the approval again with its original message id (the inbox knows it).
+
+        Lock order, which every transaction that writes payments rows keeps, so that none
+        waits for another in a cycle: payments rows first, in ascending payment_id; then
+        outbox rows, in ascending seq. The reconciler goes further and takes its rows with
+        SKIP LOCKED, so it never waits at all: a payment a consumer or processor holds (its
+        answer is most likely being recorded right now) is left for a later run.
+        """
         if not payment_ids:
-            return 0
+            return []
         o, p = t.payments_outbox, t.payments
         async with self._db.transaction() as conn:
-            result = await conn.execute(
-                update(o)
-                .where(
-                    o.c.payment_id.in_(list(payment_ids)),
-                    o.c.routing_key == EventType.PAYMENT_APPROVED.value,
-                    # A dead approval waits for a person's replay, not for the next SLA.
-                    o.c.status == SENT,
+            locked = list(
+                (
+                    await conn.execute(
+                        select(p.c.payment_id)
+                        .where(
+                            p.c.payment_id.in_(list(payment_ids)),
+                            # Listed before this transaction: the answer may have come since.
+                            p.c.status == PaymentStatus.APPROVED.value,
+                            p.c.order_outcome.is_(None),
+                        )
+                        .order_by(p.c.payment_id)
+                        .with_for_update(skip_locked=True)
+                    )
+                ).scalars()
+            )
+            if not locked:
+                return []
+            approvals = (
+                await conn.execute(
+                    select(o.c.seq, o.c.payment_id)
+                    .where(
+                        o.c.payment_id.in_(locked),
+                        o.c.routing_key == EventType.PAYMENT_APPROVED.value,
+                        # A dead approval waits for a person's replay, not for the next SLA.
+                        o.c.status == SENT,
+                    )
+                    .order_by(o.c.seq)
+                    .with_for_update(skip_locked=True)
                 )
-                .values(status=PENDING, next_attempt_at=now)
-            )
-            # Restart the SLA clock, so one stuck payment is re-sent once per SLA, not per run.
+            ).all()
+            if approvals:
+                await conn.execute(
+                    update(o)
+                    .where(o.c.seq.in_([seq for seq, _ in approvals]))
+                    .values(status=PENDING, next_attempt_at=now)
+                )
+            # Restart the SLA clock, so one stuck payment is re-sent once per SLA, not per
+            # run. These rows are locked by this transaction already: no wait, no cycle. (A
+            # busy outbox row, skipped above, is re-sent when this SLA runs out.)
             await conn.execute(
-                update(p).where(p.c.payment_id.in_(list(payment_ids))).values(updated_at=now)
+                update(p).where(p.c.payment_id.in_(locked)).values(updated_at=now)
             )
-        return int(result.rowcount)
+        return sorted({payment_id for _, payment_id in approvals})
 
     async def checkouts_to_verify(
         self, *, created_before: datetime, created_after: datetime, limit: int
@@ -92,6 +127,8 @@ class SqlReconciliationStore:
             await conn.execute(update(c).where(c.c.order_id == order_id).values(reconciled_at=now))
 
     async def known_updates(self, payment_ids: Sequence[str]) -> dict[str, datetime]:
+        if not payment_ids:
+            return {}
         p = t.payments
         query = select(p.c.payment_id, p.c.date_last_updated).where(
             p.c.payment_id.in_(list(payment_ids))
@@ -109,6 +146,30 @@ class SqlReconciliationStore:
         )
         async with self._db.read() as conn:
             return list((await conn.execute(query)).scalars())
+
+    async def sweep_watermark(self, provider: str) -> datetime | None:
+        w = t.sweep_watermarks
+        query = select(w.c.watermark).where(w.c.provider == provider)
+        async with self._db.read() as conn:
+            watermark: datetime | None = (await conn.execute(query)).scalar_one_or_none()
+        return watermark
+
+    async def advance_sweep_watermark(
+        self, provider: str, watermark: datetime, *, now: datetime
+    ) -> None:
+        """Never moves it back: a slower concurrent run's earlier mark changes nothing."""
+        w = t.sweep_watermarks
+        async with self._db.transaction() as conn:
+            await conn.execute(
+                insert_ignoring_conflicts(self._db, w).values(
+                    provider=provider, watermark=watermark, updated_at=now
+                )
+            )
+            await conn.execute(
+                update(w)
+                .where(w.c.provider == provider, w.c.watermark < watermark)
+                .values(watermark=watermark, updated_at=now)
+            )
 
     async def save_report(
         self, report: dict[str, Any], *, started_at: datetime, finished_at: datetime

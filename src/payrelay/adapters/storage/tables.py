@@ -180,6 +180,15 @@ reconciliation_runs = Table(
     Column("report", Text, nullable=False),  # JSON: what was found and what was done
 )
 
+sweep_watermarks = Table(
+    "sweep_watermarks",
+    payments_metadata,
+    Column("provider", String(32), primary_key=True),
+    # Every payment the gateway last updated before this instant was read by a sweep.
+    Column("watermark", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
 payments_outbox = _outbox(payments_metadata)
 payments_inbox = _inbox(payments_metadata)
 payments_timeline = _timeline(payments_metadata)
