@@ -57,7 +57,7 @@ class OrderService:
             except IllegalTransition as exc:
                 raise Conflict(f"order {order_id} is {order.status.value}: cannot cancel") from exc
             now = self._clock()
-            await tx.orders.save(cancelled, now=now)
+            await tx.orders.save(cancelled, expected_version=order.version, now=now)
             await tx.timeline.record(
                 "order.cancelled", at=now, order_id=order_id, payment_id=None
             )
@@ -72,7 +72,7 @@ class OrderService:
                 order = await tx.orders.get(order_id, for_update=True)
                 if order is None or order.status is not OrderStatus.PENDING_PAYMENT:
                     continue  # paid meanwhile: the lock above made us see it
-                await tx.orders.save(order.expire(), now=now)
+                await tx.orders.save(order.expire(), expected_version=order.version, now=now)
                 await tx.timeline.record("order.expired", at=now, order_id=order_id,
                                          payment_id=None)
                 expired += 1
