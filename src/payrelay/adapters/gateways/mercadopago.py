@@ -113,11 +113,11 @@ def parse_payment(data: dict[str, Any]) -> PaymentSnapshot:
     """
     try:
         currency = str(data["currency_id"])
-        amount, inexact = read_amount(_decimal(data["transaction_amount"]), currency)
+        amount, inexact = read_amount(_number(data["transaction_amount"]), currency)
         # The refunded total decides nothing (the status does), so a finer one is only
         # taken rounded toward zero rather than held.
         refunded, _ = read_amount(
-            _decimal(data.get("transaction_amount_refunded") or 0), currency
+            _number(data.get("transaction_amount_refunded") or 0), currency
         )
         return PaymentSnapshot(
             payment_id=str(data["id"]),
@@ -136,10 +136,11 @@ def parse_payment(data: dict[str, Any]) -> PaymentSnapshot:
         raise GatewayUnavailable(f"unexpected payment resource: {exc!r}") from exc
 
 
-def _decimal(value: object) -> Decimal:
+def _number(value: object) -> int | Decimal | str:
+    """A JSON number (or numeric text) as parsed; read_amount judges its value."""
     if isinstance(value, bool) or not isinstance(value, (int, Decimal, str)):
         raise ValueError(f"not an amount: {value!r}")
-    return Decimal(value)
+    return value
 
 
 def _when(value: str) -> datetime:
