@@ -47,19 +47,24 @@ def payment_body(
     return ("{" + ",".join(f'"{k}":{v}' for k, v in fields.items()) + "}").encode()
 
 
-def raw_gateway(bodies: Mapping[str, bytes]) -> tuple[MercadoPagoGateway, httpx.AsyncClient]:
+def raw_gateway(
+    bodies: Mapping[str, bytes], *, seen: list[httpx.Request] | None = None
+) -> tuple[MercadoPagoGateway, httpx.AsyncClient]:
     """The real gateway adapter over a transport serving `bodies` (payment id -> JSON).
 
     GET /v1/payments/{id} answers the body; GET /v1/payments/search answers every body whose
-    external_reference matches. Close the client when done.
+    external_reference matches; anything else is a 404. `bodies` is read at each request,
+    so it may be filled in later; `seen` collects every request. Close the client when done.
     """
 
     def handle(request: httpx.Request) -> httpx.Response:
+        if seen is not None:
+            seen.append(request)
         assert request.headers["Authorization"] == f"Bearer {TOKEN}"
         found = _PAYMENT.match(request.url.path)
-        if found and found.group(1) in bodies:
+        if request.method == "GET" and found and found.group(1) in bodies:
             return httpx.Response(200, content=bodies[found.group(1)])
-        if request.url.path == "/v1/payments/search":
+        if request.method == "GET" and request.url.path == "/v1/payments/search":
             wanted = request.url.params.get("external_reference")
             matching = [
                 body for body in bodies.values()

@@ -30,13 +30,18 @@ class OrderService:
             raise InvalidMoney(f"total {total} does not match the items ({computed})")
         if total.amount <= 0:
             raise InvalidMoney("an order's total must be positive")
-        order = Order(order_id=str(uuid.uuid4()), status=OrderStatus.PENDING_PAYMENT, total=total)
+        # At the currency's exponent, as it reads back from storage: "1500.0" CLP is 1500.
+        order = Order(
+            order_id=str(uuid.uuid4()),
+            status=OrderStatus.PENDING_PAYMENT,
+            total=total.normalized(),
+        )
         async with self._uow.begin() as tx:
             now = self._clock()
             await tx.orders.add(order, lines, description=description, now=now)
             await tx.timeline.record(
                 "order.created", at=now, order_id=order.order_id, payment_id=None,
-                detail=str(total),
+                detail=str(order.total),
             )
         return order
 
