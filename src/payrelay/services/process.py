@@ -4,7 +4,8 @@ For each claimed batch it fetches every distinct payment from the gateway (concu
 outside any transaction), then applies all snapshots in ONE transaction that also writes
 the resulting events to the outbox and marks the notifications processed. A crash before
 that commit leaves the notifications due again once their lease ends; a crash after it
-leaves the events in the outbox for the relay. Gateway failures become a stored retry.
+leaves the events in the outbox for the relay. Gateway failures become a stored retry, and
+so does a payment another processor stored first (ConcurrentUpdate): it is fetched again.
 """
 
 from __future__ import annotations
