@@ -332,7 +332,13 @@ class NotificationQueue(Protocol):
 class Payments(Protocol):
     async def get(self, payment_id: str) -> Payment | None: ...
 
-    async def save(self, payment: Payment, *, now: datetime) -> None: ...
+    async def save(
+        self, payment: Payment, *, expected_version: int | None, now: datetime
+    ) -> None:
+        """Insert or update, if the stored version is still `expected_version`: the one
+        `get` returned (None: it found no payment). Otherwise raise ConcurrentUpdate,
+        having written nothing; two processors racing on a new payment meet here."""
+        ...
 
     async def record_outcome(self, envelope: Envelope, *, now: datetime) -> bool: ...
 
@@ -469,7 +475,11 @@ class Orders(Protocol):
         self, order: Order, lines: Sequence[OrderLine], *, description: str, now: datetime
     ) -> None: ...
 
-    async def save(self, order: Order, *, now: datetime) -> None: ...
+    async def save(self, order: Order, *, expected_version: int, now: datetime) -> None:
+        """Write `order` if the stored version is still `expected_version`, the one the
+        caller read: one event may move an order several versions (a refund seen first
+        pays, then refunds). Otherwise raise ConcurrentUpdate, having written nothing."""
+        ...
 
     async def unpaid_since(self, cutoff: datetime, *, limit: int) -> list[str]:
         """Ids of orders still waiting for payment that were created before `cutoff`."""

@@ -19,7 +19,7 @@ from payrelay.adapters.transports.local import LocalTransport
 from payrelay.domain.events import Envelope, EventType
 from payrelay.domain.money import Money
 from payrelay.domain.order import Order, OrderStatus
-from payrelay.domain.retry import Backoff
+from payrelay.domain.retry import RetryPolicy
 from payrelay.faults import Faults
 from payrelay.ports import Delivery, OrderLine, Subscription
 from payrelay.services.consume import PaymentEventConsumer
@@ -66,7 +66,7 @@ async def test_two_relays_never_publish_a_row_twice():
             relays = [
                 OutboxRelay(
                     store=uow.relay_store, transport=transport, clock=now, faults=Faults(),
-                    backoff=Backoff(), rng=random.Random(i), batch_size=25,
+                    retry=RetryPolicy(), rng=random.Random(i), batch_size=25,
                     lease=timedelta(seconds=30),
                 )
                 for i in range(2)

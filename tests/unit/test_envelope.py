@@ -14,8 +14,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from payrelay.domain.errors import InvalidEnvelope
-from payrelay.domain.events import SCHEMA_VERSION, Envelope, EventType, RejectionReason
-from payrelay.domain.money import Money, minor_unit_exponent
+from payrelay.domain.events import (
+    INEXACT_AMOUNT_SCHEMA_VERSION,
+    SCHEMA_VERSION,
+    Envelope,
+    EventType,
+    RejectionReason,
+)
+from payrelay.domain.money import AmountProblem, InexactAmount, Money, minor_unit_exponent
 
 CURRENCIES = ["BRL", "USD", "ARS", "MXN", "CLP", "JPY"]
 MESSAGE_ID = uuid.UUID("12345678-1234-5678-1234-567812345678")
@@ -227,3 +233,73 @@ def test_any_json_value_in_any_field_decodes_or_raises_invalid_envelope(
 ) -> None:
     with contextlib.suppress(InvalidEnvelope):
         Envelope.from_json(body(**{key: value}))
+
+
+# --- version 2: an amount no Money holds exactly ---------------------------------------
+
+INEXACT = InexactAmount("25.123", AmountProblem.PRECISION)
+
+
+def inexact_envelope(**changes: Any) -> Envelope:
+    return envelope(amount=Money.parse("25.12", "ARS"), inexact_amount=INEXACT, **changes)
+
+
+def test_an_exact_amount_is_written_as_version_1_exactly_as_before() -> None:
+    data = json.loads(envelope(amount=Money.parse("1500.0", "CLP")).to_json())
+    assert data["schema_version"] == SCHEMA_VERSION == 1
+    assert (data["amount"], data["currency"]) == ("1500.0", "CLP")
+    assert "amount_written" not in data and "amount_problem" not in data
+
+
+def test_an_inexact_amount_is_written_as_version_2_with_the_text_as_written() -> None:
+    data = json.loads(inexact_envelope().to_json())
+    assert data["schema_version"] == INEXACT_AMOUNT_SCHEMA_VERSION == 2
+    assert (data["amount"], data["currency"]) == ("25.12", "ARS")
+    assert (data["amount_written"], data["amount_problem"]) == ("25.123", "amount_precision")
+
+
+@pytest.mark.parametrize(
+    "sent",
+    [inexact_envelope(), inexact_envelope(type=EventType.ORDER_PAYMENT_REJECTED,
+                                          reason=RejectionReason.AMOUNT_PRECISION)],
+    ids=["event", "outcome"],
+)
+def test_an_inexact_amount_survives_the_round_trip(sent: Envelope) -> None:
+    received = Envelope.from_json(sent.to_json())
+    assert received == sent
+    assert received.inexact_amount == INEXACT
+
+
+def test_a_version_1_message_written_before_version_2_existed_still_decodes() -> None:
+    old = (
+        b'{"message_id":"12345678-1234-5678-1234-567812345678","schema_version":1,'
+        b'"type":"payment.approved","occurred_at":"2026-01-10T12:00:00+00:00",'
+        b'"order_id":"order-1","payment_id":"pay-1","provider":"mercadopago",'
+        b'"amount":"10.00","currency":"BRL","payment_version":2,"correlation_id":"c",'
+        b'"reason":null,"causation_id":null}'
+    )
+    assert Envelope.from_json(old) == envelope()
+
+
+def v2_body(**changes: Any) -> bytes:
+    data = inexact_envelope().to_dict() | changes
+    return json.dumps({k: v for k, v in data.items() if v is not ...}).encode()
+
+
+UNDECODABLE_V2: dict[str, bytes] = {
+    "missing-amount-written": v2_body(amount_written=...),
+    "missing-amount-problem": v2_body(amount_problem=...),
+    "unknown-problem": v2_body(amount_problem="amount_vibes"),
+    "written-is-exact": v2_body(amount_written="25.12"),
+    "written-disagrees-with-amount": v2_body(amount_written="30.001"),
+    "written-not-a-number": v2_body(amount_written="about 25"),
+    "written-json-float": v2_body(amount_written=25.123),
+    "version-3": v2_body(schema_version=3),
+    "version-true": v2_body(schema_version=True),
+}
+
+
+@pytest.mark.parametrize("raw", list(UNDECODABLE_V2.values()), ids=list(UNDECODABLE_V2))
+def test_undecodable_version_2_body_is_invalid_envelope(raw: bytes) -> None:
+    with pytest.raises(InvalidEnvelope):
+        Envelope.from_json(raw)

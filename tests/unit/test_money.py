@@ -9,7 +9,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from payrelay.domain.errors import InvalidMoney
-from payrelay.domain.money import Money, minor_unit_exponent
+from payrelay.domain.money import (
+    AmountProblem,
+    InexactAmount,
+    Money,
+    minor_unit_exponent,
+    read_amount,
+)
 
 CURRENCIES = ["BRL", "USD", "ARS", "EUR", "CLP", "JPY"]
 
@@ -26,6 +32,13 @@ CURRENCIES = ["BRL", "USD", "ARS", "EUR", "CLP", "JPY"]
         (Decimal("99.9"), "USD", Decimal("99.9")),
         ("1500", "CLP", Decimal("1500")),
         ("1E+2", "CLP", Decimal("100")),
+        # Judged by value, not by the written scale: these are whole minor units.
+        ("1500.0", "CLP", Decimal("1500")),
+        ("1.5E+3", "CLP", Decimal("1500")),
+        ("1.0", "CLP", Decimal("1")),
+        ("25.1", "ARS", Decimal("25.10")),
+        ("25.100", "ARS", Decimal("25.10")),
+        ("100.00", "JPY", Decimal("100")),
     ],
 )
 def test_parse_accepts_decimal_text_ints_and_decimals(
@@ -54,7 +67,8 @@ def test_constructor_refuses_a_float_amount() -> None:
         ("10.001", "USD"),
         ("0.005", "BRL"),
         ("10.5", "CLP"),
-        ("1.0", "CLP"),
+        ("1500.5", "CLP"),
+        ("25.123", "ARS"),
         ("100.25", "JPY"),
         (Decimal("0.001"), "USD"),
     ],
@@ -158,3 +172,95 @@ def test_same_value(left: tuple[str, str], right: tuple[str, str], same: bool) -
 
 def test_str_keeps_the_written_scale() -> None:
     assert str(Money.parse("10.50", "BRL")) == "10.50 BRL"
+    assert str(Money.parse("1500.0", "CLP")) == "1500.0 CLP"
+
+
+@pytest.mark.parametrize(
+    ("raw", "currency", "text"),
+    [
+        ("1500.0", "CLP", "1500"),
+        ("1.5E+3", "CLP", "1500"),
+        ("1500", "CLP", "1500"),
+        ("25.1", "ARS", "25.10"),
+        ("25.10", "ARS", "25.10"),
+        ("25.100", "ARS", "25.10"),
+        ("10", "BRL", "10.00"),
+    ],
+)
+def test_normalized_writes_the_value_at_the_currency_exponent(
+    raw: str, currency: str, text: str
+) -> None:
+    money = Money.parse(raw, currency)
+    assert str(money.normalized().amount) == text
+    assert money.normalized() == money
+    assert money.normalized().minor_units == money.minor_units
+
+
+# --- a gateway's amount: judged by value, excess precision reported, not raised ----------
+
+
+@pytest.mark.parametrize(
+    ("raw", "currency", "text", "units"),
+    [
+        ("1500.0", "CLP", "1500", 1500),
+        ("1500", "CLP", "1500", 1500),
+        (1500, "CLP", "1500", 1500),
+        ("1.5E+3", "CLP", "1500", 1500),
+        (Decimal("1500.0"), "CLP", "1500", 1500),
+        ("25.1", "ARS", "25.10", 2510),
+        ("25.10", "ARS", "25.10", 2510),
+    ],
+)
+def test_read_amount_takes_whole_minor_units_however_written(
+    raw: str | int | Decimal, currency: str, text: str, units: int
+) -> None:
+    money, inexact = read_amount(raw, currency)
+    assert inexact is None
+    assert str(money.amount) == text
+    assert money.minor_units == units
+
+
+@pytest.mark.parametrize(
+    ("raw", "currency", "below"),
+    [
+        ("25.123", "ARS", "25.12"),
+        ("25.129", "ARS", "25.12"),  # toward zero: never more than was charged
+        ("1500.5", "CLP", "1500"),
+        ("0.001", "USD", "0.00"),
+        ("-3.205", "BRL", "-3.20"),
+    ],
+)
+def test_read_amount_reports_excess_precision_with_the_text_as_written(
+    raw: str, currency: str, below: str
+) -> None:
+    money, inexact = read_amount(raw, currency)
+    assert inexact == InexactAmount(raw, AmountProblem.PRECISION)
+    assert str(money.amount) == below
+    assert money.currency == currency
+
+
+@pytest.mark.parametrize(
+    ("raw", "currency"),
+    [(1.5, "ARS"), ("ten", "ARS"), ("NaN", "ARS"), ("Infinity", "CLP"), ("10", "ars"),
+     ("1E+60", "BRL")],
+)
+def test_read_amount_still_refuses_what_is_no_amount(raw: object, currency: str) -> None:
+    with pytest.raises(InvalidMoney):
+        read_amount(raw, currency)  # type: ignore[arg-type]
+
+
+@given(
+    units=st.integers(min_value=-(10**15), max_value=10**15),
+    currency=st.sampled_from(CURRENCIES),
+    extra_zeros=st.integers(min_value=0, max_value=4),
+)
+def test_any_spelling_of_whole_minor_units_reads_exactly(
+    units: int, currency: str, extra_zeros: int
+) -> None:
+    written = Money.from_minor(units, currency).amount.quantize(
+        Decimal(1).scaleb(-minor_unit_exponent(currency) - extra_zeros)
+    )
+    money, inexact = read_amount(written, currency)
+    assert inexact is None
+    assert money.minor_units == units
+    assert money.amount.as_tuple().exponent == -minor_unit_exponent(currency)

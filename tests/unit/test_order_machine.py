@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from payrelay.domain.errors import IllegalTransition
 from payrelay.domain.events import Envelope, EventType, RejectionReason
-from payrelay.domain.money import Money
+from payrelay.domain.money import AmountProblem, InexactAmount, Money
 from payrelay.domain.order import (
     TRANSITIONS,
     WAS_APPROVED,
@@ -25,6 +25,7 @@ from payrelay.domain.order import (
 )
 from payrelay.domain.payment import TRANSITIONS as PAYMENT_TRANSITIONS
 from payrelay.domain.payment import PaymentStatus
+from payrelay.domain.refund import MismatchPolicy, RefundAction, action_for
 
 OS = OrderStatus
 PS = PaymentStatus
@@ -408,3 +409,112 @@ def test_same_approval_time_keeps_the_lowest_id() -> None:
     assert lower.order.paid_by == "150"
     assert higher.displaced is None and higher.decided is not None
     assert higher.decided.reason is RejectionReason.ALREADY_PAID
+
+
+# --- the first event an order sees, whatever its status --------------------------------
+
+# (final order status, outcome decided, versions the order moves) per first status.
+FIRST_EVENT: dict[PaymentStatus, tuple[OrderStatus, Outcome | None, int]] = {
+    PS.APPROVED: (OS.PAID, Outcome.applied(), 1),
+    PS.PENDING: (OS.PENDING_PAYMENT, None, 0),
+    PS.IN_PROCESS: (OS.PENDING_PAYMENT, None, 0),
+    PS.AUTHORIZED: (OS.PENDING_PAYMENT, None, 0),
+    PS.REJECTED: (OS.PENDING_PAYMENT, None, 0),
+    PS.CANCELLED: (OS.PENDING_PAYMENT, None, 0),
+    PS.REFUNDED: (OS.REFUNDED, Outcome.applied(), 2),  # paid, then refunded
+    PS.CHARGED_BACK: (OS.REFUNDED, Outcome.applied(), 2),
+    PS.IN_MEDIATION: (OS.PAID, Outcome.applied(), 1),
+}
+
+
+def test_first_event_table_covers_every_status() -> None:
+    assert set(FIRST_EVENT) == set(PaymentStatus)
+
+
+@pytest.mark.parametrize("status", list(FIRST_EVENT), ids=[s.value for s in FIRST_EVENT])
+def test_any_status_as_the_first_event_reaches_its_final_state(status: PaymentStatus) -> None:
+    final, outcome, steps = FIRST_EVENT[status]
+    before = order()
+    effect = apply_payment_event(before, None, event(status, 1))
+    assert effect.order is not None
+    assert effect.order.status is final
+    assert effect.decided == outcome
+    # What the order's `save` must accept: possibly more than one step from what was read.
+    assert effect.order.version == before.version + steps
+    assert effect.record == record(status, 1, outcome)
+
+
+# --- an amount finer than its currency: held for a person, never paid or refunded --------
+
+ARS_TOTAL = Money.parse("25.12", "ARS")
+INEXACT = InexactAmount("25.123", AmountProblem.PRECISION)
+HELD = Outcome.rejected(RejectionReason.AMOUNT_PRECISION)
+
+
+def inexact_event(status: PaymentStatus, version: int = 1) -> Envelope:
+    return replace(event(status, version, amount=ARS_TOTAL), inexact_amount=INEXACT)
+
+
+def ars_order(status: OrderStatus = OS.PENDING_PAYMENT, *, paid_by: str | None = None) -> Order:
+    return Order("order-1", status, ARS_TOTAL, paid_by=paid_by, version=3)
+
+
+@pytest.mark.parametrize("status", sorted(WAS_APPROVED), ids=lambda s: s.value)
+def test_an_inexact_amount_holds_a_waiting_order_for_review(status: PaymentStatus) -> None:
+    effect = apply_payment_event(ars_order(), None, inexact_event(status))
+    assert effect.order is not None
+    assert effect.order.status is OS.NEEDS_REVIEW
+    assert effect.order.review_reason is RejectionReason.AMOUNT_PRECISION
+    assert effect.order.paid_by is None
+    assert effect.order.version == 4
+    assert effect.decided == HELD
+    assert effect.record.outcome == HELD
+
+
+@pytest.mark.parametrize("status", [OS.PAID, OS.CANCELLED, OS.EXPIRED])
+def test_an_inexact_amount_for_an_order_no_longer_waiting_is_held_not_refunded(
+    status: OrderStatus,
+) -> None:
+    before = ars_order(status, paid_by="pay-0" if status is OS.PAID else None)
+    effect = apply_payment_event(before, None, inexact_event(PS.APPROVED))
+    assert effect.order == before
+    assert effect.decided == HELD  # not already_paid / order_cancelled: those are refunded
+
+
+def test_an_inexact_amount_for_an_unknown_order_is_held() -> None:
+    effect = apply_payment_event(None, None, inexact_event(PS.APPROVED))
+    assert effect.order is None and effect.decided == HELD
+
+
+def test_an_inexact_earlier_approval_never_displaces_the_keeper() -> None:
+    t0 = datetime(2026, 1, 1, tzinfo=UTC)
+    paid = Order("order-1", OS.PAID, ARS_TOTAL, paid_by="200", version=2)
+    keeper = PaymentRecord("200", "order-1", 1, PS.APPROVED, Outcome.applied(), t0)
+    early = replace(inexact_event(PS.APPROVED), payment_id="100", approved_at=t0 - timedelta(1))
+    effect = apply_payment_event(paid, None, early, keeper)
+    assert effect.displaced is None
+    assert effect.order == paid
+    assert effect.decided == HELD
+
+
+def test_an_inexact_pending_payment_decides_nothing_yet() -> None:
+    effect = apply_payment_event(ars_order(), None, inexact_event(PS.PENDING))
+    assert effect.order == ars_order() and effect.decided is None
+
+
+def test_leaving_review_drops_its_reason() -> None:
+    held = ars_order().hold_for_review(RejectionReason.AMOUNT_PRECISION)
+    assert held.review_reason is RejectionReason.AMOUNT_PRECISION
+    assert held.move_to(OS.PAID).review_reason is None
+
+
+def test_every_amount_problem_has_its_rejection_reason() -> None:
+    for problem in AmountProblem:
+        assert RejectionReason(problem.value)
+
+
+@pytest.mark.parametrize("policy", list(MismatchPolicy))
+def test_an_amount_precision_rejection_is_held_whatever_the_mismatch_policy(
+    policy: MismatchPolicy,
+) -> None:
+    assert action_for(RejectionReason.AMOUNT_PRECISION, policy) is RefundAction.HOLD

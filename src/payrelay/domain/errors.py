@@ -14,6 +14,7 @@
     │   └── MalformedResource       the gateway answered something payrelay cannot read
     ├── TransportUnavailable        the broker cannot be reached; retry later
     ├── StorageUnavailable          the database cannot be reached; retry later
+    ├── ConcurrentUpdate            another transaction changed the row first; retry later
     └── InjectedFault               a named fault-injection point fired (tests, chaos runs)
 """
 
@@ -85,6 +86,14 @@ class TransportUnavailable(PayrelayError):
 
 class StorageUnavailable(PayrelayError):
     pass
+
+
+class ConcurrentUpdate(PayrelayError):
+    """The row's version is not the one the caller read: another transaction won the race.
+
+    Nothing was written by the statement that raised it. The work must be done again from
+    a fresh read (a notification fetched again later, a message redelivered).
+    """
 
 
 class InjectedFault(PayrelayError):

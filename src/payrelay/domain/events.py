@@ -3,6 +3,14 @@
 An envelope is what crosses the broker: small, self-describing, and decodable by a consumer
 that knows nothing else. `payment_version` lets the order side put events for one payment
 back in order; `message_id` lets every consumer drop a redelivery through its inbox.
+
+Schema versions. Version 1 is the base format. Version 2 is version 1 plus `amount_written`
+and `amount_problem`, both required: the payment's amount as the gateway wrote it, when no
+Money holds it exactly (`amount` is then that value rounded toward zero). An envelope is
+written with the lowest version that carries all it says, so readers that only know
+version 1 keep reading every other message; one that carries an inexact amount says
+version 2, which such a reader refuses (a dead letter to replay once it is upgraded)
+instead of taking the rounded amount for exact. Readers decode both versions.
 """
 
 from __future__ import annotations
@@ -16,10 +24,13 @@ from enum import StrEnum
 from typing import Any
 
 from payrelay.domain.errors import InvalidEnvelope, InvalidMoney
-from payrelay.domain.money import Money
+from payrelay.domain.money import AmountProblem, InexactAmount, Money, read_amount
 from payrelay.domain.payment import PaymentStatus
 
 SCHEMA_VERSION = 1
+"""The base format, written unless the envelope needs a later version's fields."""
+INEXACT_AMOUNT_SCHEMA_VERSION = 2
+"""Adds `amount_written` and `amount_problem`, both required."""
 
 
 class EventType(StrEnum):
@@ -56,6 +67,8 @@ class RejectionReason(StrEnum):
     ORDER_EXPIRED = "order_expired"
     AMOUNT_MISMATCH = "amount_mismatch"
     UNKNOWN_ORDER = "unknown_order"
+    AMOUNT_PRECISION = "amount_precision"
+    """The gateway's amount is finer than its currency: no exact amount to pay or refund."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,15 +85,21 @@ class Envelope:
     causation_id: uuid.UUID | None = None  # the message this one answers
     approved_at: datetime | None = None  # the gateway's approval time, for the keeper rule
     order_version: int | None = None  # on outcomes: later decisions about a payment win
+    inexact_amount: InexactAmount | None = None  # set: `amount` is only an approximation
     message_id: uuid.UUID = field(default_factory=uuid.uuid4)
-    schema_version: int = SCHEMA_VERSION
 
     @property
     def routing_key(self) -> str:
         return self.type.value
 
+    @property
+    def schema_version(self) -> int:
+        if self.inexact_amount is not None:
+            return INEXACT_AMOUNT_SCHEMA_VERSION
+        return SCHEMA_VERSION
+
     def to_dict(self) -> dict[str, Any]:
-        return {
+        data: dict[str, Any] = {
             "message_id": str(self.message_id),
             "schema_version": self.schema_version,
             "type": self.type.value,
@@ -97,6 +116,10 @@ class Envelope:
             "approved_at": self.approved_at.isoformat() if self.approved_at else None,
             "order_version": self.order_version,
         }
+        if self.inexact_amount is not None:
+            data["amount_written"] = self.inexact_amount.written
+            data["amount_problem"] = self.inexact_amount.problem.value
+        return data
 
     def to_json(self) -> bytes:
         return json.dumps(self.to_dict(), separators=(",", ":")).encode()
@@ -105,8 +128,12 @@ class Envelope:
     def from_dict(cls, data: dict[str, Any]) -> Envelope:
         """Decode, or raise InvalidEnvelope: a permanent failure, never worth a retry."""
         try:
-            if data["schema_version"] != SCHEMA_VERSION:
-                raise InvalidEnvelope(f"unsupported schema_version {data['schema_version']!r}")
+            version = data["schema_version"]
+            if type(version) is not int or version not in (
+                SCHEMA_VERSION, INEXACT_AMOUNT_SCHEMA_VERSION
+            ):
+                raise InvalidEnvelope(f"unsupported schema_version {version!r}")
+            amount, inexact = _amount(data, inexact=version == INEXACT_AMOUNT_SCHEMA_VERSION)
             reason, causation = data.get("reason"), data.get("causation_id")
             occurred_at = datetime.fromisoformat(data["occurred_at"])
             if occurred_at.tzinfo is None:
@@ -118,7 +145,7 @@ class Envelope:
                 order_id=_text(data, "order_id"),
                 payment_id=_text(data, "payment_id"),
                 provider=_text(data, "provider"),
-                amount=Money.parse(Decimal(_text(data, "amount")), _text(data, "currency")),
+                amount=amount,
                 payment_version=_positive_int(data, "payment_version"),
                 correlation_id=_text(data, "correlation_id"),
                 reason=RejectionReason(reason) if reason else None,
@@ -128,6 +155,7 @@ class Envelope:
                     _positive_int(data, "order_version")
                     if data.get("order_version") is not None else None
                 ),
+                inexact_amount=inexact,
             )
         except InvalidEnvelope:
             raise
@@ -145,6 +173,18 @@ class Envelope:
         if not isinstance(data, dict):
             raise InvalidEnvelope("envelope must be a JSON object")
         return cls.from_dict(data)
+
+
+def _amount(data: dict[str, Any], *, inexact: bool) -> tuple[Money, InexactAmount | None]:
+    """The amount; in version 2 also the text as written, which must agree with it."""
+    amount = Money.parse(Decimal(_text(data, "amount")), _text(data, "currency"))
+    if not inexact:
+        return amount, None
+    rounded, found = read_amount(Decimal(_text(data, "amount_written")), amount.currency)
+    problem = AmountProblem(data["amount_problem"])
+    if found is None or found.problem is not problem or not rounded.same_value(amount):
+        raise InvalidEnvelope("amount_written does not match amount and amount_problem")
+    return amount, found
 
 
 def _optional_time(value: object) -> datetime | None:

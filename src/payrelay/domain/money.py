@@ -1,23 +1,40 @@
-"""Money as a Decimal amount with a currency; never a float."""
+"""Money as a Decimal amount with a currency; never a float.
+
+An amount is judged by its value, not by how it was written: MercadoPago writes JSON numbers
+(`1500.0` for a CLP payment, `25.1` for ARS), and those are exact amounts. A Money keeps the
+scale it was written with (the simulator, like a gateway, writes amounts back as it holds
+them); payrelay reads a gateway's amount with `read_amount`, which gives it at the
+currency's exponent (`1500` CLP, `25.10` ARS). A value finer than the currency's minor unit
+(`25.123` ARS) is no Money at all: `read_amount` reports it as a problem to hold for a
+person, rather than an error to retry.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from decimal import ROUND_DOWN, Context, Decimal, InvalidOperation
+from enum import StrEnum
 
 from payrelay.domain.errors import InvalidMoney
 
 # ISO 4217 minor-unit exponents that differ from the usual two.
 _EXPONENTS: dict[str, int] = {"CLP": 0, "JPY": 0, "KRW": 0, "PYG": 0, "UYI": 0, "VND": 0}
 
+# Our own context, not the thread's: quantize must never round silently or lose digits.
+_EXACT = Context(prec=40, traps=[InvalidOperation])
+
 
 def minor_unit_exponent(currency: str) -> int:
     return _EXPONENTS.get(currency, 2)
 
 
+def _quantum(currency: str) -> Decimal:
+    return Decimal(1).scaleb(-minor_unit_exponent(currency))
+
+
 @dataclass(frozen=True, slots=True)
 class Money:
-    """An amount in one currency, exact to the currency's minor unit."""
+    """An amount in one currency, a whole number of its minor units, however written."""
 
     amount: Decimal
     currency: str
@@ -28,27 +45,25 @@ class Money:
             raise InvalidMoney(f"currency must be a 3-letter ISO 4217 code, got {self.currency!r}")
         if not isinstance(self.amount, Decimal) or not self.amount.is_finite():
             raise InvalidMoney(f"amount must be a finite Decimal, got {self.amount!r}")
-        exponent = self.amount.as_tuple().exponent
-        if isinstance(exponent, int) and -exponent > minor_unit_exponent(self.currency):
+        # By value: "1500.0" and "1.5E+3" CLP are 1500 pesos; "1500.5" CLP is no amount.
+        if _at_exponent(self.amount, code) != self.amount:
             raise InvalidMoney(
-                f"{self.amount} has more decimals than {self.currency} allows "
-                f"({minor_unit_exponent(self.currency)})"
+                f"{self.amount} is finer than {code} allows "
+                f"({minor_unit_exponent(code)} decimals)"
             )
 
     @classmethod
     def parse(cls, amount: str | int | Decimal, currency: str) -> Money:
         """Build from a decimal string such as "10.50"; floats are refused."""
-        if isinstance(amount, float):
-            raise InvalidMoney("amounts are decimal strings or Decimal, never float")
-        try:
-            value = Decimal(amount)
-        except (InvalidOperation, ValueError) as exc:
-            raise InvalidMoney(f"not a decimal amount: {amount!r}") from exc
-        return cls(value, currency)
+        return cls(_decimal(amount), currency)
 
     @classmethod
     def from_minor(cls, units: int, currency: str) -> Money:
         return cls(Decimal(units).scaleb(-minor_unit_exponent(currency)), currency)
+
+    def normalized(self) -> Money:
+        """The same value at the currency's exponent: 1500.0 CLP -> 1500, 25.1 ARS -> 25.10."""
+        return Money(_at_exponent(self.amount, self.currency), self.currency)
 
     @property
     def minor_units(self) -> int:
@@ -60,3 +75,56 @@ class Money:
 
     def __str__(self) -> str:
         return f"{self.amount} {self.currency}"
+
+
+class AmountProblem(StrEnum):
+    """Why an amount a gateway reported is not an exact Money; the value is the reason."""
+
+    PRECISION = "amount_precision"
+    """Finer than the currency's minor unit (25.123 ARS, 1500.5 CLP): no Money is exact."""
+
+
+@dataclass(frozen=True, slots=True)
+class InexactAmount:
+    """A reported amount no Money holds exactly: the text as written, and what is wrong."""
+
+    written: str
+    problem: AmountProblem
+
+
+def read_amount(amount: str | int | Decimal, currency: str) -> tuple[Money, InexactAmount | None]:
+    """A gateway's amount by value; a finer one is kept as a problem, not raised.
+
+    The payment behind it is real, so it must be stored and put before a person rather than
+    refused for ever. The Money returned for it is the value rounded toward zero to the
+    minor unit (never more than was charged), and only the InexactAmount beside it says so:
+
+    >>> read_amount("25.123", "ARS") == (
+    ...     Money.parse("25.12", "ARS"), InexactAmount("25.123", AmountProblem.PRECISION))
+    True
+    """
+    value = _decimal(amount)
+    if not value.is_finite():
+        raise InvalidMoney(f"amount must be finite, got {amount!r}")
+    exact = _at_exponent(value, currency)
+    if exact == value:
+        return Money(exact, currency), None
+    below = _at_exponent(value, currency, rounding=ROUND_DOWN)
+    return Money(below, currency), InexactAmount(str(value), AmountProblem.PRECISION)
+
+
+def _at_exponent(amount: Decimal, currency: str, *, rounding: str | None = None) -> Decimal:
+    """`amount` quantized to the currency's minor unit (rounded, if it is finer)."""
+    try:
+        return amount.quantize(_quantum(currency), rounding=rounding, context=_EXACT)
+    except InvalidOperation as exc:
+        raise InvalidMoney(f"{amount} is too large an amount") from exc
+
+
+def _decimal(amount: str | int | Decimal) -> Decimal:
+    if isinstance(amount, float):
+        raise InvalidMoney("amounts are decimal strings or Decimal, never float")
+    try:
+        return Decimal(amount)
+    except (InvalidOperation, ValueError, TypeError) as exc:
+        raise InvalidMoney(f"not a decimal amount: {amount!r}") from exc

@@ -6,6 +6,11 @@ payment, the highest version it applied and the outcome it decided, and reasons 
 latest status: a `refunded` seen before `approved` still means "was approved, then
 refunded". Applying any arrival order of the same events therefore ends in the state that
 applying them in version order would reach.
+
+A payment whose amount the gateway wrote finer than its currency allows (25.123 ARS) pays
+nothing and is refunded by nobody: no exact amount exists to compare or to give back. It
+is rejected with `amount_precision`, and an order that was waiting for it is held in
+`needs_review` with that reason, for a person to decide.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ from enum import StrEnum
 
 from payrelay.domain.errors import IllegalTransition
 from payrelay.domain.events import Envelope, EventType, RejectionReason
-from payrelay.domain.money import Money
+from payrelay.domain.money import AmountProblem, InexactAmount, Money
 from payrelay.domain.payment import PaymentStatus
 
 
@@ -66,6 +71,10 @@ _REJECTION_FOR_STATUS: dict[OrderStatus, RejectionReason] = {
     _O.EXPIRED: RejectionReason.ORDER_EXPIRED,
 }
 
+_REJECTION_FOR_PROBLEM: dict[AmountProblem, RejectionReason] = {
+    AmountProblem.PRECISION: RejectionReason.AMOUNT_PRECISION,
+}
+
 
 @dataclass(frozen=True, slots=True)
 class Order:
@@ -74,11 +83,16 @@ class Order:
     total: Money
     paid_by: str | None = None
     version: int = 1
+    review_reason: RejectionReason | None = None  # why it is in needs_review
 
     def move_to(self, target: OrderStatus) -> Order:
+        """The order in `target`, one version later; a review's reason goes with the review."""
         if target not in TRANSITIONS[self.status]:
             raise IllegalTransition("order", self.status, target)
-        return replace(self, status=target, version=self.version + 1)
+        return replace(self, status=target, version=self.version + 1, review_reason=None)
+
+    def hold_for_review(self, reason: RejectionReason) -> Order:
+        return replace(self.move_to(_O.NEEDS_REVIEW), review_reason=reason)
 
     def cancel(self) -> Order:
         return self.move_to(_O.CANCELLED)
@@ -184,6 +198,7 @@ def _displaces(
         and keeper is not None
         and keeper.payment_id == order.paid_by != record.payment_id
         and keeper.last_status is PaymentStatus.APPROVED  # a disputed keeper stays put
+        and event.inexact_amount is None  # its `amount` is only an approximation
         and order.total.same_value(event.amount)
         and record.precedes(keeper)
     )
@@ -194,6 +209,8 @@ def _paid_by(order: Order, payment_id: str) -> bool:
 
 
 def _decide(order: Order | None, event: Envelope) -> tuple[Order | None, Outcome]:
+    if event.inexact_amount is not None:
+        return _hold(order, event.inexact_amount)
     if order is None:
         return None, Outcome.rejected(RejectionReason.UNKNOWN_ORDER)
     if order.status is not _O.PENDING_PAYMENT:
@@ -202,3 +219,15 @@ def _decide(order: Order | None, event: Envelope) -> tuple[Order | None, Outcome
         return order, Outcome.rejected(RejectionReason.AMOUNT_MISMATCH)
     paid = replace(order.move_to(_O.PAID), paid_by=event.payment_id)
     return paid, Outcome.applied()
+
+
+def _hold(order: Order | None, inexact: InexactAmount) -> tuple[Order | None, Outcome]:
+    """An inexact amount is a person's call: the order waiting for it waits for them too.
+
+    An order that is no longer waiting (paid by another payment, cancelled, expired) stays
+    as it is; the rejection alone holds the payment's money on the payments side.
+    """
+    reason = _REJECTION_FOR_PROBLEM[inexact.problem]
+    if order is not None and order.status is _O.PENDING_PAYMENT:
+        order = order.hold_for_review(reason)
+    return order, Outcome.rejected(reason)

@@ -13,7 +13,7 @@ from datetime import datetime
 from enum import StrEnum
 
 from payrelay.domain.errors import IllegalTransition
-from payrelay.domain.money import Money
+from payrelay.domain.money import InexactAmount, Money
 
 
 class PaymentStatus(StrEnum):
@@ -76,7 +76,12 @@ REACHABLE: dict[PaymentStatus, frozenset[PaymentStatus]] = {s: _reachable_from(s
 
 @dataclass(frozen=True, slots=True)
 class PaymentSnapshot:
-    """What the gateway says about a payment right now: the only source of truth."""
+    """What the gateway says about a payment right now: the only source of truth.
+
+    `inexact_amount` is set when the gateway wrote an amount finer than its currency allows
+    (25.123 ARS): `amount` is then that value rounded toward zero to the minor unit, an
+    approximation that must not pay an order, and `inexact_amount` keeps the text as written.
+    """
 
     payment_id: str
     provider: str
@@ -88,6 +93,7 @@ class PaymentSnapshot:
     date_created: datetime
     date_approved: datetime | None
     date_last_updated: datetime
+    inexact_amount: InexactAmount | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -34,6 +34,8 @@ def action_for(reason: RejectionReason, mismatch: MismatchPolicy) -> RefundActio
 
     An unknown order is held, not refunded: it more likely means the order side lost a row
     than that the customer paid for nothing, and a person should look before money moves.
+    An amount finer than its currency (`amount_precision`) is held whatever the mismatch
+    policy: the stored amount is rounded, so no refund of it would be exact.
     """
     if reason in ALWAYS_REFUNDED:
         return RefundAction.REFUND

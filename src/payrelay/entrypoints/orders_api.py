@@ -39,6 +39,7 @@ class OrderView(BaseModel):
     currency: str
     paid_by: str | None
     version: int
+    review_reason: str | None = None  # why a person must look (status needs_review)
 
     @classmethod
     def of(cls, order: Order) -> OrderView:
@@ -49,6 +50,7 @@ class OrderView(BaseModel):
             currency=order.total.currency,
             paid_by=order.paid_by,
             version=order.version,
+            review_reason=order.review_reason.value if order.review_reason else None,
         )
 
 

@@ -136,8 +136,8 @@ class PaymentEventConsumer:
             stats.stale += 1
         else:
             await tx.orders.save_payment(effect.record)
-        if effect.order is not None and effect.order != order:
-            await tx.orders.save(effect.order, now=now)
+        if order is not None and effect.order is not None and effect.order != order:
+            await tx.orders.save(effect.order, expected_version=order.version, now=now)
         reply_id = await self._answer(tx, effect, envelope, now)
         if effect.displaced is not None and effect.order is not None:
             await self._displace(tx, effect.displaced, effect.order, envelope, now)

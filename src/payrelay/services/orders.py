@@ -30,13 +30,18 @@ class OrderService:
             raise InvalidMoney(f"total {total} does not match the items ({computed})")
         if total.amount <= 0:
             raise InvalidMoney("an order's total must be positive")
-        order = Order(order_id=str(uuid.uuid4()), status=OrderStatus.PENDING_PAYMENT, total=total)
+        # At the currency's exponent, as it reads back from storage: "1500.0" CLP is 1500.
+        order = Order(
+            order_id=str(uuid.uuid4()),
+            status=OrderStatus.PENDING_PAYMENT,
+            total=total.normalized(),
+        )
         async with self._uow.begin() as tx:
             now = self._clock()
             await tx.orders.add(order, lines, description=description, now=now)
             await tx.timeline.record(
                 "order.created", at=now, order_id=order.order_id, payment_id=None,
-                detail=str(total),
+                detail=str(order.total),
             )
         return order
 
@@ -57,7 +62,7 @@ class OrderService:
             except IllegalTransition as exc:
                 raise Conflict(f"order {order_id} is {order.status.value}: cannot cancel") from exc
             now = self._clock()
-            await tx.orders.save(cancelled, now=now)
+            await tx.orders.save(cancelled, expected_version=order.version, now=now)
             await tx.timeline.record(
                 "order.cancelled", at=now, order_id=order_id, payment_id=None
             )
@@ -72,7 +77,7 @@ class OrderService:
                 order = await tx.orders.get(order_id, for_update=True)
                 if order is None or order.status is not OrderStatus.PENDING_PAYMENT:
                     continue  # paid meanwhile: the lock above made us see it
-                await tx.orders.save(order.expire(), now=now)
+                await tx.orders.save(order.expire(), expected_version=order.version, now=now)
                 await tx.timeline.record("order.expired", at=now, order_id=order_id,
                                          payment_id=None)
                 expired += 1

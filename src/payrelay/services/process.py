@@ -6,7 +6,8 @@ the resulting events to the outbox and marks the notifications processed. A cras
 that commit leaves the notifications due again once their lease ends; a crash after it
 leaves the events in the outbox for the relay. A gateway failure becomes a stored retry
 or, once `decide_retry` gives up (a payment that stays unknown, a resource payrelay cannot
-read), a dead notification with its reason.
+read), a dead notification with its reason. A payment another processor stored first
+(ConcurrentUpdate) is a stored retry too: it is fetched again.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from payrelay.domain.errors import GatewayError
+from payrelay.domain.errors import ConcurrentUpdate, GatewayError, PayrelayError
 from payrelay.domain.events import Envelope, EventType
 from payrelay.domain.payment import PaymentSnapshot, SnapshotVerdict, apply_snapshot
 from payrelay.domain.retry import RetryPolicy, decide_retry, failure_kind
@@ -87,14 +88,14 @@ class PaymentProcessor:
             by_payment.setdefault(notification.resource_id, []).append(notification)
         fetched = await asyncio.gather(*(self._fetch(pid) for pid in by_payment))
         snapshots: list[tuple[PaymentSnapshot, list[ClaimedNotification]]] = []
-        failed: list[tuple[ClaimedNotification, GatewayError]] = []
+        failed: list[tuple[ClaimedNotification, PayrelayError]] = []
         for (_pid, notifications), outcome in zip(by_payment.items(), fetched, strict=True):
             if isinstance(outcome, PaymentSnapshot):
                 snapshots.append((outcome, notifications))
             else:
                 failed.extend((n, outcome) for n in notifications)
         if snapshots:
-            await self._apply(snapshots, result)
+            failed.extend(await self._apply(snapshots, result))
         await self._retry_later(failed, result)
         return result
 
@@ -109,17 +110,28 @@ class PaymentProcessor:
         self,
         snapshots: list[tuple[PaymentSnapshot, list[ClaimedNotification]]],
         result: ProcessResult,
-    ) -> None:
+    ) -> list[tuple[ClaimedNotification, PayrelayError]]:
+        """Apply the batch in one transaction; returns the notifications that lost a race."""
+        lost: list[tuple[ClaimedNotification, PayrelayError]] = []
         async with self._uow.begin() as tx:
             now = self._clock()
-            # Lock order: payments rows in ascending payment_id (see reconciliation.py).
-            for snapshot, _ in sorted(snapshots, key=lambda item: item[0].payment_id):
-                await self._apply_one(tx, snapshot, result)
-            ids = [n.id for _, notifications in snapshots for n in notifications]
-            await tx.notifications.mark_processed(ids, now=now)
+            done: list[int] = []
+            # Payment id order is the lock order (see reconciliation.py): two processors
+            # whose batches share payments lock their rows in the same order.
+            for snapshot, notifications in sorted(snapshots, key=lambda s: s[0].payment_id):
+                try:
+                    await self._apply_one(tx, snapshot, result)
+                except ConcurrentUpdate as exc:
+                    # Another processor stored this payment first and nothing of it was
+                    # written here: fetch it again later, like a failed fetch.
+                    lost.extend((n, exc) for n in notifications)
+                    continue
+                done.extend(n.id for n in notifications)
+            await tx.notifications.mark_processed(done, now=now)
             self._faults.check(FaultPoint.PROCESSOR_BEFORE_COMMIT)
         if self._on_committed is not None and result.events:
             self._on_committed.set()
+        return lost
 
     async def _apply_one(
         self, tx: PaymentsTx, snapshot: PaymentSnapshot, result: ProcessResult
@@ -127,13 +139,15 @@ class PaymentProcessor:
         now = self._clock()
         current = await tx.payments.get(snapshot.payment_id)
         decision = apply_snapshot(current, snapshot)
-        result.verdicts[decision.verdict] = result.verdicts.get(decision.verdict, 0) + 1
-        if decision.payment is None:
-            return
         payment = decision.payment
-        await tx.payments.save(payment, now=now)
-        result.applied += 1
-        if not decision.status_changed:
+        if payment is not None:
+            # The first write for this payment: if it raises ConcurrentUpdate, nothing of
+            # this payment is left in the transaction.
+            expected = current.version if current else None
+            await tx.payments.save(payment, expected_version=expected, now=now)
+            result.applied += 1
+        result.verdicts[decision.verdict] = result.verdicts.get(decision.verdict, 0) + 1
+        if payment is None or not decision.status_changed:
             return
         await tx.timeline.record(
             f"payment.{snapshot.status.value}",
@@ -155,12 +169,13 @@ class PaymentProcessor:
             correlation_id=f"{snapshot.provider}:{snapshot.payment_id}",
             message_id=uuid.uuid4(),
             approved_at=snapshot.date_approved,
+            inexact_amount=snapshot.inexact_amount,  # the order side holds such a payment
         )
         await tx.outbox.add(envelope, exchange=PAYMENTS_EXCHANGE)
         result.events += 1
 
     async def _retry_later(
-        self, failed: list[tuple[ClaimedNotification, GatewayError]], result: ProcessResult
+        self, failed: list[tuple[ClaimedNotification, PayrelayError]], result: ProcessResult
     ) -> None:
         if not failed:
             return

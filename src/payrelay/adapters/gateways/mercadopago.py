@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 
 from payrelay.domain.errors import GatewayRejected, GatewayUnavailable, MalformedResource
-from payrelay.domain.money import Money
+from payrelay.domain.money import Money, read_amount
 from payrelay.domain.payment import PaymentSnapshot, PaymentStatus
 from payrelay.ports import Checkout, PaymentPage
 
@@ -138,22 +138,33 @@ class MercadoPagoGateway:
 
 
 def parse_payment(data: dict[str, Any]) -> PaymentSnapshot:
-    """Keep only what payrelay needs from MercadoPago's payment resource."""
+    """Keep only what payrelay needs from MercadoPago's payment resource.
+
+    Amounts are JSON numbers (`1500.0` CLP, `25.1` ARS) and are read by value. One finer
+    than its currency (`25.123` ARS) is a fact about the payment, not a failed fetch: it
+    comes back as the snapshot's `inexact_amount`, never as GatewayUnavailable, which would
+    retry it for ever.
+    """
     try:
         currency = str(data["currency_id"])
+        amount, inexact = read_amount(_number(data["transaction_amount"]), currency)
+        # The refunded total decides nothing (the status does), so a finer one is only
+        # taken rounded toward zero rather than held.
+        refunded, _ = read_amount(
+            _number(data.get("transaction_amount_refunded") or 0), currency
+        )
         return PaymentSnapshot(
             payment_id=str(data["id"]),
             provider=PROVIDER,
             order_id=str(data["external_reference"]) if data.get("external_reference") else None,
             status=PaymentStatus(data["status"]),
             status_detail=data.get("status_detail"),
-            amount=Money.parse(_decimal(data["transaction_amount"]), currency),
-            amount_refunded=Money.parse(
-                _decimal(data.get("transaction_amount_refunded") or 0), currency
-            ),
+            amount=amount,
+            amount_refunded=refunded,
             date_created=_when(data["date_created"]),
             date_approved=_when(data["date_approved"]) if data.get("date_approved") else None,
             date_last_updated=_when(data["date_last_updated"]),
+            inexact_amount=inexact,
         )
     except (KeyError, ValueError, TypeError) as exc:
         raise MalformedResource(f"unexpected payment resource: {exc!r}") from exc
@@ -180,10 +191,11 @@ def _mp_date(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat(timespec="milliseconds")
 
 
-def _decimal(value: object) -> Decimal:
+def _number(value: object) -> int | Decimal | str:
+    """A JSON number (or numeric text) as parsed; read_amount judges its value."""
     if isinstance(value, bool) or not isinstance(value, (int, Decimal, str)):
         raise ValueError(f"not an amount: {value!r}")
-    return Decimal(value)
+    return value
 
 
 def _when(value: str) -> datetime:

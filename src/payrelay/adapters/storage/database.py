@@ -68,11 +68,16 @@ class Database:
         await self.engine.dispose()
 
 
+def dialect_insert(db: Database, table: Table) -> PgInsert | SqliteInsert:
+    """INSERT in the dialect at hand, which knows its ON CONFLICT clauses."""
+    if db.dialect == "postgresql":
+        return pg_insert(table)
+    return sqlite_insert(table)
+
+
 def insert_ignoring_conflicts(db: Database, table: Table) -> PgInsert | SqliteInsert:
     """INSERT … ON CONFLICT DO NOTHING, in the dialect at hand."""
-    if db.dialect == "postgresql":
-        return pg_insert(table).on_conflict_do_nothing()
-    return sqlite_insert(table).on_conflict_do_nothing()
+    return dialect_insert(db, table).on_conflict_do_nothing()
 
 
 # PostgreSQL's answers that mean "not now" rather than "not this": connection exceptions,

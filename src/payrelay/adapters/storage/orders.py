@@ -19,6 +19,7 @@ from payrelay.adapters.storage.messages import (
     SqlOutboxRelayStore,
     SqlTimeline,
 )
+from payrelay.domain.errors import ConcurrentUpdate
 from payrelay.domain.events import EventType, RejectionReason
 from payrelay.domain.money import Money
 from payrelay.domain.order import Order, OrderStatus, Outcome, PaymentRecord
@@ -43,6 +44,7 @@ class SqlOrders:
             total=Money.from_minor(row.total_minor, row.currency),
             paid_by=row.paid_by,
             version=row.version,
+            review_reason=RejectionReason(row.review_reason) if row.review_reason else None,
         )
 
     async def add(
@@ -57,6 +59,7 @@ class SqlOrders:
                 description=description,
                 paid_by=order.paid_by,
                 version=order.version,
+                review_reason=order.review_reason.value if order.review_reason else None,
                 created_at=now,
                 updated_at=now,
             )
@@ -76,24 +79,28 @@ class SqlOrders:
                 ],
             )
 
-    async def save(self, order: Order, *, now: datetime) -> None:
+    async def save(self, order: Order, *, expected_version: int, now: datetime) -> None:
         o = t.orders
         values: dict[str, Any] = {
             "status": order.status.value,
             "paid_by": order.paid_by,
             "version": order.version,
+            "review_reason": order.review_reason.value if order.review_reason else None,
             "updated_at": now,
         }
         if order.status is OrderStatus.PAID:
             values["paid_at"] = now
-        # Optimistic check: the version read is the version replaced, or nothing is written.
+        # Optimistic check against the version the caller read, not `order.version - 1`:
+        # one event may move an order several steps (a refund seen first: paid, refunded).
         result = await self._conn.execute(
             update(o)
-            .where(o.c.order_id == order.order_id, o.c.version == order.version - 1)
+            .where(o.c.order_id == order.order_id, o.c.version == expected_version)
             .values(**values)
         )
         if result.rowcount != 1:
-            raise ConcurrentUpdate(f"order {order.order_id} changed under us")
+            raise ConcurrentUpdate(
+                f"order {order.order_id} is no longer at version {expected_version}"
+            )
 
     async def unpaid_since(self, cutoff: datetime, *, limit: int) -> list[str]:
         o = t.orders
@@ -140,10 +147,6 @@ class SqlOrders:
         )
         if not result.rowcount:
             await self._conn.execute(insert(op).values(payment_id=record.payment_id, **values))
-
-
-class ConcurrentUpdate(RuntimeError):
-    """Another transaction changed the row first; the caller's transaction must be retried."""
 
 
 class SqlOrdersTx:

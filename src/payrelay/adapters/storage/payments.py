@@ -7,12 +7,16 @@ from collections.abc import AsyncIterator, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, insert, or_, select, update
+from sqlalchemy import bindparam, or_, select, update
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from payrelay.adapters.storage import tables as t
-from payrelay.adapters.storage.database import Database, insert_ignoring_conflicts
+from payrelay.adapters.storage.database import (
+    Database,
+    dialect_insert,
+    insert_ignoring_conflicts,
+)
 from payrelay.adapters.storage.group_commit import GroupCommitter
 from payrelay.adapters.storage.messages import (
     SqlDeadLetters,
@@ -22,8 +26,9 @@ from payrelay.adapters.storage.messages import (
     SqlTimeline,
 )
 from payrelay.adapters.storage.refunds import SqlRefunds
+from payrelay.domain.errors import ConcurrentUpdate
 from payrelay.domain.events import Envelope
-from payrelay.domain.money import Money
+from payrelay.domain.money import AmountProblem, InexactAmount, Money
 from payrelay.domain.payment import Payment, PaymentSnapshot, PaymentStatus
 from payrelay.ports import Checkout, ClaimedNotification, Clock, FailedTry, NotificationRecord
 
@@ -156,8 +161,8 @@ class SqlNotifications:
 
 
 class SqlPayments:
-    def __init__(self, conn: AsyncConnection) -> None:
-        self._conn = conn
+    def __init__(self, conn: AsyncConnection, db: Database) -> None:
+        self._conn, self._db = conn, db
 
     async def get(self, payment_id: str) -> Payment | None:
         # FOR UPDATE serialises two processors that fetched the same payment (PostgreSQL;
@@ -168,8 +173,11 @@ class SqlPayments:
         row = (await self._conn.execute(query)).first()
         return None if row is None else _payment_from_row(row)
 
-    async def save(self, payment: Payment, *, now: datetime) -> None:
+    async def save(
+        self, payment: Payment, *, expected_version: int | None, now: datetime
+    ) -> None:
         s = payment.snapshot
+        inexact = s.inexact_amount
         values = {
             "provider": s.provider,
             "order_id": s.order_id,
@@ -178,6 +186,8 @@ class SqlPayments:
             "amount_minor": s.amount.minor_units,
             "refunded_minor": s.amount_refunded.minor_units,
             "currency": s.amount.currency,
+            "amount_written": inexact.written if inexact else None,
+            "amount_problem": inexact.problem.value if inexact else None,
             "date_created": s.date_created,
             "date_approved": s.date_approved,
             "date_last_updated": s.date_last_updated,
@@ -185,11 +195,24 @@ class SqlPayments:
             "updated_at": now,
         }
         p = t.payments
-        result = await self._conn.execute(
-            update(p).where(p.c.payment_id == s.payment_id).values(**values)
+        # One statement for a new payment and a known one. Two processors that both found
+        # no row (FOR UPDATE locks nothing that does not exist) both get here: the second
+        # waits on the primary key until the first commits, then meets a row whose version
+        # it did not read, and writes nothing. An UPDATE-then-INSERT raised IntegrityError.
+        upsert = (
+            dialect_insert(self._db, p)
+            .values(payment_id=s.payment_id, **values)
+            .on_conflict_do_update(
+                index_elements=[p.c.payment_id],
+                set_=values,
+                where=p.c.version == (expected_version or 0),  # versions start at 1
+            )
+            .returning(p.c.version)
         )
-        if not result.rowcount:
-            await self._conn.execute(insert(p).values(payment_id=s.payment_id, **values))
+        if (await self._conn.execute(upsert)).first() is None:
+            raise ConcurrentUpdate(
+                f"payment {s.payment_id} is no longer at version {expected_version}"
+            )
 
     async def record_outcome(self, envelope: Envelope, *, now: datetime) -> bool:
         """Store the order side's decision, unless a later decision is already stored."""
@@ -223,6 +246,10 @@ def _payment_from_row(row: Row[Any]) -> Payment:
         date_created=row.date_created,
         date_approved=row.date_approved,
         date_last_updated=row.date_last_updated,
+        inexact_amount=(
+            InexactAmount(row.amount_written, AmountProblem(row.amount_problem))
+            if row.amount_problem else None
+        ),
     )
     return Payment(snapshot, row.version)
 
@@ -266,7 +293,7 @@ class SqlPaymentsTx:
     def __init__(self, conn: AsyncConnection, db: Database, now: datetime) -> None:
         self.conn = conn
         self.notifications = SqlNotifications(conn)
-        self.payments = SqlPayments(conn)
+        self.payments = SqlPayments(conn, db)
         self.checkouts = SqlCheckouts(conn, db)
         self.refunds = SqlRefunds(conn, db)
         self.outbox = SqlOutbox(conn, t.payments_outbox, now=now)

@@ -1,6 +1,9 @@
 """The two schemas: the payments database and the orders database never share a transaction.
 
-Money is stored as integer minor units beside its currency. Outbox, inbox and timeline
+Money is stored as integer minor units beside its currency. A payment whose amount the
+gateway wrote finer than its currency also keeps that text (`amount_written`) and the
+problem (`amount_problem`); its `amount_minor` is then the value rounded toward zero, an
+approximation that the non-null `amount_problem` marks as such. Outbox, inbox and timeline
 tables have the same shape on both sides, so one relay and one timeline reader serve both.
 """
 
@@ -137,9 +140,11 @@ payments = Table(
     Column("order_id", String(64), index=True),
     Column("status", String(32), nullable=False),
     Column("status_detail", String(100)),
-    Column("amount_minor", BigInteger, nullable=False),
+    Column("amount_minor", BigInteger, nullable=False),  # rounded if amount_problem is set
     Column("refunded_minor", BigInteger, nullable=False),
     Column("currency", String(3), nullable=False),
+    Column("amount_written", String(64)),  # the gateway's text, when no minor units are exact
+    Column("amount_problem", String(32)),  # why not: amount_precision
     Column("date_created", UTCDateTime, nullable=False),
     Column("date_approved", UTCDateTime),
     Column("date_last_updated", UTCDateTime, nullable=False),
@@ -209,6 +214,7 @@ orders = Table(
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
     Column("paid_at", UTCDateTime),
+    Column("review_reason", String(64)),  # why it is in needs_review (amount_precision)
 )
 
 order_items = Table(
