@@ -121,8 +121,12 @@ def _control_routes() -> APIRouter:
 
     @router.post("/preferences/{preference_id}/pay")
     async def pay(preference_id: str, request: Request, sim: Sim) -> Response:
-        outcome = parse_outcome(loads(await request.body()))
-        payment_id = await sim.pay(preference_id, outcome)
+        body = loads(await request.body())
+        drop = field_of(body, "drop_notifications")
+        if drop is not None and not isinstance(drop, bool):
+            raise BadRequest("drop_notifications must be true or false")
+        payment_id = await sim.pay(preference_id, parse_outcome(body),
+                                   drop_notifications=bool(drop))
         status = sim.peek_payment(payment_id)["status"]
         return json_response({"payment_id": payment_id, "status": status})
 

@@ -88,6 +88,7 @@ class GatewaySimulator:
         self._refund_ids = itertools.count(2_000_000_001)
         self._order_ids = itertools.count(9_000_000_001)
         self._timers: set[asyncio.Task[None]] = set()
+        self._silenced: set[int] = set()  # payments whose webhooks are all lost
 
     async def start(self) -> None:
         await self._notifier.start()
@@ -262,8 +263,18 @@ class GatewaySimulator:
 
     # -- customer and test controls -------------------------------------------------
 
-    async def pay(self, preference_id: str, outcome: Outcome | str = Outcome.APPROVE) -> int:
-        """The customer pays the preference: a new payment each call; returns its id."""
+    async def pay(
+        self,
+        preference_id: str,
+        outcome: Outcome | str = Outcome.APPROVE,
+        *,
+        drop_notifications: bool = False,
+    ) -> int:
+        """The customer pays the preference: a new payment each call; returns its id.
+
+        `drop_notifications`: no webhook about this payment is ever sent (it was lost), so
+        only a search of the API can find it.
+        """
         preference = self._preference(preference_id)
         chosen = parse_outcome({"outcome": outcome})
         now = self._now()
@@ -279,6 +290,8 @@ class GatewaySimulator:
         )
         payment.move(status, None, now)
         self._payments[payment.id] = payment
+        if drop_notifications:
+            self._silenced.add(payment.id)
         self._notify(payment, CREATED)
         if chosen is Outcome.PENDING_THEN_APPROVE:
             timer = asyncio.create_task(self._approve_later(payment.id))
@@ -364,5 +377,8 @@ class GatewaySimulator:
 
     def _notify(self, payment: Payment, action: str) -> None:
         url = payment.preference.notification_url
-        if url:
+        if url and payment.id in self._silenced:
+            self._stats.notifications += 1
+            self._stats.dropped += 1
+        elif url:
             self._notifier.notify(payment_id=payment.id, action=action, notification_url=url)

@@ -127,6 +127,14 @@ async def reconciler_fixes(db: Database) -> int:
     return sum(len(report[key]) for report in reports for key in keys)
 
 
+async def checkout_reconciled(db: Database, order_id: str) -> bool:
+    """Whether the reconciler has searched the gateway for this order's checkout."""
+    c = t.checkouts
+    query = select(c.c.reconciled_at).where(c.c.order_id == order_id)
+    async with db.read() as conn:
+        return (await conn.execute(query)).scalar_one_or_none() is not None
+
+
 async def order_timeline(
     payments_db: Database, orders_db: Database, order_id: str
 ) -> list[TimelineEntry]:
