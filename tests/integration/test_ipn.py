@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import dataclasses
 from datetime import UTC, datetime, timedelta
 
 import httpx
@@ -19,7 +20,8 @@ from payrelay.faults import Faults
 from payrelay.services.ingest import IncomingWebhook, WebhookIngest
 from payrelay.services.process import UNKNOWN_PAYMENT_ATTEMPTS
 from payrelay.simulator.faults import SimulatorFaults
-from tests.support import Customer, StackFactory, SteppedClock, eventually
+from payrelay.simulator.notifier import NotificationStyle
+from tests.support import FAST_DELIVERY, Customer, StackFactory, SteppedClock, eventually
 
 SECRET = "payrelay-simulator-webhook-secret"
 
@@ -49,6 +51,23 @@ def count_payment_fetches(stack) -> list[str]:
                  if str(c.base_url).rstrip("/") == stack.simulator_url]
     client.event_hooks = {"request": [seen], "response": []}
     return fetched
+
+
+async def test_unsigned_ipn_alone_gets_the_order_paid_within_seconds(
+    make_stack: StackFactory, http: httpx.AsyncClient
+):
+    # The simulator speaks only legacy IPN: no signature, no body, ?topic=payment&id=N.
+    delivery = dataclasses.replace(FAST_DELIVERY, style=NotificationStyle.IPN)
+    async with make_stack(delivery=delivery, ipn_window_seconds=0.5) as stack:
+        customer = Customer(stack, http)
+        order_id = await customer.order()
+        payment_id = await customer.pay(await customer.checkout(order_id))
+        await customer.wait_until_status(order_id, "paid", timeout=5)
+        assert (await customer.order_status(order_id))["paid_by"] == payment_id
+        rows = await notification_rows(stack, payment_id)
+        assert [(r.topic, r.status, r.request_id) for r in rows] == [
+            ("payment", "processed", None)]
+        assert stack.simulator.stats.delivered == stack.simulator.stats.sent == 1
 
 
 async def test_unsigned_ipn_is_recorded_as_a_hint_due_at_its_window_end(
