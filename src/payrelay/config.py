@@ -23,7 +23,8 @@ class Settings(BaseSettings):
     """Every knob payrelay has; the README documents each with its default."""
 
     model_config = SettingsConfigDict(
-        env_prefix="PAYRELAY_", extra="forbid", toml_file="payrelay.toml"
+        env_prefix="PAYRELAY_", extra="forbid", toml_file="payrelay.toml",
+        hide_input_in_errors=True,  # a settings error must not print a secret it was given
     )
 
     @classmethod

@@ -13,8 +13,14 @@ from sqlalchemy.dialects.postgresql import Insert as PgInsert
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import Insert as SqliteInsert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import (
+    ArgumentError,
+    DBAPIError,
+    InterfaceError,
+    InvalidRequestError,
+    OperationalError,
+)
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from payrelay.domain.errors import StorageUnavailable
@@ -31,7 +37,7 @@ class Database:
 
     def __init__(self, url: str, *, echo: bool = False) -> None:
         self.url = url
-        parsed = make_url(url)
+        parsed = _parse_url(url)
         self.dialect = parsed.get_backend_name()
         self._write_lock: asyncio.Lock | None = None
         kwargs: dict[str, Any] = {"echo": echo}
@@ -42,7 +48,10 @@ class Database:
             self._write_lock = asyncio.Lock()
         else:
             kwargs.update(pool_pre_ping=True, pool_size=10, max_overflow=10)
-        self.engine: AsyncEngine = create_async_engine(url, **kwargs)
+        try:
+            self.engine: AsyncEngine = create_async_engine(parsed, **kwargs)
+        except (ArgumentError, InvalidRequestError, ImportError) as exc:  # no URL in these
+            raise ValueError(f"unusable database URL: {exc}; {_URL_SHAPES}") from exc
         if self.is_sqlite:
             _configure_sqlite(self.engine)
 
@@ -66,6 +75,17 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+
+
+_URL_SHAPES = "use sqlite+aiosqlite:///PATH or postgresql+asyncpg://USER@HOST/DATABASE"
+
+
+def _parse_url(url: str) -> URL:
+    """The URL, or ValueError saying so without repeating it (it may hold a password)."""
+    try:
+        return make_url(url)
+    except ArgumentError:
+        raise ValueError(f"not a database URL; {_URL_SHAPES}") from None
 
 
 def insert_ignoring_conflicts(db: Database, table: Table) -> PgInsert | SqliteInsert:
