@@ -285,10 +285,6 @@ class NotificationQueue(Protocol):
         self, retries: Sequence[tuple[int, datetime]], *, error: str
     ) -> None: ...
 
-    async def give_up(self, ids: Sequence[int], *, error: str, now: datetime) -> None:
-        """Never claim these again; keep them, with `error` as the reason (status rejected)."""
-        ...
-
 
 class Payments(Protocol):
     async def get(self, payment_id: str) -> Payment | None: ...

@@ -18,10 +18,9 @@ from sqlalchemy import select
 from payrelay.adapters.storage import tables as t
 from payrelay.faults import Faults
 from payrelay.services.ingest import IncomingWebhook, WebhookIngest
-from payrelay.services.process import UNKNOWN_PAYMENT_ATTEMPTS
 from payrelay.simulator.faults import SimulatorFaults
 from payrelay.simulator.notifier import NotificationStyle
-from tests.support import FAST_DELIVERY, Customer, StackFactory, SteppedClock, eventually
+from tests.support import FAST_DELIVERY, Customer, StackFactory, SteppedClock
 
 SECRET = "payrelay-simulator-webhook-secret"
 
@@ -190,24 +189,3 @@ async def test_a_webhook_without_signature_is_401_even_dressed_as_ipn(
         response = await post_ipn(http, stack.payments_url, params, content=body)
         assert response.status_code == 401
         assert await notification_rows(stack, "1000000999") == []
-
-
-async def test_ipn_for_a_made_up_id_is_given_up_after_a_few_fetches(
-    make_stack: StackFactory, http: httpx.AsyncClient
-):
-    async with make_stack(ipn_window_seconds=0.1) as stack:
-        fetched = count_payment_fetches(stack)
-        response = await post_ipn(http, stack.payments_url, {"topic": "payment", "id": "123"})
-        assert response.json() == {"status": "recorded"}
-
-        async def given_up() -> bool:
-            (row,) = await notification_rows(stack, "123")
-            return bool(row.status == "rejected")
-
-        await eventually(given_up, what="the unknown payment given up on")
-        (row,) = await notification_rows(stack, "123")
-        assert row.attempts == UNKNOWN_PAYMENT_ATTEMPTS
-        assert "HTTP 404" in row.last_error
-        assert fetched == ["123"] * UNKNOWN_PAYMENT_ATTEMPTS
-        async with stack.system.payments.db.read() as conn:
-            assert (await conn.execute(select(t.payments))).first() is None

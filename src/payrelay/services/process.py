@@ -4,8 +4,7 @@ For each claimed batch it fetches every distinct payment from the gateway (concu
 outside any transaction), then applies all snapshots in ONE transaction that also writes
 the resulting events to the outbox and marks the notifications processed. A crash before
 that commit leaves the notifications due again once their lease ends; a crash after it
-leaves the events in the outbox for the relay. Gateway failures become a stored retry,
-except a payment the gateway keeps saying does not exist: see `UNKNOWN_PAYMENT_ATTEMPTS`.
+leaves the events in the outbox for the relay. Gateway failures become a stored retry.
 """
 
 from __future__ import annotations
@@ -16,7 +15,7 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from payrelay.domain.errors import GatewayError, GatewayRejected
+from payrelay.domain.errors import GatewayError
 from payrelay.domain.events import Envelope, EventType
 from payrelay.domain.payment import PaymentSnapshot, SnapshotVerdict, apply_snapshot
 from payrelay.domain.retry import Backoff
@@ -31,12 +30,6 @@ from payrelay.ports import (
     PaymentsUnitOfWork,
 )
 
-# An unsigned IPN can name any id. Without an end, each made-up one would be fetched again
-# every PAYRELAY_RETRY_CAP_SECONDS for ever; a few tries first, because a real payment can
-# be notified a moment before the API serves it. The reconciler still searches every
-# checkout left without an approved payment, so a real one given up on is found later.
-UNKNOWN_PAYMENT_ATTEMPTS = 5
-
 
 @dataclass
 class ProcessResult:
@@ -44,7 +37,6 @@ class ProcessResult:
     applied: int = 0
     events: int = 0
     retried: int = 0
-    given_up: int = 0
     verdicts: dict[SnapshotVerdict, int] = field(default_factory=dict)
 
 
@@ -62,7 +54,6 @@ class PaymentProcessor:
         batch_size: int = 200,
         lease: timedelta = timedelta(seconds=30),
         fetch_concurrency: int = 32,
-        unknown_payment_attempts: int = UNKNOWN_PAYMENT_ATTEMPTS,
         on_committed: asyncio.Event | None = None,
     ) -> None:
         self._uow = uow
@@ -75,7 +66,6 @@ class PaymentProcessor:
         self._batch_size = batch_size
         self._lease = lease
         self._fetch_limit = asyncio.Semaphore(fetch_concurrency)
-        self._unknown_payment_attempts = unknown_payment_attempts
         self._on_committed = on_committed
 
     async def run_once(self) -> ProcessResult:
@@ -91,32 +81,23 @@ class PaymentProcessor:
         fetched = await asyncio.gather(*(self._fetch(pid) for pid in by_payment))
         snapshots: list[tuple[PaymentSnapshot, list[ClaimedNotification]]] = []
         failed: list[tuple[ClaimedNotification, str]] = []
-        given_up: list[tuple[ClaimedNotification, str]] = []
         for (_pid, notifications), outcome in zip(by_payment.items(), fetched, strict=True):
             if isinstance(outcome, PaymentSnapshot):
                 snapshots.append((outcome, notifications))
-                continue
-            error = f"{type(outcome).__name__}: {outcome}"
-            for n in notifications:
-                (given_up if self._gives_up(n, outcome) else failed).append((n, error))
+            else:
+                failed.extend((n, outcome) for n in notifications)
         if snapshots:
             await self._apply(snapshots, result)
         await self._retry_later(failed)
-        await self._give_up(given_up)
-        result.retried, result.given_up = len(failed), len(given_up)
+        result.retried = len(failed)
         return result
 
-    async def _fetch(self, payment_id: str) -> PaymentSnapshot | GatewayError:
+    async def _fetch(self, payment_id: str) -> PaymentSnapshot | str:
         async with self._fetch_limit:
             try:
                 return await self._gateway.fetch_payment(payment_id)
             except GatewayError as exc:
-                return exc
-
-    def _gives_up(self, notification: ClaimedNotification, error: GatewayError) -> bool:
-        """True once the gateway has said this payment does not exist often enough."""
-        unknown = isinstance(error, GatewayRejected) and error.status_code == 404
-        return unknown and notification.attempts + 1 >= self._unknown_payment_attempts
+                return f"{type(exc).__name__}: {exc}"
 
     async def _apply(
         self,
@@ -181,10 +162,3 @@ class PaymentProcessor:
             by_error.setdefault(error[:500], []).append((notification.id, due))
         for error, retries in by_error.items():
             await self._queue.schedule_retry(retries, error=error)
-
-    async def _give_up(self, given_up: list[tuple[ClaimedNotification, str]]) -> None:
-        by_error: dict[str, list[int]] = {}
-        for notification, error in given_up:
-            by_error.setdefault(error[:500], []).append(notification.id)
-        for error, ids in by_error.items():
-            await self._queue.give_up(ids, error=error, now=self._clock())

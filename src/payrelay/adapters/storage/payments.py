@@ -28,7 +28,6 @@ from payrelay.domain.payment import Payment, PaymentSnapshot, PaymentStatus
 from payrelay.ports import Checkout, ClaimedNotification, Clock, NotificationRecord
 
 RECEIVED, PROCESSED, IGNORED = "received", "processed", "ignored"
-REJECTED = "rejected"  # the gateway kept saying the payment does not exist
 
 
 class SqlNotificationLog:
@@ -115,19 +114,6 @@ class SqlNotificationQueue:
         )
         async with self._db.transaction() as conn:
             await conn.execute(stmt, [{"nid": i, "due": due} for i, due in retries])
-
-    async def give_up(self, ids: Sequence[int], *, error: str, now: datetime) -> None:
-        if not ids:
-            return
-        n = t.notifications
-        stmt = (
-            update(n)
-            .where(n.c.id.in_(list(ids)), n.c.status == RECEIVED)
-            .values(status=REJECTED, attempts=n.c.attempts + 1, last_error=error,
-                    processed_at=now)
-        )
-        async with self._db.transaction() as conn:
-            await conn.execute(stmt)
 
 
 class SqlNotifications:

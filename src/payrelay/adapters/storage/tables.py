@@ -105,7 +105,7 @@ notifications = Table(
     Column("action", String(64)),
     Column("resource_id", String(64)),
     Column("request_id", String(100)),
-    Column("status", String(16), nullable=False),  # received | processed | ignored | rejected
+    Column("status", String(16), nullable=False),  # received | processed | ignored
     Column("attempts", Integer, nullable=False, default=0),
     Column("received_at", UTCDateTime, nullable=False),
     Column("next_attempt_at", UTCDateTime, nullable=False),  # also the claim lease
