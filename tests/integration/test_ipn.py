@@ -18,8 +18,7 @@ from sqlalchemy import select
 from payrelay.adapters.storage import tables as t
 from payrelay.faults import Faults
 from payrelay.services.ingest import IncomingWebhook, WebhookIngest
-from payrelay.simulator.faults import SimulatorFaults
-from payrelay.simulator.notifier import NotificationStyle
+from payrelay.simulator import NotificationStyle, SimulatorFaults
 from tests.support import FAST_DELIVERY, Customer, StackFactory, SteppedClock
 
 SECRET = "payrelay-simulator-webhook-secret"

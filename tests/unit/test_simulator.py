@@ -23,11 +23,11 @@ from payrelay.simulator import (
     GatewaySimulator,
     LedgerEntry,
     NotFound,
+    NotificationStyle,
     SimulatorFaults,
     Unauthorized,
 )
 from payrelay.simulator.jsonio import dumps, iso, loads
-from payrelay.simulator.notifier import NotificationStyle
 
 SECRET = "unit-secret"
 HOOK = "https://shop.test/webhooks/mp"
