@@ -1,6 +1,7 @@
 """Exit codes of the commands that connect: 1 means "unreachable, try again", 2 "a person must act".
 
 Each failure is one line on stderr, without a traceback and without the secrets it was given.
+A server that answers but refuses the URL (no such database or role) is a person's to fix: 2.
 """
 
 from __future__ import annotations
@@ -9,9 +10,11 @@ import os
 import socket
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 import pytest
+from sqlalchemy.engine import make_url
 from typer.testing import CliRunner
 
 from payrelay.entrypoints.cli import app
@@ -93,6 +96,20 @@ def test_a_bad_setting_exits_2(args: list[str], setting: str, value: str, named:
     assert code == 2
     assert_one_clean_line(stderr, args[0])
     assert named in stderr
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("args", COMMANDS, ids=lambda a: " ".join(a))
+@pytest.mark.parametrize("change", ["database", "username"])
+def test_a_database_server_refusing_the_url_exits_2(args: list[str], change: str,
+                                                    postgres_url: str):
+    wrong = make_url(postgres_url).set(**{change: f"payrelay_missing_{uuid.uuid4().hex[:8]}"})
+    url = wrong.render_as_string(hide_password=False)
+    code, stderr = run(args, {"PAYRELAY_PAYMENTS_DATABASE_URL": url,
+                              "PAYRELAY_ORDERS_DATABASE_URL": url})
+    assert code == 2
+    assert_one_clean_line(stderr, args[0])
+    assert "the database refuses payrelay" in stderr
 
 
 def test_a_bad_role_exits_2():

@@ -2,7 +2,8 @@
 
     0  done
     1  UNREACHABLE  the database or the broker cannot be reached: start again later
-    2  MUST_ACT     a setting is wrong, a schema is behind, an argument names nothing
+    2  MUST_ACT     a setting is wrong (a database that refuses the URL's database, role
+                    or password too), a schema is behind, an argument names nothing
 
 A failure is reported as one line on stderr, never a traceback, and never a URL or a secret:
 payrelay's own errors are written without them, and settings errors are shown by field.
@@ -17,6 +18,7 @@ from enum import IntEnum
 import typer
 from pydantic import ValidationError
 
+from payrelay.adapters.storage.database import StorageRefused
 from payrelay.adapters.storage.migrations import SchemaBehind
 from payrelay.domain.errors import Conflict, NotFound, StorageUnavailable, TransportUnavailable
 
@@ -33,7 +35,7 @@ class ExitCode(IntEnum):
 
 def exit_code_for(exc: BaseException) -> ExitCode | None:
     """The exit code for a failure a command can explain; None for a bug (keep its traceback)."""
-    if isinstance(exc, SchemaBehind):  # a StorageUnavailable, but no retry will migrate it
+    if isinstance(exc, SchemaBehind | StorageRefused):  # StorageUnavailable, but no retry heals
         return ExitCode.MUST_ACT
     if isinstance(exc, StorageUnavailable | TransportUnavailable):
         return ExitCode.UNREACHABLE

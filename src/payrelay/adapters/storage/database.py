@@ -103,11 +103,33 @@ async def _translated() -> AsyncIterator[None]:
     except (OperationalError, InterfaceError) as exc:
         raise StorageUnavailable(f"database unavailable: {type(exc.orig).__name__}") from exc
     except DBAPIError as exc:
+        _raise_if_refused(exc)
         if exc.connection_invalidated:
             raise StorageUnavailable("database connection lost") from exc
         raise
     except (OSError, ConnectionError) as exc:
         raise StorageUnavailable(f"database unreachable: {exc.__class__.__name__}") from exc
+
+
+class StorageRefused(StorageUnavailable):
+    """The server answers but will not let payrelay in: no such database, role or password.
+
+    Still a StorageUnavailable, so a running worker keeps retrying (a password being rotated
+    heals by itself); a command starting up exits 2 instead, as a person has to fix the URL.
+    """
+
+
+# SQLSTATE classes that mean "not this": 28 invalid authorization, 3D no such database.
+_REFUSED_SQLSTATES = ("28", "3D")
+
+
+def _raise_if_refused(exc: DBAPIError) -> None:
+    sqlstate = getattr(exc.orig, "sqlstate", None) or ""
+    if sqlstate.startswith(_REFUSED_SQLSTATES):
+        # The server's first line names the database or the role, never the password.
+        detail = str(exc.orig).splitlines()[0][:200]
+        message = f"the database refuses payrelay: {detail} (SQLSTATE {sqlstate})"
+        raise StorageRefused(message) from exc
 
 
 def _configure_sqlite(engine: AsyncEngine) -> None:
