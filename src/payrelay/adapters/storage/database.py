@@ -77,17 +77,6 @@ class Database:
         await self.engine.dispose()
 
 
-_URL_SHAPES = "use sqlite+aiosqlite:///PATH or postgresql+asyncpg://USER@HOST/DATABASE"
-
-
-def _parse_url(url: str) -> URL:
-    """The URL, or ValueError saying so without repeating it (it may hold a password)."""
-    try:
-        return make_url(url)
-    except ArgumentError:
-        raise ValueError(f"not a database URL; {_URL_SHAPES}") from None
-
-
 def insert_ignoring_conflicts(db: Database, table: Table) -> PgInsert | SqliteInsert:
     """INSERT … ON CONFLICT DO NOTHING, in the dialect at hand."""
     if db.dialect == "postgresql":
@@ -147,3 +136,14 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
     def _on_begin(conn: Any) -> None:
         read_only = conn.get_execution_options().get("payrelay_read_only", False)
         conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
+
+
+_URL_SHAPES = "use sqlite+aiosqlite:///PATH or postgresql+asyncpg://USER@HOST/DATABASE"
+
+
+def _parse_url(url: str) -> URL:
+    """The URL, or ValueError saying so without repeating it (it may hold a password)."""
+    try:
+        return make_url(url)
+    except ArgumentError:
+        raise ValueError(f"not a database URL; {_URL_SHAPES}") from None
