@@ -9,6 +9,7 @@ import socket
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -19,9 +20,10 @@ from sqlalchemy.engine import make_url
 
 from payrelay.adapters.storage.provision import scratch_databases
 from payrelay.adapters.transports.rabbitmq import RabbitMQTransport
-from payrelay.bootstrap import WORKER_ROLES, Role
+from payrelay.bootstrap import WORKER_ROLES, Role, utc_now
 from payrelay.entrypoints.embedded import EmbeddedStack, embedded_settings, run_embedded
 from payrelay.faults import Faults
+from payrelay.ports import Clock
 from payrelay.simulator.faults import SimulatorFaults
 from payrelay.simulator.notifier import DeliveryPolicy
 
@@ -32,6 +34,7 @@ FAST = {
     "lease_seconds": 0.5,
     "consumer_retry_delays": "0.05,0.1,0.2,0.4",
 }
+FAST_DELIVERY = DeliveryPolicy(base_delay=0.02, max_attempts=8)
 
 
 async def eventually(
@@ -45,6 +48,28 @@ async def eventually(
 
 
 StackFactory = Callable[..., contextlib.AbstractAsyncContextManager[EmbeddedStack]]
+
+
+class SteppedClock:
+    """Real time plus an offset the test moves forward (never back), for payrelay's clock.
+
+    Lets a test start at the very beginning of a time window, and end it, without waiting.
+    """
+
+    def __init__(self) -> None:
+        self.offset = timedelta(0)
+
+    def __call__(self) -> datetime:
+        return utc_now() + self.offset
+
+    def advance(self, delta: timedelta) -> None:
+        assert delta >= timedelta(0), "a clock never goes back"
+        self.offset += delta
+
+    def skip_to_window_start(self, window: timedelta) -> None:
+        """Jump to the start of the next window, so the whole of it lies ahead."""
+        elapsed = self() - datetime(1970, 1, 1, tzinfo=UTC)
+        self.advance(window - elapsed % window)
 
 POSTGRES_URL = os.environ.get(
     "PAYRELAY_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
@@ -91,6 +116,8 @@ def stack_factory(tmp_path: Path) -> StackFactory:
         faults: Faults | None = None,
         start_workers: bool = True,
         roles: Iterable[Role] = WORKER_ROLES,
+        delivery: DeliveryPolicy = FAST_DELIVERY,
+        clock: Clock = utc_now,
         **settings: Any,
     ) -> AsyncIterator[EmbeddedStack]:
         values = {**FAST, **settings}
@@ -114,7 +141,8 @@ def stack_factory(tmp_path: Path) -> StackFactory:
                     seed=1,
                     roles=roles if start_workers else (),
                     approve_delay=0.05,
-                    delivery=DeliveryPolicy(base_delay=0.02, max_attempts=8),
+                    delivery=delivery,
+                    clock=clock,
                 )
             )
             yield embedded

@@ -124,6 +124,7 @@ async def bootstrap(
             faults=faults,
             on_recorded=wake_processor.set,
             max_body_bytes=settings.webhook_max_body_bytes,
+            ipn_window=timedelta(seconds=settings.ipn_window_seconds),
         ),
         processor=PaymentProcessor(
             uow=p_uow,

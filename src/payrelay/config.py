@@ -23,7 +23,8 @@ class Settings(BaseSettings):
     """Every knob payrelay has; the README documents each with its default."""
 
     model_config = SettingsConfigDict(
-        env_prefix="PAYRELAY_", extra="forbid", toml_file="payrelay.toml"
+        env_prefix="PAYRELAY_", extra="forbid", toml_file="payrelay.toml",
+        hide_input_in_errors=True,  # a settings error must not print a secret it was given
     )
 
     @classmethod
@@ -54,6 +55,8 @@ class Settings(BaseSettings):
     admin_token: SecretStr = SecretStr("")
     """Bearer token for the /admin endpoints; empty disables them (every call answers 401)."""
     webhook_max_body_bytes: int = Field(default=64 * 1024, gt=0)
+    ipn_window_seconds: float = Field(default=5.0, gt=0, le=300)
+    """Unsigned legacy IPNs about one id within this window make one gateway fetch, at its end."""
     public_url: str = "http://127.0.0.1:8000"
     """Where the gateway reaches the payments service (the webhook's base URL)."""
     payments_url: str = "http://127.0.0.1:8000"

@@ -298,6 +298,8 @@ class NotificationRecord:
     request_id: str | None
     received_at: datetime
     ignored: bool
+    due_at: datetime | None = None
+    """When the processor may fetch the payment; None: at once (`received_at`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -313,7 +315,11 @@ class ClaimedNotification:
 
 class NotificationLog(Protocol):
     async def record(self, notification: NotificationRecord) -> bool:
-        """Durably store; False if the same notification was already recorded."""
+        """Durably store; False if the same `dedupe_key` was already recorded.
+
+        A duplicate changes nothing in the stored row (not its due time either): callers
+        that merge deliveries under one key rely on the first row standing.
+        """
         ...
 
 

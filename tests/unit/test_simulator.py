@@ -23,6 +23,7 @@ from payrelay.simulator import (
     GatewaySimulator,
     LedgerEntry,
     NotFound,
+    NotificationStyle,
     SimulatorFaults,
     Unauthorized,
 )
@@ -467,6 +468,26 @@ async def test_notification_is_signed_and_shaped_like_mercadopago(
         request_id=request.headers["x-request-id"],
         secrets=[SECRET],
     )
+
+
+async def test_ipn_style_names_the_payment_in_the_query_and_signs_nothing(hooks: Hooks) -> None:
+    hooks.answers = [500]
+    delivery = DeliveryPolicy(base_delay=0.001, style=NotificationStyle.IPN)
+    async with GatewaySimulator(
+        access_token="unit-token", webhook_secret=SECRET, clock=Clock(), delivery=delivery,
+        transport=httpx.MockTransport(hooks),
+    ) as sim:
+        payment_id = await sim.pay(order(sim, "order-ipn"), "approve")
+        await settled(sim)
+
+    assert len(hooks.received) == 2  # the failed try, then its retry: the same IPN
+    for request in hooks.received:
+        assert request.method == "POST"
+        query = parse_qs(urlsplit(str(request.url)).query)
+        assert query == {"topic": ["payment"], "id": [str(payment_id)]}
+        assert request.content == b""
+        assert "x-signature" not in request.headers
+        assert "x-request-id" not in request.headers
 
 
 async def test_retries_resend_the_same_notification_until_accepted(hooks: Hooks) -> None:

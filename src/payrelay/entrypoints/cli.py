@@ -18,6 +18,7 @@ from payrelay.entrypoints.demo import (
     FaultProfile,
     run_demo,
 )
+from payrelay.entrypoints.exits import exit_on_failure
 
 if TYPE_CHECKING:
     from payrelay.ports import DeadLetterBox
@@ -84,7 +85,8 @@ def migrate() -> None:
     from payrelay.bootstrap import migrate as run_migrations
     from payrelay.config import Settings
 
-    asyncio.run(run_migrations(Settings()))
+    with exit_on_failure("migrate"):
+        asyncio.run(run_migrations(Settings()))
     Console().print("payments and orders databases are at the current schema")
 
 
@@ -116,13 +118,8 @@ def reconcile(
         finally:
             await system.close()
 
-    from payrelay.adapters.storage.migrations import SchemaBehind
-
-    try:
+    with exit_on_failure("reconcile"):
         report = asyncio.run(run())
-    except SchemaBehind as exc:
-        Console(stderr=True).print(f"[red]{exc}[/red]")
-        raise typer.Exit(2) from exc
     console = Console()
     if as_json:
         console.print_json(json.dumps(report))
@@ -142,7 +139,9 @@ def config() -> None:
     from payrelay.config import Settings
 
     console = Console()
-    for name, value in Settings().masked().items():
+    with exit_on_failure("config"):
+        settings = Settings()
+    for name, value in settings.masked().items():
         console.print(f"PAYRELAY_{name.upper()}={value}", highlight=False)
 
 
@@ -169,16 +168,12 @@ def serve(
         roles = set(Role) if "all" in role else {Role(r) for r in role}
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--role") from exc
-    from payrelay.adapters.storage.migrations import SchemaBehind
-    from payrelay.domain.errors import StorageUnavailable, TransportUnavailable
-
-    try:
+    # Exit 1 when a database or the broker is unreachable (the supervisor restarts it), 2 when
+    # a person must act (a setting, the schema): see entrypoints/exits.py.
+    with exit_on_failure("serve"):
         asyncio.run(
             run(Settings(), roles, host=host, payments_port=payments_port, orders_port=orders_port)
         )
-    except (SchemaBehind, ValueError, StorageUnavailable, TransportUnavailable) as exc:
-        Console(stderr=True).print(f"[red]cannot start: {exc}[/red]")
-        raise typer.Exit(2) from exc
 
 
 dlq = typer.Typer(help="Dead letters: messages no consumer could apply.", no_args_is_help=True)
@@ -187,10 +182,8 @@ app.add_typer(dlq, name="dlq")
 
 def _with_box(action: Callable[[DeadLetterBox], Awaitable[T]]) -> T:
     from payrelay.adapters.storage.dead_letters import SqlDeadLetterBox
-    from payrelay.adapters.storage.migrations import SchemaBehind
     from payrelay.bootstrap import migrate_check, utc_now
     from payrelay.config import Settings
-    from payrelay.domain.errors import Conflict, NotFound
 
     async def run() -> T:
         settings = Settings()
@@ -201,11 +194,8 @@ def _with_box(action: Callable[[DeadLetterBox], Awaitable[T]]) -> T:
             await payments.dispose()
             await orders.dispose()
 
-    try:
+    with exit_on_failure("dlq"):
         return asyncio.run(run())
-    except (SchemaBehind, NotFound, Conflict) as exc:
-        Console(stderr=True).print(f"[red]{exc}[/red]")
-        raise typer.Exit(2) from exc
 
 
 @dlq.command("list")

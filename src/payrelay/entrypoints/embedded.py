@@ -12,13 +12,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from payrelay.bootstrap import WORKER_ROLES, Role, System, bootstrap, migrate
+from payrelay.bootstrap import WORKER_ROLES, Role, System, bootstrap, migrate, utc_now
 from payrelay.config import Settings
 from payrelay.entrypoints.admin_api import admin_router
 from payrelay.entrypoints.http_server import EmbeddedServer, base_url, bind_socket
 from payrelay.entrypoints.orders_api import create_orders_app
 from payrelay.entrypoints.payments_api import create_payments_app
 from payrelay.faults import Faults
+from payrelay.ports import Clock
 from payrelay.simulator.app import create_app as create_simulator_app
 from payrelay.simulator.faults import SimulatorFaults
 from payrelay.simulator.notifier import DeliveryPolicy
@@ -54,7 +55,9 @@ async def run_embedded(
     roles: Iterable[Role] = WORKER_ROLES,
     approve_delay: float = 0.2,
     delivery: DeliveryPolicy | None = None,
+    clock: Clock = utc_now,
 ) -> AsyncIterator[EmbeddedStack]:
+    """Every part on its own loopback port; `clock` is payrelay's (the simulator keeps its own)."""
     payments_sock, orders_sock, simulator_sock = bind_socket(), bind_socket(), bind_socket()
     payments_url, orders_url = base_url(payments_sock), base_url(orders_sock)
     simulator_url = base_url(simulator_sock)
@@ -73,7 +76,7 @@ async def run_embedded(
         delivery=delivery,
     )
     await migrate(settings)  # the embedded databases are private to this run
-    system = await bootstrap(settings, faults=faults, seed=seed)
+    system = await bootstrap(settings, faults=faults, seed=seed, clock=clock)
     admin = admin_router(system.dead_letters, settings.admin_token.get_secret_value)
     payments_app = create_payments_app(system.payments, system.transport, admin=admin)
     orders_app = create_orders_app(system.orders, system.transport)

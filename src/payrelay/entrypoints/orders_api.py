@@ -13,6 +13,7 @@ from payrelay.domain.errors import Conflict, GatewayError, InvalidMoney, NotFoun
 from payrelay.domain.money import Money
 from payrelay.domain.order import Order
 from payrelay.entrypoints.health import database_ready, health_router, transport_ready
+from payrelay.entrypoints.http_errors import install_error_handlers
 from payrelay.ports import OrderLine, Transport
 from payrelay.system import OrdersSide
 
@@ -61,7 +62,9 @@ class CheckoutView(BaseModel):
 
 
 def create_orders_app(side: OrdersSide, transport: Transport) -> FastAPI:
+    """The orders API; a database it cannot reach is 503 on every route."""
     app = FastAPI(title="payrelay orders", version="1")
+    install_error_handlers(app)
     app.include_router(_routes(side))
     app.include_router(
         health_router(

@@ -19,6 +19,7 @@ from payrelay.domain.errors import (
 )
 from payrelay.domain.money import Money
 from payrelay.entrypoints.health import database_ready, health_router, transport_ready
+from payrelay.entrypoints.http_errors import error_response, install_error_handlers
 from payrelay.ports import Transport
 from payrelay.services.ingest import IncomingWebhook
 from payrelay.system import PaymentsSide
@@ -45,7 +46,9 @@ class CheckoutResponse(BaseModel):
 def create_payments_app(
     side: PaymentsSide, transport: Transport, *, admin: APIRouter | None = None
 ) -> FastAPI:
+    """The payments API (and admin, if given); a database it cannot reach is 503 everywhere."""
     app = FastAPI(title="payrelay payments", version="1")
+    install_error_handlers(app)
     app.include_router(_routes(side))
     if admin is not None:
         app.include_router(admin)
@@ -76,8 +79,6 @@ def _routes(side: PaymentsSide) -> APIRouter:
             raise HTTPException(409, str(exc)) from exc
         except GatewayError as exc:
             raise HTTPException(502, f"gateway error: {exc}") from exc
-        except StorageUnavailable as exc:
-            raise HTTPException(503, "database unavailable") from exc
         return CheckoutResponse(
             order_id=result.order_id,
             provider=result.provider,
@@ -92,20 +93,20 @@ def _routes(side: PaymentsSide) -> APIRouter:
         limit = side.ingest.max_body_bytes
         declared = request.headers.get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
-            return _error(413, "notification body too large")
+            return error_response(413, "notification body too large")
         body = await _read_capped(request, limit)
         if body is None:
-            return _error(413, "notification body too large")
+            return error_response(413, "notification body too large")
         webhook = IncomingWebhook(
             query=dict(request.query_params), headers=dict(request.headers), body=body
         )
         try:
             outcome = await side.ingest.ingest(webhook)
         except NotificationRejected as exc:
-            return _error(exc.status_code, exc.reason)
+            return error_response(exc.status_code, exc.reason)
         except StorageUnavailable:
             # Not recorded: answering non-2xx makes the gateway deliver it again later.
-            return _error(503, "temporarily unable to record the notification")
+            return error_response(503, "temporarily unable to record the notification")
         return JSONResponse({"status": outcome.value})
 
     return router
@@ -119,7 +120,3 @@ async def _read_capped(request: Request, limit: int) -> bytes | None:
             return None
         chunks.append(chunk)
     return b"".join(chunks)
-
-
-def _error(status: int, message: str) -> JSONResponse:
-    return JSONResponse({"error": message}, status_code=status)

@@ -17,7 +17,7 @@ from payrelay.simulator.errors import (
 )
 from payrelay.simulator.faults import SimulatorFaults
 from payrelay.simulator.ledger import LedgerEntry
-from payrelay.simulator.notifier import DeliveryPolicy
+from payrelay.simulator.notifier import DeliveryPolicy, NotificationStyle
 from payrelay.simulator.records import Outcome, Status
 from payrelay.simulator.server import SimulatorServer, run_simulator
 from payrelay.simulator.state import GatewaySimulator
@@ -31,6 +31,7 @@ __all__ = [
     "InjectedFailure",
     "LedgerEntry",
     "NotFound",
+    "NotificationStyle",
     "Outcome",
     "SimulatorError",
     "SimulatorFaults",

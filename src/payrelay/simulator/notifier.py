@@ -4,7 +4,8 @@ Each notification is planned when it is produced (dropped? how many copies? how 
 from the fault dice, in call order, so a seed reproduces the same plan. Each copy then runs
 as its own task: a receiver that hangs or fails delays only its own retries, never the
 simulator's API answers nor other notifications. Retries resend the same body and the same
-x-request-id, signed again with a fresh ts and whatever secret is current by then.
+x-request-id, signed again with a fresh ts and whatever secret is current by then. In the
+legacy IPN style there is nothing to sign: the query string names the payment, and that is all.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from enum import StrEnum
 
 import httpx
 
@@ -26,14 +28,23 @@ from payrelay.simulator.stats import SimulatorStats
 _REORDER_BATCH = 4
 
 
+class NotificationStyle(StrEnum):
+    WEBHOOK = "webhook"
+    """`?data.id=N&type=payment`, a JSON body, signed: `x-signature` and `x-request-id`."""
+    IPN = "ipn"
+    """Legacy IPN: `?topic=payment&id=N`, no body, no signature (none could be checked)."""
+
+
 @dataclass(frozen=True, slots=True)
 class DeliveryPolicy:
-    """How hard the simulator tries: exponential backoff, capped, bounded attempts."""
+    """How the simulator delivers: in which style, and how hard it tries (exponential
+    backoff, capped, bounded attempts)."""
 
     base_delay: float = 0.1
     max_delay: float = 2.0
     max_attempts: int = 8
     timeout: float = 5.0
+    style: NotificationStyle = NotificationStyle.WEBHOOK
 
     def backoff(self, attempt: int) -> float:
         """Seconds to wait after failed attempt number `attempt` (counting from 1)."""
@@ -47,11 +58,16 @@ class Notification:
     url: str
     body: bytes
     request_id: str
+    style: NotificationStyle = NotificationStyle.WEBHOOK
 
 
-def notification_target(notification_url: str, payment_id: str) -> str:
+def notification_target(
+    notification_url: str, payment_id: str, style: NotificationStyle = NotificationStyle.WEBHOOK
+) -> str:
     """MercadoPago adds the resource to the configured URL's query string."""
     separator = "&" if "?" in notification_url else "?"
+    if style is NotificationStyle.IPN:
+        return f"{notification_url}{separator}topic=payment&id={payment_id}"
     return f"{notification_url}{separator}data.id={payment_id}&type=payment"
 
 
@@ -139,6 +155,10 @@ class Notifier:
 
     def _compose(self, payment_id: str, action: str, notification_url: str) -> Notification:
         notification_id = next(self._ids)
+        style = self._policy.style
+        if style is NotificationStyle.IPN:
+            url = notification_target(notification_url, payment_id, style)
+            return Notification(notification_id, payment_id, url, b"", "", style)
         body = {
             "id": notification_id,
             "live_mode": False,
@@ -216,18 +236,23 @@ class Notifier:
         self._stats.failed += 1
 
     async def _attempt(self, client: httpx.AsyncClient, n: Notification) -> bool:
+        self._stats.sent += 1
+        try:
+            response = await client.post(n.url, content=n.body, headers=self._headers(n))
+        except httpx.HTTPError:
+            return False  # counted by the caller as a failed attempt, then retried
+        return response.is_success
+
+    def _headers(self, n: Notification) -> dict[str, str]:
+        """A webhook's headers, signed now (fresh ts, current secret); an IPN has none."""
+        if n.style is NotificationStyle.IPN:
+            return {}
         ts = int(self._clock().timestamp())
         signature = signature_header(
             self._secret(), data_id=n.payment_id, request_id=n.request_id, ts=ts
         )
-        headers = {
+        return {
             "content-type": "application/json",
             "x-request-id": n.request_id,
             "x-signature": signature,
         }
-        self._stats.sent += 1
-        try:
-            response = await client.post(n.url, content=n.body, headers=headers)
-        except httpx.HTTPError:
-            return False  # counted by the caller as a failed attempt, then retried
-        return response.is_success

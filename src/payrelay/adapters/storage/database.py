@@ -13,8 +13,14 @@ from sqlalchemy.dialects.postgresql import Insert as PgInsert
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import Insert as SqliteInsert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import (
+    ArgumentError,
+    DBAPIError,
+    InterfaceError,
+    InvalidRequestError,
+    OperationalError,
+)
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from payrelay.domain.errors import StorageUnavailable
@@ -31,7 +37,7 @@ class Database:
 
     def __init__(self, url: str, *, echo: bool = False) -> None:
         self.url = url
-        parsed = make_url(url)
+        parsed = _parse_url(url)
         self.dialect = parsed.get_backend_name()
         self._write_lock: asyncio.Lock | None = None
         kwargs: dict[str, Any] = {"echo": echo}
@@ -42,7 +48,10 @@ class Database:
             self._write_lock = asyncio.Lock()
         else:
             kwargs.update(pool_pre_ping=True, pool_size=10, max_overflow=10)
-        self.engine: AsyncEngine = create_async_engine(url, **kwargs)
+        try:
+            self.engine: AsyncEngine = create_async_engine(parsed, **kwargs)
+        except (ArgumentError, InvalidRequestError, ImportError) as exc:  # no URL in these
+            raise ValueError(f"unusable database URL: {exc}; {_URL_SHAPES}") from exc
         if self.is_sqlite:
             _configure_sqlite(self.engine)
 
@@ -99,6 +108,7 @@ async def _translated() -> AsyncIterator[None]:
             f"database unavailable: {type(exc.orig).__name__}: {detail}".rstrip(": ")
         ) from exc
     except DBAPIError as exc:
+        _raise_if_refused(exc)
         if exc.connection_invalidated:
             raise StorageUnavailable("database connection lost") from exc
         sqlstate = getattr(exc.orig, "sqlstate", None) or ""
@@ -107,6 +117,27 @@ async def _translated() -> AsyncIterator[None]:
         raise
     except (OSError, ConnectionError) as exc:
         raise StorageUnavailable(f"database unreachable: {exc.__class__.__name__}") from exc
+
+
+class StorageRefused(StorageUnavailable):
+    """The server answers but will not let payrelay in: no such database, role or password.
+
+    Still a StorageUnavailable, so a running worker keeps retrying (a password being rotated
+    heals by itself); a command starting up exits 2 instead, as a person has to fix the URL.
+    """
+
+
+# SQLSTATE classes that mean "not this": 28 invalid authorization, 3D no such database.
+_REFUSED_SQLSTATES = ("28", "3D")
+
+
+def _raise_if_refused(exc: DBAPIError) -> None:
+    sqlstate = getattr(exc.orig, "sqlstate", None) or ""
+    if sqlstate.startswith(_REFUSED_SQLSTATES):
+        # The server's first line names the database or the role, never the password.
+        detail = str(exc.orig).splitlines()[0][:200]
+        message = f"the database refuses payrelay: {detail} (SQLSTATE {sqlstate})"
+        raise StorageRefused(message) from exc
 
 
 def _configure_sqlite(engine: AsyncEngine) -> None:
@@ -124,3 +155,14 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
     def _on_begin(conn: Any) -> None:
         read_only = conn.get_execution_options().get("payrelay_read_only", False)
         conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
+
+
+_URL_SHAPES = "use sqlite+aiosqlite:///PATH or postgresql+asyncpg://USER@HOST/DATABASE"
+
+
+def _parse_url(url: str) -> URL:
+    """The URL, or ValueError saying so without repeating it (it may hold a password)."""
+    try:
+        return make_url(url)
+    except ArgumentError:
+        raise ValueError(f"not a database URL; {_URL_SHAPES}") from None

@@ -64,7 +64,7 @@ class SqlNotificationLog:
                 "status": IGNORED if n.ignored else RECEIVED,
                 "attempts": 0,
                 "received_at": n.received_at,
-                "next_attempt_at": n.received_at,
+                "next_attempt_at": n.due_at or n.received_at,
             }
             for n in batch
         ]
