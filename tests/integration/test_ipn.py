@@ -19,7 +19,7 @@ from payrelay.adapters.storage import tables as t
 from payrelay.faults import Faults
 from payrelay.services.ingest import IncomingWebhook, WebhookIngest
 from payrelay.simulator import NotificationStyle, SimulatorFaults
-from tests.support import FAST_DELIVERY, Customer, StackFactory, SteppedClock
+from tests.support import FAST_DELIVERY, Customer, StackFactory, SteppedClock, eventually
 
 SECRET = "payrelay-simulator-webhook-secret"
 
@@ -188,3 +188,21 @@ async def test_a_webhook_without_signature_is_401_even_dressed_as_ipn(
         response = await post_ipn(http, stack.payments_url, params, content=body)
         assert response.status_code == 401
         assert await notification_rows(stack, "1000000999") == []
+
+
+async def test_ipn_for_a_made_up_id_ends_dead_after_the_grace(
+    make_stack: StackFactory, http: httpx.AsyncClient
+):
+    async with make_stack(ipn_window_seconds=0.1, not_visible_grace_seconds=1.0) as stack:
+        fetched = count_payment_fetches(stack)
+        answer = await post_ipn(http, stack.payments_url, {"topic": "payment", "id": "123"})
+        assert answer.json() == {"status": "recorded"}
+
+        async def dead() -> bool:
+            (row,) = await notification_rows(stack, "123")
+            return bool(row.status == "dead")
+
+        await eventually(dead, what="the made-up id given up")
+        (row,) = await notification_rows(stack, "123")
+        assert row.last_error.startswith("not_visible") and "HTTP 404" in row.last_error
+        assert set(fetched) == {"123"} and len(fetched) <= 12  # bounded, then never again
