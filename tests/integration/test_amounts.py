@@ -149,7 +149,8 @@ async def raw_system(
     ids=["25.123-ARS", "1500.5-CLP"],
 )
 async def test_excess_precision_is_stored_and_held_for_review_not_retried(
-    tmp_path: Path, backend: str, total: str, written: str, currency: str
+    tmp_path: Path, backend: str, total: str, written: str, currency: str,
+    caplog: pytest.LogCaptureFixture,
 ):
     bodies: dict[str, bytes] = {}
     seen: list[httpx.Request] = []
@@ -190,3 +191,6 @@ async def test_excess_precision_is_stored_and_held_for_review_not_retried(
         # Fetched once (the reconciler's searches aside); no refund attempted.
         fetches = [r for r in seen if r.url.path == "/v1/payments/1000000001"]
         assert len(fetches) == 1 and all(r.method == "GET" for r in seen)
+        held_lines = [r.getMessage() for r in caplog.records if "refund held" in r.getMessage()]
+        assert len(held_lines) == 1 and "payment_id=1000000001" in held_lines[0]
+        assert f"order_id={order.order_id}" in held_lines[0]

@@ -9,9 +9,10 @@ answer lost on the way back heals by itself.
 from __future__ import annotations
 
 import asyncio
+import logging
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from payrelay.domain.errors import InvalidEnvelope
@@ -32,6 +33,8 @@ from payrelay.ports import (
     Subscription,
 )
 
+log = logging.getLogger("payrelay.failures")
+
 
 @dataclass
 class ConsumerStats:
@@ -39,12 +42,21 @@ class ConsumerStats:
     duplicates: int = 0
     stale: int = 0
     dead_lettered: int = 0
+    news: list[tuple[str, str | None, str | None, str]] = field(default_factory=list)
+    """(step, order id, payment id, detail) for a person, logged once the batch commits."""
 
     def add(self, other: ConsumerStats) -> None:
         self.consumed += other.consumed
         self.duplicates += other.duplicates
         self.stale += other.stale
         self.dead_lettered += other.dead_lettered
+
+
+def _tell(stats: ConsumerStats) -> None:
+    """Log what a committed batch did that a person should hear of."""
+    for step, order_id, payment_id, detail in stats.news:
+        log.warning("%s: order_id=%s payment_id=%s %s", step, order_id or "-",
+                    payment_id or "-", detail)
 
 
 async def _decode(
@@ -54,6 +66,7 @@ async def _decode(
     subscription: Subscription,
     prefix: str,
     now: datetime,
+    stats: ConsumerStats,
 ) -> Envelope | None:
     """The envelope, or None after storing an undecodable message as a dead letter.
 
@@ -72,6 +85,9 @@ async def _decode(
             error=str(exc),
             at=now,
         )
+        stats.news.append(("dead letter", None, None, (
+            f"message_id={delivery.message_id} routing_key={delivery.routing_key} "
+            f"reason='permanent: undecodable message' error={str(exc)[:200]!r}")))
         return None
     return envelope
 
@@ -108,6 +124,7 @@ class PaymentEventConsumer:
                 await self._apply(tx, delivery, stats)
             self._faults.check(FaultPoint.ORDER_CONSUMER_BEFORE_COMMIT)
         self.stats.add(stats)
+        _tell(stats)
         if self._on_committed is not None:
             self._on_committed.set()
         self._faults.check(FaultPoint.ORDER_CONSUMER_AFTER_COMMIT)
@@ -116,7 +133,7 @@ class PaymentEventConsumer:
         now = self._clock()
         envelope = await _decode(
             delivery, tx.dead_letters, subscription=ORDER_SIDE_SUBSCRIPTION, prefix="payment.",
-            now=now,
+            now=now, stats=stats,
         )
         if envelope is None:
             stats.dead_lettered += 1
@@ -240,12 +257,13 @@ class OrderOutcomeConsumer:
                 await self._record(tx, delivery, stats)
             self._faults.check(FaultPoint.OUTCOME_CONSUMER_BEFORE_COMMIT)
         self.stats.add(stats)
+        _tell(stats)
 
     async def _record(self, tx: PaymentsTx, delivery: Delivery, stats: ConsumerStats) -> None:
         now = self._clock()
         envelope = await _decode(
             delivery, tx.dead_letters, subscription=PAYMENTS_SIDE_SUBSCRIPTION, prefix="order.",
-            now=now,
+            now=now, stats=stats,
         )
         if envelope is None:
             stats.dead_lettered += 1
@@ -256,7 +274,7 @@ class OrderOutcomeConsumer:
             return
         await tx.payments.record_outcome(envelope, now=now)
         if envelope.reason is not None:
-            await self._compensate(tx, envelope, now)
+            await self._compensate(tx, envelope, now, stats)
         await tx.inbox.add(envelope, received_at=now, reply_id=None)
         await tx.timeline.record(
             f"outcome.{envelope.type.value}",
@@ -266,7 +284,9 @@ class OrderOutcomeConsumer:
             detail=envelope.reason.value if envelope.reason else None,
         )
 
-    async def _compensate(self, tx: PaymentsTx, envelope: Envelope, now: datetime) -> None:
+    async def _compensate(
+        self, tx: PaymentsTx, envelope: Envelope, now: datetime, stats: ConsumerStats
+    ) -> None:
         assert envelope.reason is not None
         action = action_for(envelope.reason, self._mismatch_policy)
         request = RefundRequest(
@@ -284,5 +304,9 @@ class OrderOutcomeConsumer:
                 payment_id=envelope.payment_id,
                 detail=f"{envelope.amount} ({envelope.reason.value})",
             )
+            if action is RefundAction.HOLD:
+                stats.news.append(("refund held", envelope.order_id, envelope.payment_id,
+                                   f"{envelope.amount} ({envelope.reason.value}): a person "
+                                   "decides"))
             if self._on_refund_requested is not None and action is RefundAction.REFUND:
                 self._on_refund_requested.set()
