@@ -180,6 +180,23 @@ async def test_pending_then_approve_reaches_approved_and_notifies_twice(
     assert hooks.actions(payment_id) == ["payment.created", "payment.updated"]
 
 
+async def test_a_payment_whose_webhooks_are_lost_is_only_found_through_the_api(
+    sim: GatewaySimulator, hooks: Hooks
+) -> None:
+    preference = order(sim, "order-lost")
+    seen = await sim.pay(preference, "approve")
+    lost = await sim.pay(preference, "approve", drop_notifications=True)
+    await sim.set_status(lost, "charged_back")  # later changes are lost as well
+    await settled(sim)
+
+    assert hooks.actions(seen) == ["payment.created"]
+    assert hooks.actions(lost) == []
+    assert sim.stats.dropped == 2
+    assert sim.payment(lost)["status"] == "charged_back"
+    found = sim.search_payments(external_reference="order-lost")["results"]
+    assert {p["id"] for p in found} == {seen, lost}
+
+
 async def test_forced_chargeback_shows_in_the_ledger(sim: GatewaySimulator, hooks: Hooks) -> None:
     payment_id = await sim.pay(order(sim, "order-6"), "approve")
     await sim.set_status(payment_id, "charged_back")
