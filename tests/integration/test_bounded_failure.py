@@ -7,6 +7,7 @@ import asyncio
 import os
 import subprocess
 import sys
+from decimal import Decimal
 from pathlib import Path
 
 import asyncpg
@@ -18,6 +19,7 @@ from sqlalchemy.engine import make_url
 from payrelay.adapters.storage import tables as t
 from payrelay.adapters.storage.database import Database
 from payrelay.entrypoints.embedded import EmbeddedStack
+from tests.integration.test_reconciler import QUICK, checkout_searched
 from tests.integration.test_webhooks import post, signed
 from tests.support import POSTGRES_URL, Customer, StackFactory, eventually
 
@@ -135,3 +137,45 @@ async def test_an_order_database_outage_under_load_ends_with_every_order_paid_an
                         if r.name == "payrelay.failures" and "unavailable" in r.getMessage()]
         assert outage_lines, "no failure was logged: the outage did not reach the consumer"
         assert any("payment_id=" in line and "order_id=" in line for line in outage_lines)
+
+
+@pytest.mark.parametrize("backend", ["postgres", "postgres+rabbitmq"], indirect=True)
+async def test_a_late_second_payment_whose_webhook_died_in_a_database_outage_is_refunded_once(
+    make_stack: StackFactory, http: httpx.AsyncClient
+):
+    async with make_stack(**QUICK) as stack:
+        customer = Customer(stack, http)
+        order_id = await customer.order("30.00")
+        preference_id = await customer.checkout(order_id)
+        first = await customer.pay(preference_id)
+        await customer.wait_until_status(order_id, "paid")
+        await eventually(lambda: checkout_searched(stack, order_id),
+                         what="a reconciliation run that searched the checkout")
+        payments_db = make_url(stack.settings.payments_database_url).database
+        assert payments_db is not None
+        await _set_connections(payments_db, allowed=False)
+        try:
+            # Every delivery of the webhook meets the outage (503) until the gateway gives up.
+            second = await customer.pay(preference_id)
+
+            async def gateway_gave_up() -> bool:
+                return stack.simulator.stats.failed >= 1
+
+            await eventually(gateway_gave_up, timeout=20, what="the gateway giving up")
+        finally:
+            await _set_connections(payments_db, allowed=True)
+
+        async def refunded() -> bool:
+            return stack.simulator.ledger_entry(order_id).refunded > 0
+
+        await eventually(refunded, timeout=30, what="the second payment refunded")
+        await asyncio.sleep(0.5)  # time for a wrong second refund to show, were there one
+        entry = stack.simulator.ledger_entry(order_id)
+        assert stack.simulator.refunds(first) == []
+        assert [r["amount"] for r in stack.simulator.refunds(second)] == [Decimal("30.00")]
+        assert (entry.charged, entry.refunded) == (Decimal("60.00"), Decimal("30.00"))
+        assert (await customer.order_status(order_id))["paid_by"] == first
+        async with stack.system.payments.db.read() as conn:
+            actions = (await conn.execute(select(t.notifications.c.action).where(
+                t.notifications.c.resource_id == second))).scalars().all()
+        assert "reconciler" in actions  # the webhook never got in: the sweep found it
