@@ -238,6 +238,8 @@ async def test_search_by_last_update_with_iso_dates_sort_and_paging(world: World
     preference = await new_order(world)
     first = await pay(world, preference["id"], "pending")
     second = await pay(world, preference["id"], "reject")
+    # Dates have millisecond precision: let the clock move, or the two updates could tie.
+    await asyncio.sleep(0.005)
     await world.simulator.set_status(first, "approved")  # now the latest update
     since = world.simulator.payment(first)["date_created"]  # e.g. ...T10:00:00.123-03:00
 
