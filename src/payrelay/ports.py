@@ -55,6 +55,16 @@ class PaymentPage:
     payments: list[PaymentSnapshot]
     total: int
     offset: int
+    unreadable: list[tuple[str, datetime]] = field(default_factory=list)
+    """(id, date_last_updated) of results payrelay could not read otherwise: each is handed
+    to the processor, whose retry decision gives it up with the reason, and the sweep
+    moves past it, so one odd payment never stalls a sweep."""
+
+    @property
+    def dates(self) -> list[datetime]:
+        """The last-update dates of every result of the page, read or not, in order."""
+        return sorted([p.date_last_updated for p in self.payments]
+                      + [when for _, when in self.unreadable])
 
 
 class Gateway(Protocol):

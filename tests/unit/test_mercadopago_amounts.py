@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator, Callable, Mapping
+from decimal import Decimal
 
 import pytest
 
-from payrelay.adapters.gateways.mercadopago import MercadoPagoGateway
+from payrelay.adapters.gateways.mercadopago import MercadoPagoGateway, parse_page
 from payrelay.domain.errors import MalformedResource
 from payrelay.domain.money import AmountProblem, InexactAmount, Money
 from tests.raw_gateway import payment_body, raw_gateway
@@ -92,3 +94,14 @@ async def test_what_is_no_amount_at_all_is_still_an_unexpected_resource(
     # Permanent: asking again gives the same answer (decide_retry gives up after a few tries).
     with pytest.raises(MalformedResource, match="unexpected payment resource"):
         await gateway.fetch_payment("41")
+
+
+def test_a_search_result_payrelay_cannot_read_is_handed_on_not_fatal() -> None:
+    good = json.loads(payment_body("51", amount="10", currency="BRL"), parse_float=Decimal)
+    odd = {**good, "id": 52, "status": "no_such_status"}
+    page = parse_page({"paging": {"total": 2, "limit": 30, "offset": 0}, "results": [good, odd]})
+    assert [p.payment_id for p in page.payments] == ["51"]
+    assert [pid for pid, _ in page.unreadable] == ["52"]
+    with pytest.raises(MalformedResource, match="unreadable search result"):
+        parse_page({"paging": {"total": 1, "limit": 30, "offset": 0},
+                    "results": [{"id": "x", "status": "?"}]})

@@ -55,3 +55,10 @@ def test_the_watermark_keeps_the_overlap_behind_the_run_but_not_behind_a_backlog
     started, overlap = ms(600_000), timedelta(minutes=2)
     assert safe_watermark(started, started=started, overlap=overlap) == started - overlap
     assert safe_watermark(ms(5), started=started, overlap=overlap) == ms(5)
+
+
+def test_unreadable_results_move_the_cursor_like_the_others() -> None:
+    page = PaymentPage(updated_at(1), total=3, offset=0, unreadable=[("77", ms(5)), ("78", ms(5))])
+    assert SweepCursor(T0).after(page) == SweepCursor(ms(5), skip=2, done=True)
+    only_odd = PaymentPage([], total=2, offset=0, unreadable=[("77", ms(3))])
+    assert SweepCursor(T0).after(only_odd) == SweepCursor(ms(3), skip=1, done=False)

@@ -131,6 +131,9 @@ class Reconciler:
                 report.sweep_pages += 1
                 report.payments_swept += len(page.payments)
                 await self._record_unknown(page.payments, report)
+                for payment_id, _ in page.unreadable:  # the processor gives it up, with why
+                    if await self._notify(payment_id, "unreadable"):
+                        report.lost_payments_found.append(payment_id)
                 cursor = cursor.after(page)
                 # Everything before the cursor is read now; at the end, the whole window.
                 reached = started if cursor.done else cursor.at

@@ -28,16 +28,17 @@ class SweepCursor:
 
     def after(self, page: PaymentPage) -> SweepCursor:
         """The cursor once `page`, read from this cursor, has been handled."""
-        if not page.payments:
+        dates = page.dates
+        if not dates:
             if self.skip and page.total:
                 # Fewer payments at `at` than skipped: one of them was updated meanwhile.
                 # Read that instant again from its start rather than jump over a payment.
                 return SweepCursor(self.at)
             return replace(self, done=True)
-        last = page.payments[-1].date_last_updated
-        ties = sum(1 for p in page.payments if p.date_last_updated == last)
+        last = dates[-1]
+        ties = dates.count(last)
         skip = self.skip + ties if last == self.at else ties
-        return SweepCursor(last, skip, done=page.offset + len(page.payments) >= page.total)
+        return SweepCursor(last, skip, done=page.offset + len(dates) >= page.total)
 
 
 def safe_watermark(reached: datetime, *, started: datetime, overlap: timedelta) -> datetime:

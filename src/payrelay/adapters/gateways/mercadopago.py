@@ -181,7 +181,18 @@ def parse_page(data: dict[str, Any]) -> PaymentPage:
             raise TypeError("paging and results of the wrong types")
     except (KeyError, TypeError) as exc:
         raise GatewayUnavailable(f"unexpected search answer: {exc!r}") from exc
-    return PaymentPage([parse_payment(item) for item in results], total, offset)
+    payments, unreadable = [], []
+    for item in results:
+        try:
+            payments.append(parse_payment(item))
+        except MalformedResource:
+            # Its id and date are enough to hand it on and move past it; without them the
+            # page cannot be paged past, and the sweep stops here (reported, tried again).
+            try:
+                unreadable.append((str(int(item["id"])), _when(item["date_last_updated"])))
+            except (KeyError, ValueError, TypeError) as exc:
+                raise MalformedResource(f"unreadable search result: {exc!r}") from exc
+    return PaymentPage(payments, total, offset, unreadable)
 
 
 def _mp_date(moment: datetime) -> str:
