@@ -45,9 +45,9 @@ def upgrade() -> None:
         batch_op.alter_column(
             "request_id", existing_type=sa.String(length=100), type_=sa.String(length=200)
         )
-        for column, width in WIDTHS.items():
+        for name, width in WIDTHS.items():
             batch_op.create_check_constraint(
-                f"ck_notifications_{column}_width", sa.text(f"length({column}) <= {width}")
+                f"ck_notifications_{name}_width", sa.text(f"length({name}) <= {width}")
             )
 
 
