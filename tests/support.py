@@ -33,6 +33,7 @@ FAST = {
     "poll_interval_seconds": 0.05,
     "lease_seconds": 0.5,
     "consumer_retry_delays": "0.05,0.1,0.2,0.4",
+    "payment_fetch_interval_seconds": 0.1,
 }
 FAST_DELIVERY = DeliveryPolicy(base_delay=0.02, max_attempts=8)
 

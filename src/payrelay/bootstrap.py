@@ -125,6 +125,7 @@ async def bootstrap(
             on_recorded=wake_processor.set,
             max_body_bytes=settings.webhook_max_body_bytes,
             ipn_window=timedelta(seconds=settings.ipn_window_seconds),
+            ts_tolerance=timedelta(seconds=settings.webhook_ts_tolerance_seconds),
         ),
         processor=PaymentProcessor(
             uow=p_uow,
@@ -137,6 +138,7 @@ async def bootstrap(
             failure_log=failure_log,
             batch_size=settings.processor_batch_size,
             lease=lease,
+            fetch_interval=timedelta(seconds=settings.payment_fetch_interval_seconds),
             on_committed=p_wake_relay,
         ),
         relay=relay(p_uow.relay_store, Role.PAYMENTS_RELAY.value),

@@ -57,6 +57,13 @@ class Settings(BaseSettings):
     webhook_max_body_bytes: int = Field(default=64 * 1024, gt=0)
     ipn_window_seconds: float = Field(default=5.0, gt=0, le=300)
     """Unsigned legacy IPNs about one id within this window make one gateway fetch, at its end."""
+    webhook_ts_tolerance_seconds: float = Field(default=300.0, gt=0, le=3600)
+    """A signed webhook whose `ts` is further than this from now is refused (401), so a
+    captured request cannot be replayed later. MercadoPago signs every retry with a fresh
+    ts, so this only has to cover clock difference plus delivery time."""
+    payment_fetch_interval_seconds: float = Field(default=1.0, ge=0, le=60)
+    """One payment is fetched at most once per interval by a processor, whatever arrives
+    about it; a notification arriving inside it is fetched when it ends. 0 disables."""
     public_url: str = "http://127.0.0.1:8000"
     """Where the gateway reaches the payments service (the webhook's base URL)."""
     payments_url: str = "http://127.0.0.1:8000"

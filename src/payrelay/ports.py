@@ -344,6 +344,10 @@ class NotificationQueue(Protocol):
         """Retry each later, or mark it dead with its reason (listed by `payrelay dlq`)."""
         ...
 
+    async def postpone(self, ids: Sequence[int], *, until: datetime) -> None:
+        """Make claimed notifications due again at `until`, without counting a try."""
+        ...
+
 
 class Payments(Protocol):
     async def get(self, payment_id: str) -> Payment | None: ...

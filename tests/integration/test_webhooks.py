@@ -124,7 +124,7 @@ async def test_legacy_ipn_and_unused_topics(make_stack: StackFactory, http: http
             headers={"x-signature": header, "x-request-id": request_id},
         )
         assert ipn.status_code == 200 and ipn.json() == {"status": "recorded"}
-        header = signature_header(SECRET, data_id="55", request_id="r2", ts=1)
+        header = signature_header(SECRET, data_id="55", request_id="r2", ts=int(time.time()))
         other = await http.post(
             f"{stack.payments_url}/webhooks/mercadopago",
             params={"data.id": "55", "type": "merchant_order"},

@@ -8,6 +8,7 @@ from datetime import timedelta
 import pytest
 
 from payrelay.domain.errors import GatewayRejected, GatewayUnavailable
+from payrelay.domain.money import Money
 from payrelay.domain.payment import PaymentStatus
 from payrelay.simulator import SimulatorFaults
 from tests.simulated_gateway import SimulatedGateway, simulated_gateway
@@ -97,3 +98,31 @@ async def test_search_failures_are_translated(mp: SimulatedGateway) -> None:
             updated_from=mp.clock.now, updated_to=mp.clock.now, offset=0, limit=5000
         )
     assert refused.value.status_code == 400
+
+
+@pytest.mark.parametrize(
+    ("payment_id", "path"),
+    [
+        ("../../checkout/preferences/x", "/v1/payments/..%2F..%2Fcheckout%2Fpreferences%2Fx"),
+        ("1?status=approved", "/v1/payments/1%3Fstatus%3Dapproved"),
+        ("1#x", "/v1/payments/1%23x"),
+    ],
+)
+async def test_an_id_is_one_quoted_path_segment(
+    mp: SimulatedGateway, payment_id: str, path: str
+) -> None:
+    with pytest.raises(GatewayRejected) as info:
+        await mp.gateway.fetch_payment(payment_id)
+    assert info.value.status_code == 404
+    assert mp.wire.requests[-1].url.raw_path.decode() == path
+    with pytest.raises(GatewayRejected):
+        await mp.gateway.refund(payment_id, amount=Money.parse("1.00", "BRL"),
+                                idempotency_key="k")
+    assert mp.wire.requests[-1].url.raw_path.decode() == path + "/refunds"
+
+
+@pytest.mark.parametrize("payment_id", ["", ".", ".."])
+async def test_a_dot_segment_is_never_sent(mp: SimulatedGateway, payment_id: str) -> None:
+    with pytest.raises(GatewayRejected):
+        await mp.gateway.fetch_payment(payment_id)
+    assert mp.wire.requests == []

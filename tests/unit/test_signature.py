@@ -168,3 +168,38 @@ MALFORMED = {
 def test_rejects_a_malformed_header(header: str) -> None:
     with pytest.raises(NotificationRejected, match="malformed"):
         verify(header)
+
+
+# --- the manifest is unambiguous ------------------------------------------------------
+
+
+def test_a_signature_over_id_and_request_id_does_not_verify_them_joined() -> None:
+    """Signed over (P, R), the id `P;request-id:R` sent alone would rebuild the same text."""
+    joined = f"{DATA_ID};request-id:{REQUEST_ID}"
+    with pytest.raises(NotificationRejected) as info:
+        verify(good_header(), data_id=joined, request_id=None)
+    assert info.value.status_code == 400
+
+
+@pytest.mark.parametrize("part", ["1;2", "1:2", "../x", "a b", "\x00", "\ud800", "é", "x" * 201])
+def test_a_manifest_refuses_parts_it_cannot_hold(part: str) -> None:
+    for data_id, request_id in ((part, REQUEST_ID), (DATA_ID, part)):
+        with pytest.raises(NotificationRejected) as info:
+            manifest(data_id=data_id, request_id=request_id, ts="1")
+        assert info.value.status_code == 400
+
+
+def test_rejects_a_repeated_key() -> None:
+    with pytest.raises(NotificationRejected, match="malformed"):
+        verify(f"ts={TS},ts={TS},v1={V1}")
+
+
+def test_rejects_non_ascii_digits_in_ts() -> None:
+    with pytest.raises(NotificationRejected, match="malformed"):
+        verify(f"ts=\u0661\u0662,v1={V1}")
+
+
+@pytest.mark.parametrize(("ts", "seconds"), [("1767960000", 1767960000.0),
+                                             ("1767960000123", 1767960000.123)])
+def test_signed_at_reads_seconds_and_milliseconds(ts: str, seconds: float) -> None:
+    assert parse_signature_header(f"ts={ts},v1={V1}").signed_at == pytest.approx(seconds)

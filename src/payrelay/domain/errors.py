@@ -14,6 +14,7 @@
     │   └── MalformedResource       the gateway answered something payrelay cannot read
     ├── TransportUnavailable        the broker cannot be reached; retry later
     ├── StorageUnavailable          the database cannot be reached; retry later
+    ├── UnstorableRecord            the database refused a row's values; retrying will not help
     ├── ConcurrentUpdate            another transaction changed the row first; retry later
     └── InjectedFault               a named fault-injection point fired (tests, chaos runs)
 """
@@ -86,6 +87,14 @@ class TransportUnavailable(PayrelayError):
 
 class StorageUnavailable(PayrelayError):
     pass
+
+
+class UnstorableRecord(PayrelayError):
+    """The database refused the values of a row (too long, text it cannot hold, a CHECK).
+
+    The input that produced the row is at fault, not the database: writing it again will
+    not help. The webhook endpoint answers 400; nothing of the row was stored.
+    """
 
 
 class ConcurrentUpdate(PayrelayError):

@@ -9,30 +9,44 @@ A legacy IPN (`?topic=payment&id=N`) cannot be verified at all (MercadoPago does
 it in a way anyone can check), so it is taken as a hint and nothing else: its id must look
 like a payment id, and every IPN about one id within one window is merged into one row,
 due when the window ends. docs/security.md has the threat model.
+
+A webhook is judged in order of cost: the ids' grammar (400), the signature and its age
+from the query and headers (401), and only then the unsigned body, read with size and depth
+limits. Every stored field is checked against `intake`'s grammars, so nothing the database
+would refuse reaches the group commit. Its identity (the dedupe key) is built from signed
+parts only: an attacker holding one captured request can replay it, but every replay is
+the same row, whatever its body says.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
-import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import Any
 
-from payrelay.domain.errors import NotificationRejected
-from payrelay.domain.signature import verify_signature
+from payrelay.domain.errors import NotificationRejected, UnstorableRecord
+from payrelay.domain.signature import SignatureHeader, check_manifest_part, verify_signature
 from payrelay.faults import FaultPoint, Faults
 from payrelay.ports import Clock, NotificationLog, NotificationRecord
+from payrelay.services.intake import (
+    ACTION,
+    IPN_TOPIC,
+    PAYMENT_ID,
+    RESOURCE_ID,
+    TOPIC,
+    optional_text,
+    read_json_object,
+    require,
+)
 
 PAYMENT_TOPICS = frozenset({"payment"})
 MAX_BODY_BYTES = 64 * 1024
 IPN_WINDOW = timedelta(seconds=5)
-# No leading zero: "0123" and "123" are one payment to the gateway, and must be one key here.
-_IPN_ID = re.compile(r"[1-9][0-9]{0,18}")  # at most 19 digits: fits a signed 64-bit integer
-_IPN_TOPIC = re.compile(r"[a-z][a-z_]{0,31}")
+# MercadoPago signs every retry afresh, so a genuine delivery is never older than the clock
+# difference plus its own transit; five minutes is what MercadoPago's SDKs use.
+TS_TOLERANCE = timedelta(minutes=5)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
@@ -66,9 +80,10 @@ class WebhookIngest:
         on_recorded: Callable[[], None] = lambda: None,
         max_body_bytes: int = MAX_BODY_BYTES,
         ipn_window: timedelta = IPN_WINDOW,
+        ts_tolerance: timedelta = TS_TOLERANCE,
     ) -> None:
-        if ipn_window <= timedelta(0):
-            raise ValueError("the IPN window must be positive")
+        if ipn_window <= timedelta(0) or ts_tolerance <= timedelta(0):
+            raise ValueError("the IPN window and the ts tolerance must be positive")
         self._provider = provider
         self._secrets = secrets
         self._log = log
@@ -76,6 +91,7 @@ class WebhookIngest:
         self._faults = faults
         self._on_recorded = on_recorded
         self._ipn_window = ipn_window
+        self._ts_tolerance = ts_tolerance
         self.max_body_bytes = max_body_bytes
 
     async def ingest(self, webhook: IncomingWebhook) -> IngestOutcome:
@@ -88,24 +104,46 @@ class WebhookIngest:
 
     def _webhook_record(self, webhook: IncomingWebhook) -> NotificationRecord:
         """The record of a signed webhook, once its signature holds."""
-        topic, resource_id, body = _identify(webhook)
-        request_id = webhook.headers.get("x-request-id")
-        verify_signature(
-            webhook.headers.get("x-signature"),
+        query, headers = webhook.query, webhook.headers
+        resource_id = query.get("data.id") or None
+        request_id = headers.get("x-request-id") or None
+        if resource_id is not None:
+            require(RESOURCE_ID, resource_id, "data.id")
+        check_manifest_part("x-request-id", request_id)
+        signature = verify_signature(
+            headers.get("x-signature"),
             data_id=resource_id,
             request_id=request_id,
             secrets=self._secrets(),
         )
+        self._check_fresh(signature)
+        # Signed and fresh: only now is the (unsigned) body worth parsing.
+        body = read_json_object(webhook.body)
+        topic = query.get("type") or optional_text(body, "type", TOPIC)
+        if not topic:
+            raise NotificationRejected("notification has no type", status_code=400)
+        require(TOPIC, topic, "type")
+        if topic in PAYMENT_TOPICS:
+            if resource_id is None:
+                raise NotificationRejected("payment notification without data.id", 400)
+            require(PAYMENT_ID, resource_id, "payment id")
+        _check_body_id(body, resource_id)
         return NotificationRecord(
-            dedupe_key=_dedupe_key(self._provider, topic, resource_id, request_id, body, webhook),
+            dedupe_key=_signed_identity(self._provider, resource_id, request_id, signature),
             provider=self._provider,
             topic=topic,
-            action=_str_or_none(body.get("action")),
+            action=optional_text(body, "action", ACTION),
             resource_id=resource_id.lower() if resource_id else None,
             request_id=request_id,
             received_at=self._clock(),
             ignored=topic not in PAYMENT_TOPICS,
         )
+
+    def _check_fresh(self, signature: SignatureHeader) -> None:
+        """A captured request stops working once its ts is older than the tolerance."""
+        skew = abs(self._clock().timestamp() - signature.signed_at)
+        if skew > self._ts_tolerance.total_seconds():
+            raise NotificationRejected("signature ts is outside the accepted window")
 
     def _ipn_record(self, query: Mapping[str, str]) -> NotificationRecord:
         """The record of an unsigned IPN: its topic and id, checked for shape, and no more.
@@ -117,7 +155,8 @@ class WebhookIngest:
         first IPN means the fetch starts after every IPN it stands for arrived: a status
         change announced by a later IPN of the same window is read, not merged away.
         """
-        topic, resource_id = _ipn_identity(query)
+        topic = require(IPN_TOPIC, query["topic"], "IPN topic")
+        resource_id = require(PAYMENT_ID, query.get("id", ""), "IPN id")
         now = self._clock()
         window = (now - _EPOCH) // self._ipn_window
         return NotificationRecord(
@@ -133,7 +172,11 @@ class WebhookIngest:
         )
 
     async def _record(self, record: NotificationRecord) -> IngestOutcome:
-        is_new = await self._log.record(record)
+        try:
+            is_new = await self._log.record(record)
+        except UnstorableRecord as exc:
+            # Validation should have caught it; the group commit kept it from its batch.
+            raise NotificationRejected("notification cannot be stored", 400) from exc
         self._faults.check(FaultPoint.WEBHOOK_AFTER_RECORD)
         if record.ignored:
             return IngestOutcome.IGNORED
@@ -149,70 +192,31 @@ def is_legacy_ipn(query: Mapping[str, str]) -> bool:
     return "topic" in query and "data.id" not in query and "type" not in query
 
 
-def _ipn_identity(query: Mapping[str, str]) -> tuple[str, str]:
-    """Topic and id of an IPN, or NotificationRejected (400) unless both look like MP's."""
-    topic, resource_id = query["topic"], query.get("id", "")
-    if not _IPN_TOPIC.fullmatch(topic):
-        raise NotificationRejected("IPN topic is not a MercadoPago topic", status_code=400)
-    if not _IPN_ID.fullmatch(resource_id):
-        raise NotificationRejected("IPN id is not a MercadoPago id", status_code=400)
-    return topic, resource_id
-
-
-def _identify(webhook: IncomingWebhook) -> tuple[str, str | None, dict[str, Any]]:
-    """Topic and resource id, from the query string (signed), checked against the body."""
-    query = webhook.query
-    body = _json_object(webhook.body)
-    topic = query.get("type") or _str_or_none(body.get("type"))
-    if not topic:
-        raise NotificationRejected("notification has no type", status_code=400)
-    signed_id = query.get("data.id") or None
+def _check_body_id(body: dict[str, object], signed_id: str | None) -> None:
+    """The body's data.id, if any, must be the signed one (the body itself is unsigned)."""
     data = body.get("data")
     body_id = data.get("id") if isinstance(data, dict) else None
-    if body_id is not None and (
-        signed_id is None or str(body_id).lower() != signed_id.lower()
+    if body_id is None:
+        return
+    if (
+        signed_id is None
+        or isinstance(body_id, bool)
+        or not isinstance(body_id, (str, int))
+        or str(body_id).lower() != signed_id.lower()
     ):
         raise NotificationRejected("body data.id differs from the signed data.id")
-    if topic in PAYMENT_TOPICS and not signed_id:
-        raise NotificationRejected("payment notification without data.id", status_code=400)
-    return topic, signed_id, body
 
 
-def _json_object(raw: bytes) -> dict[str, Any]:
-    if not raw:
-        return {}
-    try:
-        value = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise NotificationRejected("body is not JSON", status_code=400) from exc
-    if not isinstance(value, dict):
-        raise NotificationRejected("body is not a JSON object", status_code=400)
-    return value
-
-
-def _dedupe_key(
-    provider: str,
-    topic: str,
-    resource_id: str | None,
-    request_id: str | None,
-    body: dict[str, Any],
-    webhook: IncomingWebhook,
+def _signed_identity(
+    provider: str, resource_id: str | None, request_id: str | None, signature: SignatureHeader
 ) -> str:
-    """The gateway's own identity for this notification, so its retries collapse to one row.
+    """The dedupe key, from signed parts only: data.id, and x-request-id (else ts).
 
-    Without one (no body id, no request id: the signature then covers only the data.id and
-    ts) every delivery is kept: processing is idempotent, so a surplus row costs one gateway
-    fetch, while a wrong merge could lose a later status change.
+    MercadoPago retries a notification with the same x-request-id and a fresh ts, so the
+    request id collapses its retries into one row; without one, the ts is all that tells
+    two signed deliveries apart. The unsigned body `id` and query `type` take no part:
+    changing them makes no new row. Hashed, so a 200-character request id still fits.
     """
-    identity = _str_or_none(body.get("id")) or request_id
-    if identity is None:
-        identity = hashlib.sha256(
-            webhook.body + repr(sorted(webhook.headers.items())).encode()
-        ).hexdigest()
-    return f"{provider}:{topic}:{(resource_id or '').lower()}:{identity}"
-
-
-def _str_or_none(value: object) -> str | None:
-    if value is None or isinstance(value, (dict, list)):
-        return None
-    return str(value)
+    signed = f"request-id:{request_id}" if request_id else f"ts:{signature.ts}"
+    digest = hashlib.sha256(signed.encode()).hexdigest()[:40]
+    return f"{provider}:webhook:{(resource_id or '').lower()}:{digest}"

@@ -8,6 +8,11 @@ leaves the events in the outbox for the relay. A gateway failure becomes a store
 or, once `decide_retry` gives up (a payment that stays unknown, a resource payrelay cannot
 read), a dead notification with its reason. A payment another processor stored first
 (ConcurrentUpdate) is a stored retry too: it is fetched again.
+
+One payment is fetched at most once per `fetch_interval`, whatever arrives about it: a
+notification claimed inside the interval after a fetch of its payment is postponed to the
+interval's end (as an IPN waits for its window's end), not dropped, because it may announce
+a change made after that fetch began.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ import asyncio
 import random
 import uuid
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from payrelay.domain.errors import ConcurrentUpdate, GatewayError, PayrelayError
 from payrelay.domain.events import Envelope, EventType
@@ -61,6 +66,7 @@ class PaymentProcessor:
         batch_size: int = 200,
         lease: timedelta = timedelta(seconds=30),
         fetch_concurrency: int = 32,
+        fetch_interval: timedelta = timedelta(0),
         on_committed: asyncio.Event | None = None,
     ) -> None:
         self._uow = uow
@@ -74,6 +80,8 @@ class PaymentProcessor:
         self._batch_size = batch_size
         self._lease = lease
         self._fetch_limit = asyncio.Semaphore(fetch_concurrency)
+        self._fetch_interval = fetch_interval
+        self._last_fetch: dict[str, datetime] = {}  # payment id -> when its fetch began
         self._on_committed = on_committed
 
     async def run_once(self) -> ProcessResult:
@@ -86,6 +94,9 @@ class PaymentProcessor:
         by_payment: dict[str, list[ClaimedNotification]] = {}
         for notification in claimed:
             by_payment.setdefault(notification.resource_id, []).append(notification)
+        await self._postpone_recently_fetched(by_payment)
+        if not by_payment:
+            return result
         fetched = await asyncio.gather(*(self._fetch(pid) for pid in by_payment))
         snapshots: list[tuple[PaymentSnapshot, list[ClaimedNotification]]] = []
         failed: list[tuple[ClaimedNotification, PayrelayError]] = []
@@ -98,6 +109,24 @@ class PaymentProcessor:
             failed.extend(await self._apply(snapshots, result))
         await self._retry_later(failed, result)
         return result
+
+    async def _postpone_recently_fetched(
+        self, by_payment: dict[str, list[ClaimedNotification]]
+    ) -> None:
+        """Take out of `by_payment` what was fetched within the interval; postpone it."""
+        now = self._clock()
+        horizon = now - self._fetch_interval
+        self._last_fetch = {p: at for p, at in self._last_fetch.items() if at > horizon}
+        waiting: dict[datetime, list[int]] = {}
+        for payment_id in list(by_payment):
+            last = self._last_fetch.get(payment_id)
+            if last is None:
+                self._last_fetch[payment_id] = now  # this batch fetches it, now
+                continue
+            ids = [n.id for n in by_payment.pop(payment_id)]
+            waiting.setdefault(last + self._fetch_interval, []).extend(ids)
+        for until, ids in waiting.items():
+            await self._queue.postpone(ids, until=until)
 
     async def _fetch(self, payment_id: str) -> PaymentSnapshot | GatewayError:
         async with self._fetch_limit:

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
@@ -70,7 +71,7 @@ class MercadoPagoGateway:
         )
 
     async def fetch_payment(self, payment_id: str) -> PaymentSnapshot:
-        return parse_payment(await self._request("GET", f"/v1/payments/{payment_id}"))
+        return parse_payment(await self._request("GET", f"/v1/payments/{_segment(payment_id)}"))
 
     async def search_payments(self, order_id: str) -> list[PaymentSnapshot]:
         """Within MercadoPago's default window (created in the last three months)."""
@@ -104,7 +105,7 @@ class MercadoPagoGateway:
     async def refund(self, payment_id: str, *, amount: Money, idempotency_key: str) -> str:
         data = await self._request(
             "POST",
-            f"/v1/payments/{payment_id}/refunds",
+            f"/v1/payments/{_segment(payment_id)}/refunds",
             content=dumps_exact({"amount": amount.amount}),
             headers={"Content-Type": "application/json", "X-Idempotency-Key": idempotency_key},
         )
@@ -193,6 +194,17 @@ def parse_page(data: dict[str, Any]) -> PaymentPage:
             except (KeyError, ValueError, TypeError) as exc:
                 raise MalformedResource(f"unreadable search result: {exc!r}") from exc
     return PaymentPage(payments, total, offset, unreadable)
+
+
+def _segment(resource_id: str) -> str:
+    """One URL path segment: an id can never climb out of its path (`../`) or add a query.
+
+    Ingest already refuses such ids; this holds for ids from anywhere else too. "." and
+    ".." survive quoting and would be read as dot segments, so they are refused here.
+    """
+    if resource_id in ("", ".", ".."):
+        raise GatewayRejected("not a resource id: empty or a dot segment", 400)
+    return quote(resource_id, safe="")
 
 
 def _mp_date(moment: datetime) -> str:

@@ -17,13 +17,14 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import (
     ArgumentError,
     DBAPIError,
+    IntegrityError,
     InterfaceError,
     InvalidRequestError,
     OperationalError,
 )
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
-from payrelay.domain.errors import StorageUnavailable
+from payrelay.domain.errors import StorageUnavailable, UnstorableRecord
 
 
 class Database:
@@ -93,6 +94,9 @@ def insert_ignoring_conflicts(db: Database, table: Table) -> PgInsert | SqliteIn
 # too many connections, the server shutting down or starting up, and a database closed to
 # new connections (ALTER DATABASE … ALLOW_CONNECTIONS false, or being dropped).
 _UNAVAILABLE_SQLSTATES = ("08", "53", "57P", "55000")
+# "Not this row": 22 data exception (value too long, NUL in text, bad encoding), 23 integrity
+# constraint violation (a CHECK, a NOT NULL). SQLite's IntegrityError says the same.
+_UNSTORABLE_SQLSTATES = ("22", "23")
 
 
 @contextlib.asynccontextmanager
@@ -114,7 +118,13 @@ async def _translated() -> AsyncIterator[None]:
         sqlstate = getattr(exc.orig, "sqlstate", None) or ""
         if sqlstate.startswith(_UNAVAILABLE_SQLSTATES):
             raise StorageUnavailable(f"database unavailable: SQLSTATE {sqlstate}") from exc
+        if sqlstate.startswith(_UNSTORABLE_SQLSTATES) or isinstance(exc, IntegrityError):
+            # The row's values are not repeated: they may be an attacker's, or a secret.
+            raise UnstorableRecord(f"the database refused a value (SQLSTATE {sqlstate or '-'})"
+                                   ) from exc
         raise
+    except UnicodeError as exc:  # a lone surrogate: no driver can encode it
+        raise UnstorableRecord("the database refused a value: text is not valid Unicode") from exc
     except (OSError, ConnectionError) as exc:
         raise StorageUnavailable(f"database unreachable: {exc.__class__.__name__}") from exc
 

@@ -3,6 +3,10 @@
 A webhook must be durable before it is answered, and SQLite with synchronous=FULL manages
 about 2k commits/s. Requests that arrive while a commit is in flight are written together
 in the next one, so throughput grows with load while a lone request still commits at once.
+
+Sharing a transaction must not mean sharing a fate: a batch that fails for any reason but
+an unavailable database is written again one item per transaction, so only the item at
+fault fails (callers validate first; this is the net under that).
 """
 
 from __future__ import annotations
@@ -63,8 +67,21 @@ class GroupCommitter(Generic[T, R]):
         except asyncio.CancelledError:
             _fail(batch, StorageUnavailable("shutting down before commit"))
             raise
-        except Exception as exc:  # every waiter learns the commit failed; none is lost
+        except StorageUnavailable as exc:  # every waiter learns the commit failed; none is lost
             _fail(batch, exc)
+            return
+        except Exception as exc:
+            if len(batch) == 1:
+                _fail(batch, exc)
+                return
+            # One bad item (a value the database refuses) fails the whole transaction:
+            # try each alone, so its neighbours commit and only it gets the error.
+            try:
+                for entry in batch:
+                    await self._commit([entry])
+            except asyncio.CancelledError:
+                _fail(batch, StorageUnavailable("shutting down before commit"))
+                raise
             return
         for (_, future), result in zip(batch, results, strict=True):
             if not future.done():

@@ -113,6 +113,15 @@ class SqlNotificationQueue:
             key=lambda c: c.id,
         )
 
+    async def postpone(self, ids: Sequence[int], *, until: datetime) -> None:
+        n = t.notifications
+        async with self._db.transaction() as conn:
+            await conn.execute(
+                update(n)
+                .where(n.c.id.in_(list(ids)), n.c.status == RECEIVED)
+                .values(next_attempt_at=until)
+            )
+
     async def record_failures(
         self, failed: Sequence[FailedTry[ClaimedNotification]], *, now: datetime
     ) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from sqlalchemy import (
     BigInteger,
+    CheckConstraint,
     Column,
     Index,
     Integer,
@@ -98,6 +99,22 @@ def _dead_letters(metadata: MetaData) -> Table:
 
 # --- payments database -------------------------------------------------------------------
 
+# The widths of what a webhook stores. PostgreSQL's varchar enforces them; SQLite ignores a
+# varchar's length, so the same limits are CHECK constraints too, and a value one database
+# refuses the other refuses as well. Ingest validates against the same numbers first.
+NOTIFICATION_WIDTHS = {
+    "dedupe_key": 200, "provider": 32, "topic": 64, "action": 64, "resource_id": 64,
+    "request_id": 200,  # MercadoPago sends a 36-character UUID; the rest is margin
+}
+
+
+def _width_checks(table: str, widths: dict[str, int]) -> list[CheckConstraint]:
+    return [
+        CheckConstraint(f"length({column}) <= {width}", name=f"ck_{table}_{column}_width")
+        for column, width in widths.items()
+    ]
+
+
 notifications = Table(
     "notifications",
     payments_metadata,
@@ -107,7 +124,7 @@ notifications = Table(
     Column("topic", String(64), nullable=False),
     Column("action", String(64)),
     Column("resource_id", String(64)),
-    Column("request_id", String(100)),
+    Column("request_id", String(200)),
     Column("status", String(16), nullable=False),  # received | processed | ignored | dead
     Column("attempts", Integer, nullable=False, default=0),  # tries of any kind: the backoff
     # Tries that counted towards giving up (decide_retry); outages do not count.
@@ -116,6 +133,7 @@ notifications = Table(
     Column("next_attempt_at", UTCDateTime, nullable=False),  # also the claim lease
     Column("processed_at", UTCDateTime),
     Column("last_error", Text),
+    *_width_checks("notifications", NOTIFICATION_WIDTHS),
 )
 Index("ix_notifications_due", notifications.c.status, notifications.c.next_attempt_at)
 
