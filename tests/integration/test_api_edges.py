@@ -198,13 +198,14 @@ async def test_the_dead_letter_listing_limit_is_bounded(
 @pytest.mark.parametrize(
     ("dead_letter_id", "statuses"),
     [("x" * 10_000, (422,)), ("payments-" + "9" * 10_000, (422,)),
-     ("payments-99999999999999999999", (422,)), ("payments-²", (422,)),
+     ("payments-99999999999999999999", (422,)), ("payments-2147483648", (422,)),
+     ("payments-²", (422,)),
      ("notification-" + "1" * 30, (422,)), ("refund-" + "1" * 65, (422,)),
-     ("nothing-1", (422,)), ("payments-12", (404,)), ("notification-12", (404,)),
+     ("nothing-1", (422,)), ("payments-12", (404,)), ("notification-2147483647", (404,)),
      ("refund-1000000001", (404, 409))],  # a refund is never purged: 409
-    ids=["10k-chars", "10k-digits", "past-bigint", "unicode-digit", "long-notification",
-         "long-refund", "unknown-kind", "unknown-payments", "unknown-notification",
-         "unknown-refund"],
+    ids=["10k-chars", "10k-digits", "past-bigint", "past-int4", "unicode-digit",
+         "long-notification", "long-refund", "unknown-kind", "unknown-payments",
+         "unknown-notification", "unknown-refund"],
 )
 async def test_a_dead_letter_id_that_names_nothing_is_404_or_422_never_500(
     make_stack: StackFactory, http: httpx.AsyncClient,

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Path, Query
-from pydantic import BaseModel, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, Field, StringConstraints
 
 from payrelay.domain.errors import Conflict, NotFound
 from payrelay.entrypoints.bearer import bearer_matches
@@ -16,14 +16,27 @@ from payrelay.ports import DeadLetter, DeadLetterBox
 MAX_LIST = 1000
 """The most dead letters one listing (or one replay by ids) names."""
 
-# What a dead letter's id can be: a message's row in either database, a dead notification
-# (an integer row id, at most 18 digits so it fits a BIGINT) or a held refund (by payment
-# id). Anything else is a 422 before storage sees it; a well-formed unknown id is a 404.
+ROW_ID_MAX = 2**31 - 1
+"""Dead letters and notifications are numbered by INTEGER columns (int4 on PostgreSQL)."""
+
+
+def _row_id_in_range(dead_letter_id: str) -> str:
+    kind, _, key = dead_letter_id.partition("-")
+    if kind != "refund" and int(key) > ROW_ID_MAX:
+        raise ValueError(f"no dead letter is numbered past {ROW_ID_MAX}")
+    return dead_letter_id
+
+
+# What a dead letter's id can be: a message's row in either database or a dead
+# notification (numbered rows), or a held refund (by payment id). Anything else is a 422
+# before storage sees it (a number past the column's range too); a well-formed unknown id
+# is a 404.
 DeadLetterId = Annotated[
     str,
     StringConstraints(
-        pattern=r"^((payments|orders|notification)-[0-9]{1,18}|refund-[0-9A-Za-z_.:-]{1,64})$"
+        pattern=r"^((payments|orders|notification)-[0-9]{1,10}|refund-[0-9A-Za-z_.:-]{1,64})$"
     ),
+    AfterValidator(_row_id_in_range),
 ]
 DeadLetterIdPath = Annotated[DeadLetterId, Path()]
 
