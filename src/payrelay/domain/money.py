@@ -32,8 +32,10 @@ parses it as a double (15 significant digits always round-trip), so no gateway i
 charge an amount it would read back differently.
 """
 
-AMOUNT_PATTERN = r"^[0-9]{1,20}(\.[0-9]{1,20})?$"
-"""How a client writes an amount: digits, optionally a point and more digits ("10.50")."""
+AMOUNT_PATTERN = r"^[0-9]{1,15}(\.[0-9]{1,20})?$"
+"""How a client writes an amount: digits, optionally a point and more digits ("10.50").
+
+At most 15 digits before the point, as no currency takes more under MAX_MINOR_UNITS."""
 _AMOUNT_TEXT = re.compile(AMOUNT_PATTERN)
 
 # Our own context, not the thread's: quantize must never round silently or lose digits.

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, FastAPI, HTTPException, Path
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from payrelay.adapters.storage.migrations import Schema
 from payrelay.domain.errors import Conflict, GatewayError, InvalidMoney, NotFound
@@ -30,6 +30,11 @@ class Item(BaseModel):
 
 class CreateOrder(BaseModel):
     """Amounts are decimal text ("25.00"), never JSON numbers; see api_fields."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"items": [{"sku": "MUG", "quantity": 2, "unit_price": "12.50"}], "total": "25.00",
+         "currency": "BRL"},
+    ]})
 
     items: list[Item] = Field(min_length=1, max_length=500)
     total: AmountText

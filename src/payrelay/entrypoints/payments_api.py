@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 
 from payrelay.adapters.storage.migrations import Schema
 from payrelay.domain.errors import (
@@ -25,6 +25,11 @@ from payrelay.system import PaymentsSide
 
 class CheckoutRequest(BaseModel):
     """`amount` is decimal text ("10.50"), never a JSON number; see api_fields."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"order_id": "shop-1042", "amount": "99.90", "currency": "BRL",
+         "description": "order shop-1042"},
+    ]})
 
     order_id: OrderId
     amount: AmountText
