@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 from typing import Any
+from urllib.parse import parse_qsl, urlencode
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import (
@@ -12,7 +13,6 @@ from pydantic_settings import (
     SettingsConfigDict,
     TomlConfigSettingsSource,
 )
-from sqlalchemy.engine import make_url
 
 from payrelay.domain.refund import MismatchPolicy
 from payrelay.domain.retry import Backoff, RetryPolicy, RetrySchedule
@@ -145,15 +145,55 @@ class Settings(BaseSettings):
         return self.public_url.rstrip("/") + "/webhooks/mercadopago"
 
     def masked(self) -> dict[str, Any]:
-        """The effective settings with every secret hidden, fit to print."""
+        """The effective settings with every secret hidden, fit to print.
+
+        A secret setting prints as `****`; every URL, secret or not, prints with the
+        password in it (and any credential-like query parameter) replaced by `****`.
+        """
         values = self.model_dump()
         for name, value in values.items():
             if isinstance(value, SecretStr):
-                values[name] = "****" if value.get_secret_value() else ""
-            elif name.endswith("_database_url"):
-                values[name] = make_url(value).render_as_string(hide_password=True)
-        broker = self.broker_url.get_secret_value()
-        values["broker_url"] = (
-            broker if broker == "local" else make_url(broker).render_as_string(hide_password=True)
-        )
+                secret = value.get_secret_value()
+                # Only a URL setting is shown in part: a token that happens to hold "://"
+                # is still a token.
+                url = name.endswith("_url") and "://" in secret
+                if url or secret in ("", "local"):  # "local": the in-process transport
+                    values[name] = mask_url(secret)
+                else:
+                    values[name] = "****"
+            elif isinstance(value, str) and "://" in value:
+                values[name] = mask_url(value)
         return values
+
+
+# Query parameters that carry credentials in the URLs payrelay is given (libpq's
+# `password`/`sslpassword`, an API's `access_token`, a signed URL's `signature`...).
+_SECRET_QUERY_WORDS = ("pass", "pwd", "secret", "token", "key", "auth", "signature", "cred")
+
+
+def mask_url(url: str) -> str:
+    """`url` with its credentials replaced by `****`, whatever its scheme.
+
+    >>> mask_url("postgresql://app:pw@db:5432/pay?sslpassword=x&sslmode=require")
+    'postgresql://app:****@db:5432/pay?sslpassword=****&sslmode=require'
+
+    A user without a password may itself be the credential (`https://TOKEN@host`), so
+    it is hidden too. The last `@` ends the user part: a password holding an unescaped
+    `@` or `/` is still hidden whole, at the price of hiding a host now and then.
+    """
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return url
+    user_info, at, host_part = rest.rpartition("@")
+    if at:
+        user, colon, _ = user_info.partition(":")
+        rest = (f"{user}:****" if colon else "****") + "@" + host_part
+    base, question, query = rest.partition("?")
+    if question:
+        query, hash_mark, fragment = query.partition("#")
+        pairs = [
+            (key, "****" if any(w in key.lower() for w in _SECRET_QUERY_WORDS) else value)
+            for key, value in parse_qsl(query, keep_blank_values=True)
+        ]
+        rest = f"{base}?{urlencode(pairs, safe='*')}{hash_mark}{fragment}"
+    return f"{scheme}://{rest}"

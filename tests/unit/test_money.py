@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from payrelay.domain.errors import InvalidMoney
 from payrelay.domain.money import (
+    MAX_MINOR_UNITS,
     AmountProblem,
     InexactAmount,
     Money,
@@ -264,3 +265,77 @@ def test_any_spelling_of_whole_minor_units_reads_exactly(
     assert inexact is None
     assert money.minor_units == units
     assert money.amount.as_tuple().exponent == -minor_unit_exponent(currency)
+
+
+# --- ISO 4217: every active code, with its own decimals ----------------------------------
+
+@pytest.mark.parametrize(
+    ("currency", "exponent"),
+    [("USD", 2), ("BRL", 2), ("EUR", 2), ("JPY", 0), ("CLP", 0), ("KRW", 0), ("ISK", 0),
+     ("XOF", 0), ("KWD", 3), ("BHD", 3), ("JOD", 3), ("OMR", 3), ("TND", 3), ("IQD", 3),
+     ("LYD", 3), ("CLF", 4), ("UYW", 4), ("UYI", 0), ("MGA", 2), ("MRU", 2)],
+)
+def test_minor_unit_exponents_follow_iso_4217(currency: str, exponent: int) -> None:
+    assert minor_unit_exponent(currency) == exponent
+
+
+def test_the_table_holds_only_well_formed_codes_each_once() -> None:
+    from payrelay.domain.currencies import ISO_4217_EXPONENTS
+
+    assert len(ISO_4217_EXPONENTS) > 150
+    assert all(len(c) == 3 and c.isascii() and c.isupper() for c in ISO_4217_EXPONENTS)
+    assert set(ISO_4217_EXPONENTS.values()) == {0, 2, 3, 4}
+
+
+@pytest.mark.parametrize("currency", ["QQQ", "XAU", "XXX", "XTS", "HRK", "ABC"])
+def test_a_code_that_is_no_active_currency_is_no_money(currency: str) -> None:
+    with pytest.raises(InvalidMoney, match="ISO 4217"):
+        Money.parse("10", currency)
+    with pytest.raises(InvalidMoney):
+        minor_unit_exponent(currency)
+
+
+# --- what a client asks for: decimal text, exact, within range ---------------------------
+
+@pytest.mark.parametrize(
+    ("raw", "currency", "units"),
+    [("10.50", "BRL", 1050), ("0", "BRL", 0), ("1500.0", "CLP", 1500), ("1.234", "KWD", 1234),
+     ("9999999999999.99", "BRL", MAX_MINOR_UNITS), ("999999999999999", "JPY", MAX_MINOR_UNITS),
+     ("99999999999.9999", "CLF", MAX_MINOR_UNITS)],
+)
+def test_parse_requested_takes_exact_text_up_to_the_maximum(
+    raw: str, currency: str, units: int
+) -> None:
+    assert Money.parse_requested(raw, currency).minor_units == units
+
+
+@pytest.mark.parametrize(
+    ("raw", "currency"),
+    [("10000000000000.00", "BRL"), ("1000000000000000", "JPY"), ("92233720368547758.08", "BRL"),
+     ("1" * 20, "BRL"), ("10.005", "BRL"), ("1.5", "JPY"), ("1.2345", "KWD"),
+     ("-1.00", "BRL"), ("+1.00", "BRL"), ("1e3", "BRL"), ("1.", "BRL"), (".5", "BRL"),
+     (" 1", "BRL"), ("1_000", "BRL"), ("١٢", "BRL"), ("NaN", "BRL"), ("", "BRL"),
+     ("10.00", "QQQ")],
+)
+def test_parse_requested_refuses_what_is_not_exact_plain_text_in_range(
+    raw: str, currency: str
+) -> None:
+    with pytest.raises(InvalidMoney):
+        Money.parse_requested(raw, currency)
+
+
+@pytest.mark.parametrize("raw", [10, Decimal("10"), 10.5])
+def test_parse_requested_takes_text_only(raw: object) -> None:
+    with pytest.raises(InvalidMoney, match="decimal text"):
+        Money.parse_requested(raw, "BRL")  # type: ignore[arg-type]
+
+
+@given(units=st.integers(min_value=0, max_value=MAX_MINOR_UNITS),
+       currency=st.sampled_from([*CURRENCIES, "KWD", "CLF"]))
+def test_every_amount_up_to_the_maximum_round_trips_through_a_double(
+    units: int, currency: str
+) -> None:
+    # Why 15 digits: a gateway that reads the JSON number as a double reads the same value.
+    text = str(Money.from_minor(units, currency).amount)
+    assert Decimal(repr(float(text))) == Decimal(text)
+    assert Money.parse_requested(text, currency).minor_units == units

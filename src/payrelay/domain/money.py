@@ -7,25 +7,47 @@ them); payrelay reads a gateway's amount with `read_amount`, which gives it at t
 currency's exponent (`1500` CLP, `25.10` ARS). A value finer than the currency's minor unit
 (`25.123` ARS) is no Money at all: `read_amount` reports it as a problem to hold for a
 person, rather than an error to retry.
+
+What a client asks payrelay to charge is held to a stricter rule (`parse_requested`): a
+plain decimal string, in an active ISO 4217 currency, exact in it, and at most
+`MAX_MINOR_UNITS`, so that it is refused before any gateway call rather than after.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from decimal import ROUND_DOWN, Context, Decimal, InvalidOperation
 from enum import StrEnum
 
+from payrelay.domain.currencies import ISO_4217_EXPONENTS
 from payrelay.domain.errors import InvalidMoney
 
-# ISO 4217 minor-unit exponents that differ from the usual two.
-_EXPONENTS: dict[str, int] = {"CLP": 0, "JPY": 0, "KRW": 0, "PYG": 0, "UYI": 0, "VND": 0}
+MAX_MINOR_UNITS = 10**15 - 1
+"""The largest amount a client may ask for, in minor units (9,999,999,999,999.99 BRL).
+
+Fifteen digits: far inside the BigInteger columns that store minor units (2**63 - 1), and
+few enough that the JSON number payrelay writes to the gateway survives any reader that
+parses it as a double (15 significant digits always round-trip), so no gateway is asked to
+charge an amount it would read back differently.
+"""
+
+AMOUNT_PATTERN = r"^[0-9]{1,15}(\.[0-9]{1,20})?$"
+"""How a client writes an amount: digits, optionally a point and more digits ("10.50").
+
+At most 15 digits before the point, as no currency takes more under MAX_MINOR_UNITS."""
+_AMOUNT_TEXT = re.compile(AMOUNT_PATTERN)
 
 # Our own context, not the thread's: quantize must never round silently or lose digits.
 _EXACT = Context(prec=40, traps=[InvalidOperation])
 
 
 def minor_unit_exponent(currency: str) -> int:
-    return _EXPONENTS.get(currency, 2)
+    """Decimals of the currency's minor unit (USD 2, JPY 0, KWD 3); unknown codes raise."""
+    try:
+        return ISO_4217_EXPONENTS[currency]
+    except KeyError:
+        raise InvalidMoney(f"{currency!r} is not an active ISO 4217 currency code") from None
 
 
 def _quantum(currency: str) -> Decimal:
@@ -43,6 +65,7 @@ class Money:
         code = self.currency
         if not (len(code) == 3 and code.isascii() and code.isalpha() and code.isupper()):
             raise InvalidMoney(f"currency must be a 3-letter ISO 4217 code, got {self.currency!r}")
+        minor_unit_exponent(code)  # an unknown code raises: its decimals are not guessed
         if not isinstance(self.amount, Decimal) or not self.amount.is_finite():
             raise InvalidMoney(f"amount must be a finite Decimal, got {self.amount!r}")
         # By value: "1500.0" and "1.5E+3" CLP are 1500 pesos; "1500.5" CLP is no amount.
@@ -56,6 +79,26 @@ class Money:
     def parse(cls, amount: str | int | Decimal, currency: str) -> Money:
         """Build from a decimal string such as "10.50"; floats are refused."""
         return cls(_decimal(amount), currency)
+
+    @classmethod
+    def parse_requested(cls, amount: str, currency: str) -> Money:
+        """An amount a client asks payrelay for: plain decimal text, exact, within range.
+
+        >>> Money.parse_requested("10.50", "BRL")
+        Money(amount=Decimal('10.50'), currency='BRL')
+
+        JSON numbers never get here (the API takes strings only), nor do "1e3", "-5" or
+        "10,50"; "10.505" BRL, "QQQ" and more than MAX_MINOR_UNITS raise InvalidMoney.
+        """
+        if not isinstance(amount, str) or not _AMOUNT_TEXT.fullmatch(amount):
+            raise InvalidMoney(f"amount must be decimal text such as \"10.50\", got {amount!r}")
+        money = cls(Decimal(amount), currency)
+        if money.minor_units > MAX_MINOR_UNITS:
+            raise InvalidMoney(
+                f"{money} is more than payrelay takes "
+                f"({cls.from_minor(MAX_MINOR_UNITS, currency)})"
+            )
+        return money
 
     @classmethod
     def from_minor(cls, units: int, currency: str) -> Money:

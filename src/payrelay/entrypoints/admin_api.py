@@ -3,19 +3,46 @@
 from __future__ import annotations
 
 import base64
-import hmac
 from collections.abc import Callable
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, HTTPException
-from pydantic import BaseModel
+from fastapi import APIRouter, Depends, Header, HTTPException, Path, Query
+from pydantic import AfterValidator, BaseModel, Field, StringConstraints
 
 from payrelay.domain.errors import Conflict, NotFound
+from payrelay.entrypoints.bearer import bearer_matches
 from payrelay.ports import DeadLetter, DeadLetterBox
+
+MAX_LIST = 1000
+"""The most dead letters one listing (or one replay by ids) names."""
+
+ROW_ID_MAX = 2**31 - 1
+"""Dead letters and notifications are numbered by INTEGER columns (int4 on PostgreSQL)."""
+
+
+def _row_id_in_range(dead_letter_id: str) -> str:
+    kind, _, key = dead_letter_id.partition("-")
+    if kind != "refund" and int(key) > ROW_ID_MAX:
+        raise ValueError(f"no dead letter is numbered past {ROW_ID_MAX}")
+    return dead_letter_id
+
+
+# What a dead letter's id can be: a message's row in either database or a dead
+# notification (numbered rows), or a held refund (by payment id). Anything else is a 422
+# before storage sees it (a number past the column's range too); a well-formed unknown id
+# is a 404.
+DeadLetterId = Annotated[
+    str,
+    StringConstraints(
+        pattern=r"^((payments|orders|notification)-[0-9]{1,10}|refund-[0-9A-Za-z_.:-]{1,64})$"
+    ),
+    AfterValidator(_row_id_in_range),
+]
+DeadLetterIdPath = Annotated[DeadLetterId, Path()]
 
 
 class ReplayRequest(BaseModel):
-    ids: list[str] | None = None
+    ids: list[DeadLetterId] | None = Field(default=None, max_length=MAX_LIST)
     all: bool = False
 
 
@@ -43,20 +70,20 @@ def dead_letter_json(letter: DeadLetter, *, with_body: bool = False) -> dict[str
 
 def admin_router(box: DeadLetterBox, token: Callable[[], str]) -> APIRouter:
     def authorized(authorization: Annotated[str | None, Header()] = None) -> None:
-        expected = token()
-        given = (authorization or "").removeprefix("Bearer ").strip()
         # An empty configured token disables the endpoints rather than opening them.
-        if not expected or not hmac.compare_digest(given.encode(), expected.encode()):
-            raise HTTPException(401, "admin token required")
+        if not bearer_matches(authorization, token()):
+            raise HTTPException(401, "admin token required (Authorization: Bearer <token>)")
 
     router = APIRouter(prefix="/admin", dependencies=[Depends(authorized)])
 
     @router.get("/dead-letters")
-    async def list_dead_letters(limit: int = 100) -> list[dict[str, Any]]:
+    async def list_dead_letters(
+        limit: Annotated[int, Query(ge=1, le=MAX_LIST)] = 100,
+    ) -> list[dict[str, Any]]:
         return [dead_letter_json(d) for d in await box.recent(limit=limit)]
 
     @router.get("/dead-letters/{dead_letter_id}")
-    async def show_dead_letter(dead_letter_id: str) -> dict[str, Any]:
+    async def show_dead_letter(dead_letter_id: DeadLetterIdPath) -> dict[str, Any]:
         try:
             letter = await box.get(dead_letter_id)
         except NotFound as exc:
@@ -77,11 +104,13 @@ def admin_router(box: DeadLetterBox, token: Callable[[], str]) -> APIRouter:
             raise HTTPException(409, str(exc)) from exc
 
     @router.delete("/dead-letters/{dead_letter_id}")
-    async def purge(dead_letter_id: str) -> dict[str, list[str]]:
+    async def purge(dead_letter_id: DeadLetterIdPath) -> dict[str, list[str]]:
         try:
             purged = await box.purge([dead_letter_id])
         except NotFound as exc:
             raise HTTPException(404, str(exc)) from exc
+        except Conflict as exc:  # a held refund is money owed: it is never purged
+            raise HTTPException(409, str(exc)) from exc
         if not purged:
             raise HTTPException(404, f"no dead letter {dead_letter_id}")
         return {"purged": purged}

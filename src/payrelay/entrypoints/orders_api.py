@@ -2,35 +2,44 @@
 
 from __future__ import annotations
 
-from decimal import Decimal
 from typing import Annotated
 
-from fastapi import APIRouter, FastAPI, HTTPException
-from pydantic import BaseModel, Field, StringConstraints
+from fastapi import APIRouter, FastAPI, HTTPException, Path
+from pydantic import BaseModel, ConfigDict, Field
 
 from payrelay.adapters.storage.migrations import Schema
 from payrelay.domain.errors import Conflict, GatewayError, InvalidMoney, NotFound
 from payrelay.domain.money import Money
 from payrelay.domain.order import Order
+from payrelay.entrypoints.api_fields import AmountText, CurrencyCode, Description, OrderId, Sku
 from payrelay.entrypoints.health import database_ready, health_router, transport_ready
 from payrelay.entrypoints.http_errors import install_error_handlers
 from payrelay.ports import OrderLine, Transport
 from payrelay.system import OrdersSide
 
-Currency = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
+# A path id no order can have (too long, non-ASCII) is a 422 before storage is asked.
+OrderIdPath = Annotated[OrderId, Path()]
 
 
 class Item(BaseModel):
-    sku: Annotated[str, StringConstraints(min_length=1, max_length=100)]
+    sku: Sku
     quantity: int = Field(gt=0, le=10_000)
-    unit_price: Decimal = Field(ge=0)
+    unit_price: AmountText
+    """Decimal text ("12.50"), never a JSON number."""
 
 
 class CreateOrder(BaseModel):
+    """Amounts are decimal text ("25.00"), never JSON numbers; see api_fields."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"items": [{"sku": "MUG", "quantity": 2, "unit_price": "12.50"}], "total": "25.00",
+         "currency": "BRL"},
+    ]})
+
     items: list[Item] = Field(min_length=1, max_length=500)
-    total: Decimal = Field(gt=0)
-    currency: Currency
-    description: Annotated[str, StringConstraints(max_length=256)] = ""
+    total: AmountText
+    currency: CurrencyCode
+    description: Description = ""
 
 
 class OrderView(BaseModel):
@@ -85,12 +94,12 @@ def _routes(side: OrdersSide) -> APIRouter:
     async def create(body: CreateOrder) -> OrderView:
         try:
             lines = [
-                OrderLine(i.sku, i.quantity, Money.parse(i.unit_price, body.currency))
+                OrderLine(i.sku, i.quantity, Money.parse_requested(i.unit_price, body.currency))
                 for i in body.items
             ]
             order = await service.create(
                 lines=lines,
-                total=Money.parse(body.total, body.currency),
+                total=Money.parse_requested(body.total, body.currency),
                 description=body.description,
             )
         except InvalidMoney as exc:
@@ -98,14 +107,14 @@ def _routes(side: OrdersSide) -> APIRouter:
         return OrderView.of(order)
 
     @router.get("/orders/{order_id}", response_model=OrderView)
-    async def get(order_id: str) -> OrderView:
+    async def get(order_id: OrderIdPath) -> OrderView:
         try:
             return OrderView.of(await service.get(order_id))
         except NotFound as exc:
             raise HTTPException(404, str(exc)) from exc
 
     @router.post("/orders/{order_id}/cancel", response_model=OrderView)
-    async def cancel(order_id: str) -> OrderView:
+    async def cancel(order_id: OrderIdPath) -> OrderView:
         try:
             return OrderView.of(await service.cancel(order_id))
         except NotFound as exc:
@@ -114,7 +123,7 @@ def _routes(side: OrdersSide) -> APIRouter:
             raise HTTPException(409, str(exc)) from exc
 
     @router.post("/orders/{order_id}/checkout", response_model=CheckoutView)
-    async def checkout(order_id: str) -> CheckoutView:
+    async def checkout(order_id: OrderIdPath) -> CheckoutView:
         try:
             result = await service.checkout(order_id)
         except NotFound as exc:

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-from decimal import Decimal
-from typing import Annotated
-
 from fastapi import APIRouter, FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict
 
 from payrelay.adapters.storage.migrations import Schema
 from payrelay.domain.errors import (
@@ -18,20 +15,26 @@ from payrelay.domain.errors import (
     StorageUnavailable,
 )
 from payrelay.domain.money import Money
+from payrelay.entrypoints.api_fields import AmountText, CurrencyCode, Description, OrderId
 from payrelay.entrypoints.health import database_ready, health_router, transport_ready
 from payrelay.entrypoints.http_errors import error_response, install_error_handlers
 from payrelay.ports import Transport
 from payrelay.services.ingest import IncomingWebhook
 from payrelay.system import PaymentsSide
 
-Currency = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
-
 
 class CheckoutRequest(BaseModel):
-    order_id: Annotated[str, StringConstraints(min_length=1, max_length=64)]
-    amount: Decimal = Field(gt=0)
-    currency: Currency
-    description: Annotated[str, StringConstraints(max_length=256)] = ""
+    """`amount` is decimal text ("10.50"), never a JSON number; see api_fields."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"order_id": "shop-1042", "amount": "99.90", "currency": "BRL",
+         "description": "order shop-1042"},
+    ]})
+
+    order_id: OrderId
+    amount: AmountText
+    currency: CurrencyCode
+    description: Description = ""
 
 
 class CheckoutResponse(BaseModel):
@@ -69,7 +72,10 @@ def _routes(side: PaymentsSide) -> APIRouter:
     @router.post("/checkout", response_model=CheckoutResponse)
     async def checkout(body: CheckoutRequest) -> CheckoutResponse:
         try:
-            amount = Money.parse(body.amount, body.currency)
+            # Every refusal happens here, before the gateway is asked for anything.
+            amount = Money.parse_requested(body.amount, body.currency)
+            if amount.amount <= 0:
+                raise InvalidMoney(f"a checkout's amount must be positive, got {amount}")
             result = await side.checkout.checkout(
                 order_id=body.order_id, amount=amount, description=body.description
             )

@@ -44,7 +44,8 @@ class MercadoPagoGateway:
         body = {
             "items": [
                 {
-                    "title": description,
+                    # MercadoPago refuses an item without a title; an order always has one.
+                    "title": description if description.strip() else f"order {order_id}",
                     "quantity": 1,
                     "unit_price": amount.amount,
                     "currency_id": amount.currency,
