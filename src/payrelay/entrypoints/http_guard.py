@@ -80,6 +80,8 @@ class RejectionBudget:
             self._rejections.record(ServerRejection.RATE_LIMITED, address=client, status=429)
             limited = error_response(429, "too many rejected requests, slow down")
             limited.headers["retry-after"] = self._retry_after
+            # Its next connection is held unread for a while (http_protocol's tarpit).
+            limited.headers["connection"] = "close"
             await limited(scope, receive, send)
             return
         answer = _Answer()

@@ -12,6 +12,12 @@ deadline, not an idle timer, so dripping one byte a second does not extend it:
 Past a deadline the connection is closed, and the refusal is counted and logged. The phase
 is read from h11's own state after each chunk of data (`their_state`), so nothing of
 uvicorn's request handling is copied here.
+
+On the public listener the protocol also shares the per-client budget of rejections
+(http_guard): a timeout or malformed HTTP spends it like a 4xx does, and a new connection
+from a client with nothing left is held unread for `tarpit` seconds, then closed. Parsing
+and answering costs the server more than holding a timer, and a client flooding in a loop
+waits instead of looping: this is what keeps garbage floods from slowing good requests.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ from uvicorn.config import Config
 from uvicorn.protocols.http.h11_impl import H11Protocol
 from uvicorn.server import ServerState
 
+from payrelay.entrypoints.rate_limit import KeyedBuckets
 from payrelay.entrypoints.rejections import Rejections, ServerRejection
 
 __all__ = ["ReadLimits", "guarded_h11"]
@@ -42,6 +49,9 @@ class ReadLimits:
     header_timeout: float
     body_timeout: float
     max_connections: int
+    budget: KeyedBuckets | None = None
+    """Per-client rejections, keyed by the TCP peer; None where the peer is a proxy."""
+    tarpit: float = 1.0
 
 
 class _Phase(Enum):
@@ -70,6 +80,10 @@ class _GuardedH11(H11Protocol):
         if len(self.connections) > self.limits.max_connections:
             self._refuse(ServerRejection.TOO_MANY_CONNECTIONS)
             return
+        budget = self.limits.budget
+        if budget is not None and not budget.has_token(self._address()):
+            self._tarpit()
+            return
         self._watch(_Phase.HEADERS)
 
     def data_received(self, data: bytes) -> None:
@@ -83,6 +97,8 @@ class _GuardedH11(H11Protocol):
         self._watch(None if self.conn.their_state is h11.IDLE else self._reading_phase())
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
         self._watch(None)
         super().connection_lost(exc)
 
@@ -123,9 +139,19 @@ class _GuardedH11(H11Protocol):
         # A route waiting for the body learns of the disconnect and gives up (http_guard).
         self.transport.close()
 
+    def _tarpit(self) -> None:
+        self.rejections.record(ServerRejection.RATE_LIMITED, address=self._address())
+        self.transport.pause_reading()
+        self._deadline = self.loop.call_later(self.limits.tarpit, self.transport.close)
+
+    def _address(self) -> str:
+        return self.client[0] if self.client else "unknown"
+
     def _record(self, reason: ServerRejection, *, status: int | None = None) -> None:
-        address = self.client[0] if self.client else "unknown"
+        address = self._address()
         self.rejections.record(reason, address=address, status=status)
+        if self.limits.budget is not None and reason is not ServerRejection.TOO_MANY_CONNECTIONS:
+            self.limits.budget.spend(address)
 
 
 def guarded_h11(limits: ReadLimits, rejections: Rejections) -> type[H11Protocol]:

@@ -24,6 +24,7 @@ from starlette.types import ASGIApp
 
 from payrelay.entrypoints.http_guard import RequestCap
 from payrelay.entrypoints.http_protocol import ReadLimits, guarded_h11
+from payrelay.entrypoints.rate_limit import KeyedBuckets
 from payrelay.entrypoints.rejections import Rejections
 
 if TYPE_CHECKING:
@@ -57,8 +58,15 @@ class ServerLimits:
             forwarded_allow_ips=settings.http_forwarded_allow_ips,
         )
 
-    def uvicorn_config(self, app: ASGIApp, rejections: Rejections) -> uvicorn.Config:
-        read = ReadLimits(self.header_timeout, self.body_timeout, self.max_connections)
+    def uvicorn_config(
+        self, app: ASGIApp, rejections: Rejections, budget: KeyedBuckets | None = None
+    ) -> uvicorn.Config:
+        # Behind a proxy the TCP peer is the proxy: holding its connections would hold
+        # every client's, so only the app-level budget (by X-Forwarded-For) applies there.
+        read = ReadLimits(
+            self.header_timeout, self.body_timeout, self.max_connections,
+            budget=None if self.forwarded_allow_ips else budget,
+        )
         return uvicorn.Config(
             RequestCap(app, limit=self.max_concurrent_requests, rejections=rejections),
             http=guarded_h11(read, rejections),
@@ -113,8 +121,10 @@ class EmbeddedServer:
         sock: socket.socket | None = None,
         limits: ServerLimits | None = None,
         rejections: Rejections | None = None,
+        budget: KeyedBuckets | None = None,
     ) -> None:
         self._app = app
+        self._budget = budget
         self._limits = limits or ServerLimits()
         self.rejections = rejections or Rejections()
         self._sock = sock or bind_socket(host, port)
@@ -123,7 +133,7 @@ class EmbeddedServer:
         self.base_url = base_url(self._sock)
 
     async def __aenter__(self) -> Self:
-        config = self._limits.uvicorn_config(self._app, self.rejections)
+        config = self._limits.uvicorn_config(self._app, self.rejections, self._budget)
         self._server = server = _EmbeddedUvicorn(config)
         self._task = asyncio.create_task(server.serve(sockets=[self._sock]))
         try:

@@ -33,14 +33,18 @@ class PaymentsListeners:
     internal: FastAPI
     limits: ServerLimits
     rejections: Rejections
+    budget: KeyedBuckets
+    """Each client's allowance of rejected requests on the public listener."""
 
     def server(
         self, app: ASGIApp, *, sock: socket.socket | None = None, host: str = "127.0.0.1",
         port: int = 0,
     ) -> EmbeddedServer:
-        """`app` served under these limits, its refusals counted in `rejections`."""
+        """`app` served under these limits, its refusals counted in `rejections`; the
+        public app also under the per-client budget (its connections too)."""
         return EmbeddedServer(
-            app, sock=sock, host=host, port=port, limits=self.limits, rejections=self.rejections
+            app, sock=sock, host=host, port=port, limits=self.limits, rejections=self.rejections,
+            budget=self.budget if app is self.public else None,
         )
 
 
@@ -62,4 +66,5 @@ def payments_listeners(system: System, settings: Settings) -> PaymentsListeners:
         ),
         limits=ServerLimits.from_settings(settings),
         rejections=rejections,
+        budget=budget,
     )
