@@ -77,7 +77,9 @@ async def bootstrap(
     if payments_client is None:
         payments_http = httpx.AsyncClient(base_url=settings.payments_url, timeout=10.0)
         clients.append(payments_http)
-        payments_client = HttpPaymentsClient(payments_http)
+        payments_client = HttpPaymentsClient(
+            payments_http, token=settings.service_token.get_secret_value
+        )
     transport = transport or await build_transport(settings)
 
     payments_db = Database(settings.payments_database_url)

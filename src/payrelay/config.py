@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import ipaddress
+import secrets
 from datetime import timedelta
-from typing import Any
+from typing import Any, Self
 from urllib.parse import parse_qsl, urlencode
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -54,6 +56,10 @@ class Settings(BaseSettings):
     """Comma-separated: every secret listed is accepted, so a rotation can overlap."""
     admin_token: SecretStr = SecretStr("")
     """Bearer token for the /admin endpoints; empty disables them (every call answers 401)."""
+    service_token: SecretStr = SecretStr("")
+    """Bearer token the orders service presents to the payments service's `POST /checkout`;
+    empty disables /checkout (every call answers 401), except in a process that runs both
+    APIs (the embedded stack, `serve --role all`), which makes a random one for itself."""
     webhook_max_body_bytes: int = Field(default=64 * 1024, gt=0)
     ipn_window_seconds: float = Field(default=5.0, gt=0, le=300)
     """Unsigned legacy IPNs about one id within this window make one gateway fetch, at its end."""
@@ -65,9 +71,30 @@ class Settings(BaseSettings):
     """One payment is fetched at most once per interval by a processor, whatever arrives
     about it; a notification arriving inside it is fetched when it ends. 0 disables."""
     public_url: str = "http://127.0.0.1:8000"
-    """Where the gateway reaches the payments service (the webhook's base URL)."""
-    payments_url: str = "http://127.0.0.1:8000"
-    """Where the orders service reaches the payments service."""
+    """Where the gateway reaches the payments service's public listener (webhooks)."""
+    payments_url: str = "http://127.0.0.1:8002"
+    """Where the orders service reaches the payments service's internal listener (checkout)."""
+    http_header_timeout_seconds: float = Field(default=5.0, gt=0, le=300)
+    """A request line and headers must arrive within this, or the connection is closed."""
+    http_body_timeout_seconds: float = Field(default=5.0, gt=0, le=300)
+    """A body must arrive within this after its headers, or the connection is closed."""
+    http_keep_alive_seconds: int = Field(default=5, gt=0, le=300)
+    """An idle connection between two requests is closed after this."""
+    http_max_header_bytes: int = Field(default=16 * 1024, ge=1024, le=1024 * 1024)
+    """A request line plus headers larger than this gets 400."""
+    http_max_connections: int = Field(default=2000, gt=0)
+    """Open connections per listener; one more is closed at once."""
+    http_max_concurrent_requests: int = Field(default=1000, gt=0)
+    """Requests in progress per listener; one more gets 503 with Retry-After."""
+    http_forwarded_allow_ips: str = ""
+    """Comma-separated proxy addresses or networks (or `*`) whose X-Forwarded-For names the
+    client; empty trusts no header, so the TCP peer is the client for per-client limits."""
+    webhook_rejection_burst: int = Field(default=20, gt=0)
+    """Rejected (4xx) requests one client may send to the public listener in a burst..."""
+    webhook_rejections_per_second: float = Field(default=1.0, gt=0)
+    """...and then per second; past it, 429 before the request is read."""
+    rejection_log_per_second: float = Field(default=5.0, gt=0)
+    """Log lines about rejected requests per second (a burst of 20); all are counted."""
     amount_mismatch_policy: MismatchPolicy = MismatchPolicy.HOLD
     """A payment whose amount differs from its order's: `refund` it, or `hold` for review."""
     order_expiry_seconds: float = Field(default=86_400.0, gt=0)
@@ -111,6 +138,26 @@ class Settings(BaseSettings):
         RetrySchedule.parse(value)  # a typo fails at start-up, with the reason
         return value
 
+    @field_validator("http_forwarded_allow_ips")
+    @classmethod
+    def _valid_proxies(cls, value: str) -> str:
+        for entry in (e.strip() for e in value.split(",") if e.strip()):
+            if entry != "*":
+                try:
+                    ipaddress.ip_network(entry, strict=False)
+                except ValueError as exc:
+                    raise ValueError(f"not an address or network: {entry!r}") from exc
+        return value
+
+    @model_validator(mode="after")
+    def _distinct_tokens(self) -> Self:
+        service = self.service_token.get_secret_value()
+        if service and service == self.admin_token.get_secret_value():
+            # One leaked token must not open both: the orders service holds the service
+            # token, and it has no business replaying dead letters.
+            raise ValueError("PAYRELAY_SERVICE_TOKEN must differ from PAYRELAY_ADMIN_TOKEN")
+        return self
+
     def consumer_retry_schedule(self) -> RetrySchedule:
         return RetrySchedule.parse(self.consumer_retry_delays)
 
@@ -132,6 +179,17 @@ class Settings(BaseSettings):
             sweep_max_pages=self.reconcile_sweep_max_pages,
             sweep_first_lookback=timedelta(seconds=self.reconcile_sweep_lookback_seconds),
         )
+
+    def with_own_service_token(self) -> Settings:
+        """These settings, with a random service token if none is set.
+
+        For a process that runs both the orders API and the payments API: the token never
+        leaves the process, so nothing outside it can call `/checkout`, and a demo needs no
+        setup. A token that is set is kept, so other processes can use it too.
+        """
+        if self.service_token.get_secret_value():
+            return self
+        return self.model_copy(update={"service_token": SecretStr(secrets.token_urlsafe(32))})
 
     def webhook_secret_list(self) -> list[str]:
         secrets = [s.strip() for s in self.webhook_secrets.get_secret_value().split(",")]

@@ -50,8 +50,17 @@ def order_json(total: str, unit_price: str, currency: str) -> bytes:
             f'"total": {total}, "currency": "{currency}"}}').encode()
 
 
-async def post_json(http: httpx.AsyncClient, url: str, body: bytes) -> httpx.Response:
-    return await http.post(url, content=body, headers={"content-type": "application/json"})
+async def post_json(
+    http: httpx.AsyncClient, url: str, body: bytes, headers: dict[str, str] | None = None
+) -> httpx.Response:
+    return await http.post(
+        url, content=body, headers={"content-type": "application/json", **(headers or {})}
+    )
+
+
+def service(stack: EmbeddedStack) -> dict[str, str]:
+    """The orders service's credentials for the internal listener's /checkout."""
+    return {"Authorization": f"Bearer {stack.settings.service_token.get_secret_value()}"}
 
 
 async def orders_stored(stack: EmbeddedStack) -> int:
@@ -67,7 +76,8 @@ async def test_checkout_refuses_inexact_or_unknown_money_before_the_gateway(
     async with make_stack(start_workers=False) as stack:
         for amount, currency, why in REFUSED_AMOUNTS:
             response = await post_json(
-                http, f"{stack.payments_url}/checkout", checkout_json(amount, currency)
+                http, f"{stack.payments_internal_url}/checkout", checkout_json(amount, currency),
+                service(stack),
             )
             assert response.status_code == 422, (why, response.text)
         assert stack.simulator.ledger() == {}  # no preference was created
@@ -122,7 +132,8 @@ async def test_an_order_id_the_idempotency_header_cannot_carry_is_refused(
 ):
     async with make_stack(start_workers=False) as stack:
         response = await post_json(
-            http, f"{stack.payments_url}/checkout", checkout_json('"10.00"', "BRL", order_id)
+            http, f"{stack.payments_internal_url}/checkout",
+            checkout_json('"10.00"', "BRL", order_id), service(stack),
         )
         assert response.status_code == 422, response.text
         assert stack.simulator.ledger() == {}
@@ -136,7 +147,8 @@ async def test_a_checkout_without_description_gets_a_default_title(
     if description is not None:
         body["description"] = description
     async with make_stack(start_workers=False) as stack:
-        response = await http.post(f"{stack.payments_url}/checkout", json=body)
+        response = await http.post(f"{stack.payments_internal_url}/checkout", json=body,
+                                   headers=service(stack))
         assert response.status_code == 200, response.text
         preference = stack.simulator.preference(response.json()["preference_id"])
         assert [item["title"] for item in preference["items"]] == ["order shop-7"]
@@ -148,7 +160,8 @@ async def test_a_checkout_keeps_its_description_as_the_title(
     body = {"order_id": "shop-8", "amount": "10.00", "currency": "BRL",
             "description": "Caneca azul, 2 un."}
     async with make_stack(start_workers=False) as stack:
-        response = await http.post(f"{stack.payments_url}/checkout", json=body)
+        response = await http.post(f"{stack.payments_internal_url}/checkout", json=body,
+                                   headers=service(stack))
         preference = stack.simulator.preference(response.json()["preference_id"])
         assert preference["items"][0]["title"] == "Caneca azul, 2 un."
 
@@ -176,7 +189,7 @@ async def test_the_admin_token_needs_the_bearer_scheme(
     make_stack: StackFactory, http: httpx.AsyncClient, authorization: str, status: int
 ):
     async with make_stack(start_workers=False, admin_token=TOKEN) as stack:
-        response = await http.get(f"{stack.payments_url}/admin/dead-letters",
+        response = await http.get(f"{stack.payments_internal_url}/admin/dead-letters",
                                   headers={"Authorization": authorization})
         assert response.status_code == status, response.text
 
@@ -189,7 +202,7 @@ async def test_the_dead_letter_listing_limit_is_bounded(
     make_stack: StackFactory, http: httpx.AsyncClient, limit: int | str, status: int
 ):
     async with make_stack(start_workers=False, admin_token=TOKEN) as stack:
-        response = await http.get(f"{stack.payments_url}/admin/dead-letters",
+        response = await http.get(f"{stack.payments_internal_url}/admin/dead-letters",
                                   params={"limit": limit}, headers=AUTH)
         assert response.status_code == status, response.text
 
@@ -212,7 +225,7 @@ async def test_a_dead_letter_id_that_names_nothing_is_404_or_422_never_500(
     dead_letter_id: str, statuses: tuple[int, ...],
 ):
     async with make_stack(start_workers=False, admin_token=TOKEN) as stack:
-        url = f"{stack.payments_url}/admin/dead-letters"
+        url = f"{stack.payments_internal_url}/admin/dead-letters"
         answers = [
             await http.get(f"{url}/{dead_letter_id}", headers=AUTH),
             await http.delete(f"{url}/{dead_letter_id}", headers=AUTH),

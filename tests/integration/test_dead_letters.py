@@ -39,11 +39,11 @@ async def test_exhausted_retries_dead_letter_without_blocking_the_rest_then_repl
         await customer.pay(await customer.checkout(poisoned))
 
         async def dead() -> bool:
-            return len(await dead_letters(http, stack.payments_url)) == 1
+            return len(await dead_letters(http, stack.payments_internal_url)) == 1
 
         await eventually(dead, what="the event becoming a dead letter")
         faults.disarm()
-        (letter,) = await dead_letters(http, stack.payments_url)
+        (letter,) = await dead_letters(http, stack.payments_internal_url)
         assert letter["routing_key"] == "payment.approved"
         assert letter["reason"] == "consumer retries exhausted"
         assert "InjectedFault" in letter["error"] and letter["attempts"] == 3
@@ -53,11 +53,11 @@ async def test_exhausted_retries_dead_letter_without_blocking_the_rest_then_repl
         await customer.wait_until_status(healthy, "paid")
         assert (await customer.order_status(poisoned))["status"] == "pending_payment"
 
-        replay = await http.post(f"{stack.payments_url}/admin/dead-letters/replay",
+        replay = await http.post(f"{stack.payments_internal_url}/admin/dead-letters/replay",
                                  json={"ids": [letter["id"]]}, headers=AUTH)
         assert replay.json() == {"replayed": [letter["id"]]}
         await customer.wait_until_status(poisoned, "paid")
-        assert await dead_letters(http, stack.payments_url) == []
+        assert await dead_letters(http, stack.payments_internal_url) == []
 
 
 async def test_replaying_a_message_whose_effect_happened_changes_nothing(
@@ -72,13 +72,13 @@ async def test_replaying_a_message_whose_effect_happened_changes_nothing(
         await customer.pay(await customer.checkout(order_id))
 
         async def dead() -> bool:
-            return len(await dead_letters(http, stack.payments_url)) == 1
+            return len(await dead_letters(http, stack.payments_internal_url)) == 1
 
         await eventually(dead)
         faults.disarm()
         assert (await customer.order_status(order_id))["version"] == 2
         duplicates = stack.system.orders.consumer.stats.duplicates
-        replay = await http.post(f"{stack.payments_url}/admin/dead-letters/replay",
+        replay = await http.post(f"{stack.payments_internal_url}/admin/dead-letters/replay",
                                  json={"all": True}, headers=AUTH)
         assert replay.status_code == 200
 
@@ -102,28 +102,27 @@ async def test_undecodable_message_is_dead_lettered_at_once_with_its_reason(
         assert result.confirmed == {garbage.message_id}  # acked: retrying cannot help
 
         async def stored() -> bool:
-            return len(await dead_letters(http, stack.payments_url)) == 1
+            return len(await dead_letters(http, stack.payments_internal_url)) == 1
 
         await eventually(stored, what="the undecodable message stored as a dead letter")
-        (letter,) = await dead_letters(http, stack.payments_url)
+        (letter,) = await dead_letters(http, stack.payments_internal_url)
         assert letter["id"].startswith("orders-")
         assert letter["reason"] == "permanent: undecodable message"
         assert letter["queue"] == ORDER_SIDE_SUBSCRIPTION.queue
-        shown = await http.get(f"{stack.payments_url}/admin/dead-letters/{letter['id']}",
-                               headers=AUTH)
+        one = f"{stack.payments_internal_url}/admin/dead-letters/{letter['id']}"
+        shown = await http.get(one, headers=AUTH)
         assert shown.json()["body"] == "{not json"
-        purged = await http.delete(f"{stack.payments_url}/admin/dead-letters/{letter['id']}",
-                                   headers=AUTH)
+        purged = await http.delete(one, headers=AUTH)
         assert purged.json() == {"purged": [letter["id"]]}
-        assert await dead_letters(http, stack.payments_url) == []
+        assert await dead_letters(http, stack.payments_internal_url) == []
 
 
 async def test_admin_endpoints_need_the_token(make_stack: StackFactory, http: httpx.AsyncClient):
     async with make_stack(**QUICK) as stack:
-        url = f"{stack.payments_url}/admin/dead-letters"
+        url = f"{stack.payments_internal_url}/admin/dead-letters"
         assert (await http.get(url)).status_code == 401
         assert (await http.get(url, headers={"Authorization": "Bearer wrong"})).status_code == 401
     async with make_stack() as stack:  # no token configured: disabled, not open
-        response = await http.get(f"{stack.payments_url}/admin/dead-letters",
+        response = await http.get(f"{stack.payments_internal_url}/admin/dead-letters",
                                   headers={"Authorization": "Bearer x"})
         assert response.status_code == 401

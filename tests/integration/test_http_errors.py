@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import socket
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -16,11 +17,14 @@ from payrelay.entrypoints.admin_api import admin_router
 from payrelay.entrypoints.embedded import embedded_settings
 from payrelay.entrypoints.http_server import EmbeddedServer
 from payrelay.entrypoints.orders_api import create_orders_app
-from payrelay.entrypoints.payments_api import create_payments_app
+from payrelay.entrypoints.payments_api import create_internal_app, create_public_app
+from payrelay.entrypoints.rate_limit import KeyedBuckets
+from payrelay.entrypoints.rejections import Rejections
 from tests.support import FAST
 
 PASSWORD = "s3cret-pw"
 ADMIN = {"authorization": "Bearer admin-token"}
+SERVICE = {"authorization": "Bearer service-token"}
 ORDER = {"items": [{"sku": "A", "quantity": 1, "unit_price": "5"}], "total": "5",
          "currency": "BRL"}
 
@@ -30,9 +34,12 @@ ORDERS_ROUTES = [
     ("POST", "/orders/o-1/cancel", {}),
     ("POST", "/orders/o-1/checkout", {}),
 ]
-PAYMENTS_ROUTES = [
-    ("POST", "/checkout", {"json": {"order_id": "o-1", "amount": "5", "currency": "BRL"}}),
+PUBLIC_ROUTES = [
     ("POST", "/webhooks/mercadopago", {"params": {"topic": "payment", "id": "123"}}),
+]
+INTERNAL_ROUTES = [
+    ("POST", "/checkout", {"headers": SERVICE,
+                           "json": {"order_id": "o-1", "amount": "5", "currency": "BRL"}}),
     ("GET", "/admin/dead-letters", {"headers": ADMIN}),
     ("GET", "/admin/dead-letters/payments-1", {"headers": ADMIN}),
     ("POST", "/admin/dead-letters/replay", {"headers": ADMIN, "json": {"all": True}}),
@@ -60,6 +67,12 @@ async def system_without_databases(tmp_path: Path) -> AsyncIterator[System]:
         await system.close()
 
 
+def public_app(system: System) -> FastAPI:
+    budget = KeyedBuckets(rate=1, burst=20, clock=time.monotonic)
+    return create_public_app(system.payments, system.transport, budget=budget,
+                             rejections=Rejections())
+
+
 async def answers(app: FastAPI, routes: list[tuple[str, str, dict[str, object]]]
                   ) -> list[httpx.Response]:
     async with EmbeddedServer(app) as server, httpx.AsyncClient(timeout=10) as http:
@@ -84,15 +97,17 @@ async def test_orders_api_answers_503_on_every_route_while_its_database_is_down(
 async def test_payments_api_answers_503_on_every_route_while_its_database_is_down(tmp_path):
     async with system_without_databases(tmp_path) as system:
         admin = admin_router(system.dead_letters, lambda: "admin-token")
-        app = create_payments_app(system.payments, system.transport, admin=admin)
-        for response in await answers(app, PAYMENTS_ROUTES):
+        internal = create_internal_app(system.payments, system.transport,
+                                       service_token=lambda: "service-token", admin=admin)
+        for response in [*await answers(public_app(system), PUBLIC_ROUTES),
+                         *await answers(internal, INTERNAL_ROUTES)]:
             assert_503_without_traceback(response)
 
 
 @pytest.mark.parametrize("side", ["payments", "orders"])
 async def test_readiness_says_not_ready_while_the_database_is_down(tmp_path, side: str):
     async with system_without_databases(tmp_path) as system:
-        app = (create_payments_app(system.payments, system.transport) if side == "payments"
+        app = (public_app(system) if side == "payments"
                else create_orders_app(system.orders, system.transport))
         (ready,) = await answers(app, [("GET", "/readyz", {})])
         assert ready.status_code == 503

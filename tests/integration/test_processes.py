@@ -96,8 +96,9 @@ async def test_full_flow_across_processes_survives_a_dropped_broker(
     tmp_path: Path, rabbitmqctl: Rabbitmqctl
 ):
     require_server("RabbitMQ", RABBITMQ_URL)
-    payments_port, orders_port = free_port(), free_port()
+    payments_port, orders_port, internal_port = free_port(), free_port(), free_port()
     payments_url = f"http://127.0.0.1:{payments_port}"
+    internal_url = f"http://127.0.0.1:{internal_port}"
     async with fresh_postgres_databases(2) as (payments_db_url, orders_db_url), \
             broker_topology(f"t-{uuid.uuid4().hex[:8]}.") as prefix:
         simulator = GatewaySimulator(
@@ -115,7 +116,7 @@ async def test_full_flow_across_processes_survives_a_dropped_broker(
                 "PAYRELAY_GATEWAY_ACCESS_TOKEN": TOKEN,
                 "PAYRELAY_WEBHOOK_SECRETS": SECRET,
                 "PAYRELAY_PUBLIC_URL": payments_url,
-                "PAYRELAY_PAYMENTS_URL": payments_url,
+                "PAYRELAY_PAYMENTS_URL": internal_url,
                 "PAYRELAY_RETRY_BASE_SECONDS": "0.1",
                 "PAYRELAY_RETRY_CAP_SECONDS": "1",
                 "PAYRELAY_LEASE_SECONDS": "3",
@@ -127,7 +128,8 @@ async def test_full_flow_across_processes_survives_a_dropped_broker(
             assert migrated.returncode == 0, migrated.stderr
             workers = [
                 ["--role", "payments-api", "--role", "orders-api",
-                 "--payments-port", str(payments_port), "--orders-port", str(orders_port)],
+                 "--payments-port", str(payments_port), "--orders-port", str(orders_port),
+                 "--payments-internal-port", str(internal_port)],
                 ["--role", "processor"],
                 ["--role", "processor"],
                 ["--role", "payments-relay", "--role", "orders-relay"],

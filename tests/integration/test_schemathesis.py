@@ -69,8 +69,14 @@ async def test_no_request_to_either_api_gets_a_server_error(
     make_stack: StackFactory, http: httpx.AsyncClient, tmp_path: Path
 ):
     async with make_stack(admin_token=TOKEN) as stack:
+        service = stack.settings.service_token.get_secret_value()
+        internal = stack.payments_internal_url
+        # One Authorization header per run: the admin routes with the admin token, then
+        # /checkout with the service token (each run also meets the other routes' 401s).
         for name, url, extra in [
-            ("payments", stack.payments_url, ("--header", f"Authorization: Bearer {TOKEN}")),
+            ("payments (admin token)", internal, ("--header", f"Authorization: Bearer {TOKEN}")),
+            ("payments (service token)", internal,
+             ("--header", f"Authorization: Bearer {service}")),
             ("orders", stack.orders_url, ()),
         ]:
             document = await http.get(f"{url}/openapi.json")

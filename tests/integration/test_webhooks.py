@@ -16,7 +16,9 @@ from payrelay.adapters.storage.database import Database
 from payrelay.adapters.storage.payments import SqlNotificationLog
 from payrelay.domain.signature import signature_header
 from payrelay.entrypoints.http_server import EmbeddedServer
-from payrelay.entrypoints.payments_api import create_payments_app
+from payrelay.entrypoints.payments_api import create_public_app
+from payrelay.entrypoints.rate_limit import KeyedBuckets
+from payrelay.entrypoints.rejections import Rejections
 from payrelay.faults import Faults
 from payrelay.services.ingest import WebhookIngest
 from payrelay.simulator.faults import SimulatorFaults
@@ -146,7 +148,9 @@ async def test_database_down_answers_503(make_stack: StackFactory, http: httpx.A
         )
         side = dataclasses.replace(stack.system.payments, ingest=ingest)
         try:
-            async with EmbeddedServer(create_payments_app(side, stack.system.transport)) as server:
+            app = create_public_app(side, stack.system.transport, rejections=Rejections(),
+                                    budget=KeyedBuckets(rate=1, burst=20, clock=time.monotonic))
+            async with EmbeddedServer(app) as server:
                 response = await post(http, server.base_url, signed("1000000999"))
         finally:
             await log.close()

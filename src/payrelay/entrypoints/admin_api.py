@@ -6,11 +6,11 @@ import base64
 from collections.abc import Callable
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, HTTPException, Path, Query
+from fastapi import APIRouter, Depends, HTTPException, Path, Query
 from pydantic import AfterValidator, BaseModel, Field, StringConstraints
 
 from payrelay.domain.errors import Conflict, NotFound
-from payrelay.entrypoints.bearer import bearer_matches
+from payrelay.entrypoints.auth import require_bearer
 from payrelay.ports import DeadLetter, DeadLetterBox
 
 MAX_LIST = 1000
@@ -69,11 +69,8 @@ def dead_letter_json(letter: DeadLetter, *, with_body: bool = False) -> dict[str
 
 
 def admin_router(box: DeadLetterBox, token: Callable[[], str]) -> APIRouter:
-    def authorized(authorization: Annotated[str | None, Header()] = None) -> None:
-        # An empty configured token disables the endpoints rather than opening them.
-        if not bearer_matches(authorization, token()):
-            raise HTTPException(401, "admin token required (Authorization: Bearer <token>)")
-
+    # An empty configured token disables the endpoints rather than opening them.
+    authorized = require_bearer(token, name="admin token")
     router = APIRouter(prefix="/admin", dependencies=[Depends(authorized)])
 
     @router.get("/dead-letters")

@@ -153,8 +153,16 @@ def serve(
         "repeat to combine."
     ),
     host: str = typer.Option("127.0.0.1", help="Interface the APIs bind."),
-    payments_port: int = typer.Option(8000, help="Port of the payments API."),
+    payments_port: int = typer.Option(
+        8000, help="Port of the payments API's public listener (webhooks, health)."
+    ),
     orders_port: int = typer.Option(8001, help="Port of the orders API."),
+    payments_internal_port: int = typer.Option(
+        8002, help="Port of the payments API's internal listener (checkout, admin, docs)."
+    ),
+    payments_internal_host: str | None = typer.Option(
+        None, help="Interface of the internal listener (default: --host), e.g. a private one."
+    ),
 ) -> None:
     """Run the chosen roles in this process until SIGTERM/SIGINT."""
     import logging
@@ -172,7 +180,11 @@ def serve(
     # a person must act (a setting, the schema): see entrypoints/exits.py.
     with exit_on_failure("serve"):
         asyncio.run(
-            run(Settings(), roles, host=host, payments_port=payments_port, orders_port=orders_port)
+            run(
+                Settings(), roles, host=host, payments_port=payments_port,
+                orders_port=orders_port, payments_internal_port=payments_internal_port,
+                payments_internal_host=payments_internal_host,
+            )
         )
 
 

@@ -1,8 +1,15 @@
-"""The payments service's HTTP face: checkout links and the gateway's webhooks."""
+"""The payments service's two HTTP faces, each on its own listener.
+
+The public app serves the gateway's webhooks (and health) to the internet; the internal app
+serves checkout links to the orders service, the admin endpoints and the API docs, and
+must be reachable only from the shop's own network.
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, FastAPI, HTTPException, Request
+from collections.abc import Callable
+
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict
 
@@ -16,8 +23,12 @@ from payrelay.domain.errors import (
 )
 from payrelay.domain.money import Money
 from payrelay.entrypoints.api_fields import AmountText, CurrencyCode, Description, OrderId
+from payrelay.entrypoints.auth import require_bearer
 from payrelay.entrypoints.health import database_ready, health_router, transport_ready
 from payrelay.entrypoints.http_errors import error_response, install_error_handlers
+from payrelay.entrypoints.http_guard import RejectionBudget
+from payrelay.entrypoints.rate_limit import KeyedBuckets
+from payrelay.entrypoints.rejections import Rejections
 from payrelay.ports import Transport
 from payrelay.services.ingest import IncomingWebhook
 from payrelay.system import PaymentsSide
@@ -46,27 +57,55 @@ class CheckoutResponse(BaseModel):
     currency: str
 
 
-def create_payments_app(
-    side: PaymentsSide, transport: Transport, *, admin: APIRouter | None = None
+def create_public_app(
+    side: PaymentsSide, transport: Transport, *, budget: KeyedBuckets, rejections: Rejections
 ) -> FastAPI:
-    """The payments API (and admin, if given); a database it cannot reach is 503 everywhere."""
-    app = FastAPI(title="payrelay payments", version="1")
-    install_error_handlers(app)
-    app.include_router(_routes(side))
-    if admin is not None:
-        app.include_router(admin)
-    app.include_router(
-        health_router(
-            {
-                "database": database_ready(side.db, Schema.PAYMENTS),
-                "transport": transport_ready(transport),
-            }
-        )
+    """What the gateway (the internet) reaches: the webhook routes and health, nothing else.
+
+    No checkout, no admin, no OpenAPI document: an unknown path is 404. Each client's
+    rejected requests spend its `budget`; every rejection is recorded in `rejections`.
+    """
+    app = FastAPI(
+        title="payrelay payments (public)", version="1",
+        docs_url=None, redoc_url=None, openapi_url=None,
     )
+    install_error_handlers(app)
+    app.include_router(_webhook_routes(side))
+    app.include_router(_health(side, transport))
+    app.add_middleware(RejectionBudget, budget=budget, rejections=rejections)
     return app
 
 
-def _routes(side: PaymentsSide) -> APIRouter:
+def create_internal_app(
+    side: PaymentsSide,
+    transport: Transport,
+    *,
+    service_token: Callable[[], str],
+    admin: APIRouter | None = None,
+) -> FastAPI:
+    """What only the shop's own services reach: `/checkout` (behind the service token),
+    `/admin` (if given, behind its own token), `/docs` and health."""
+    app = FastAPI(title="payrelay payments (internal)", version="1")
+    install_error_handlers(app)
+    checkout = Depends(require_bearer(service_token, name="service token"))
+    app.include_router(_checkout_routes(side), dependencies=[checkout])
+    if admin is not None:
+        app.include_router(admin)
+    app.include_router(_health(side, transport))
+    return app
+
+
+def _health(side: PaymentsSide, transport: Transport) -> APIRouter:
+    """A database it cannot reach is 503 everywhere, and `/readyz` says so."""
+    return health_router(
+        {
+            "database": database_ready(side.db, Schema.PAYMENTS),
+            "transport": transport_ready(transport),
+        }
+    )
+
+
+def _checkout_routes(side: PaymentsSide) -> APIRouter:
     router = APIRouter()
 
     @router.post("/checkout", response_model=CheckoutResponse)
@@ -93,6 +132,12 @@ def _routes(side: PaymentsSide) -> APIRouter:
             amount=str(result.amount.amount),
             currency=result.amount.currency,
         )
+
+    return router
+
+
+def _webhook_routes(side: PaymentsSide) -> APIRouter:
+    router = APIRouter()
 
     @router.post("/webhooks/mercadopago")
     async def mercadopago_webhook(request: Request) -> JSONResponse:

@@ -15,10 +15,8 @@ from collections.abc import Iterable
 
 from payrelay.bootstrap import Role, bootstrap
 from payrelay.config import Settings
-from payrelay.entrypoints.admin_api import admin_router
-from payrelay.entrypoints.http_server import EmbeddedServer
+from payrelay.entrypoints.listeners import payments_listeners
 from payrelay.entrypoints.orders_api import create_orders_app
-from payrelay.entrypoints.payments_api import create_payments_app
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +28,8 @@ async def serve(
     host: str = "127.0.0.1",
     payments_port: int = 8000,
     orders_port: int = 8001,
+    payments_internal_port: int = 8002,
+    payments_internal_host: str | None = None,
     stop: asyncio.Event | None = None,
 ) -> None:
     roles = frozenset(roles)
@@ -40,6 +40,7 @@ async def serve(
             "PAYRELAY_BROKER_URL=local runs every role in one process: use --role all, "
             "or set PAYRELAY_BROKER_URL to an amqp:// URL to split roles across processes"
         )
+    settings = _service_token_for(settings, roles)
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -47,19 +48,23 @@ async def serve(
     system = await bootstrap(settings, check_schema=roles)
     try:
         async with contextlib.AsyncExitStack() as servers:
+            listeners = payments_listeners(system, settings)
             if Role.PAYMENTS_API in roles:
-                admin = admin_router(
-                    system.dead_letters, settings.admin_token.get_secret_value
-                )
-                app = create_payments_app(system.payments, system.transport, admin=admin)
                 server = await servers.enter_async_context(
-                    EmbeddedServer(app, host=host, port=payments_port)
+                    listeners.server(listeners.public, host=host, port=payments_port)
                 )
-                log.warning("payments API on %s", server.base_url)
+                log.warning("payments API (public: webhooks) on %s", server.base_url)
+                server = await servers.enter_async_context(
+                    listeners.server(
+                        listeners.internal, host=payments_internal_host or host,
+                        port=payments_internal_port,
+                    )
+                )
+                log.warning("payments API (internal: checkout, admin) on %s", server.base_url)
             if Role.ORDERS_API in roles:
                 app = create_orders_app(system.orders, system.transport)
                 server = await servers.enter_async_context(
-                    EmbeddedServer(app, host=host, port=orders_port)
+                    listeners.server(app, host=host, port=orders_port)
                 )
                 log.warning("orders API on %s", server.base_url)
             await system.start_workers(roles)
@@ -70,3 +75,16 @@ async def serve(
         await system.close()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(signum)
+
+
+def _service_token_for(settings: Settings, roles: frozenset[Role]) -> Settings:
+    """The settings this process serves with: a process running both APIs needs no token."""
+    apis = roles & {Role.PAYMENTS_API, Role.ORDERS_API}
+    if apis == {Role.PAYMENTS_API, Role.ORDERS_API}:
+        return settings.with_own_service_token()
+    if apis and not settings.service_token.get_secret_value():
+        log.warning(
+            "PAYRELAY_SERVICE_TOKEN is empty: the payments API's /checkout refuses every "
+            "call (401), so the orders API cannot create checkouts"
+        )
+    return settings
