@@ -19,7 +19,7 @@ from sqlalchemy.engine import make_url
 from payrelay.adapters.storage import tables as t
 from payrelay.adapters.storage.database import Database
 from payrelay.entrypoints.embedded import EmbeddedStack
-from tests.integration.test_reconciler import QUICK, checkout_searched
+from tests.integration.test_reconciler import QUICK, paid_and_searched
 from tests.integration.test_webhooks import post, signed
 from tests.support import POSTGRES_URL, Customer, StackFactory, eventually
 
@@ -145,12 +145,7 @@ async def test_a_late_second_payment_whose_webhook_died_in_a_database_outage_is_
 ):
     async with make_stack(**QUICK) as stack:
         customer = Customer(stack, http)
-        order_id = await customer.order("30.00")
-        preference_id = await customer.checkout(order_id)
-        first = await customer.pay(preference_id)
-        await customer.wait_until_status(order_id, "paid")
-        await eventually(lambda: checkout_searched(stack, order_id),
-                         what="a reconciliation run that searched the checkout")
+        order_id, preference_id, first = await paid_and_searched(customer, "30.00")
         payments_db = make_url(stack.settings.payments_database_url).database
         assert payments_db is not None
         await _set_connections(payments_db, allowed=False)

@@ -106,6 +106,18 @@ async def checkout_searched(stack: EmbeddedStack, order_id: str) -> bool:
         return (await conn.execute(query)).scalar_one_or_none() is not None
 
 
+async def paid_and_searched(customer: Customer, total: str) -> tuple[str, str, str]:
+    """An order paid once, whose checkout a reconciliation run has searched since:
+    (order id, preference id, the paying payment's id)."""
+    order_id = await customer.order(total)
+    preference_id = await customer.checkout(order_id)
+    first = await customer.pay(preference_id)
+    await customer.wait_until_status(order_id, "paid")
+    await eventually(lambda: checkout_searched(customer.stack, order_id),
+                     what="a reconciliation run that searched the checkout")
+    return order_id, preference_id, first
+
+
 async def test_a_late_second_payment_whose_webhook_is_lost_is_refunded_once(
     make_stack: StackFactory, http: httpx.AsyncClient
 ):
@@ -113,12 +125,7 @@ async def test_a_late_second_payment_whose_webhook_is_lost_is_refunded_once(
     # made later, its webhook lost, was never looked for and the customer paid twice.
     async with make_stack(**QUICK) as stack:
         customer = Customer(stack, http)
-        order_id = await customer.order("30.00")
-        preference_id = await customer.checkout(order_id)
-        first = await customer.pay(preference_id)
-        await customer.wait_until_status(order_id, "paid")
-        await eventually(lambda: checkout_searched(stack, order_id),
-                         what="a reconciliation run that searched the checkout")
+        order_id, preference_id, first = await paid_and_searched(customer, "30.00")
 
         stack.simulator.set_faults(SimulatorFaults(drop_payment_ids=frozenset({"1000000002"})))
         second = await customer.pay(preference_id)
