@@ -150,6 +150,7 @@ async def bootstrap(
             faults=faults,
             mismatch_policy=settings.amount_mismatch_policy,
             on_refund_requested=wake_refunder,
+            failure_log=failure_log,
         ),
         checkout=CheckoutService(
             uow=p_uow, gateway=gateway, clock=clock, notification_url=settings.notification_url
@@ -180,7 +181,8 @@ async def bootstrap(
         uow=o_uow,
         relay=relay(o_uow.relay_store, Role.ORDERS_RELAY.value),
         consumer=PaymentEventConsumer(
-            uow=o_uow, clock=clock, faults=faults, on_committed=o_wake_relay
+            uow=o_uow, clock=clock, faults=faults, on_committed=o_wake_relay,
+            failure_log=failure_log,
         ),
         service=OrderService(uow=o_uow, payments=payments_client, clock=clock),
         wake_relay=o_wake_relay,

@@ -9,7 +9,6 @@ answer lost on the way back heals by itself.
 from __future__ import annotations
 
 import asyncio
-import logging
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -19,6 +18,7 @@ from payrelay.domain.errors import InvalidEnvelope
 from payrelay.domain.events import Envelope
 from payrelay.domain.order import Order, PaymentEventEffect, PaymentRecord, apply_payment_event
 from payrelay.domain.refund import MismatchPolicy, RefundAction, action_for
+from payrelay.failure_log import FailureLog
 from payrelay.faults import FaultPoint, Faults
 from payrelay.messaging import ORDER_SIDE_SUBSCRIPTION, ORDERS_EXCHANGE, PAYMENTS_SIDE_SUBSCRIPTION
 from payrelay.ports import (
@@ -32,8 +32,6 @@ from payrelay.ports import (
     RefundRequest,
     Subscription,
 )
-
-log = logging.getLogger("payrelay.failures")
 
 
 @dataclass
@@ -52,11 +50,10 @@ class ConsumerStats:
         self.dead_lettered += other.dead_lettered
 
 
-def _tell(stats: ConsumerStats) -> None:
+def _tell(failure_log: FailureLog, stats: ConsumerStats) -> None:
     """Log what a committed batch did that a person should hear of."""
     for step, order_id, payment_id, detail in stats.news:
-        log.warning("%s: order_id=%s payment_id=%s %s", step, order_id or "-",
-                    payment_id or "-", detail)
+        failure_log.event(step, order_id=order_id, payment_id=payment_id, detail=detail)
 
 
 async def _decode(
@@ -110,11 +107,13 @@ class PaymentEventConsumer:
         clock: Clock,
         faults: Faults,
         on_committed: asyncio.Event | None = None,
+        failure_log: FailureLog | None = None,
     ) -> None:
         self._uow = uow
         self._clock = clock
         self._faults = faults
         self._on_committed = on_committed
+        self._failure_log = failure_log or FailureLog(clock)
         self.stats = ConsumerStats()
 
     async def handle(self, batch: Sequence[Delivery]) -> None:
@@ -124,7 +123,7 @@ class PaymentEventConsumer:
                 await self._apply(tx, delivery, stats)
             self._faults.check(FaultPoint.ORDER_CONSUMER_BEFORE_COMMIT)
         self.stats.add(stats)
-        _tell(stats)
+        _tell(self._failure_log, stats)
         if self._on_committed is not None:
             self._on_committed.set()
         self._faults.check(FaultPoint.ORDER_CONSUMER_AFTER_COMMIT)
@@ -241,12 +240,14 @@ class OrderOutcomeConsumer:
         faults: Faults,
         mismatch_policy: MismatchPolicy = MismatchPolicy.HOLD,
         on_refund_requested: asyncio.Event | None = None,
+        failure_log: FailureLog | None = None,
     ) -> None:
         self._uow = uow
         self._clock = clock
         self._faults = faults
         self._mismatch_policy = mismatch_policy
         self._on_refund_requested = on_refund_requested
+        self._failure_log = failure_log or FailureLog(clock)
         self.stats = ConsumerStats()
 
     async def handle(self, batch: Sequence[Delivery]) -> None:
@@ -257,7 +258,7 @@ class OrderOutcomeConsumer:
                 await self._record(tx, delivery, stats)
             self._faults.check(FaultPoint.OUTCOME_CONSUMER_BEFORE_COMMIT)
         self.stats.add(stats)
-        _tell(stats)
+        _tell(self._failure_log, stats)
 
     async def _record(self, tx: PaymentsTx, delivery: Delivery, stats: ConsumerStats) -> None:
         now = self._clock()
