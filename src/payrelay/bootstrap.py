@@ -157,6 +157,7 @@ async def bootstrap(
         ),
         refunder=Refunder(
             queue=SqlRefundQueue(payments_db),
+            uow=p_uow,
             gateway=gateway,
             clock=clock,
             faults=faults,

@@ -231,3 +231,10 @@ def _hold(order: Order | None, inexact: InexactAmount) -> tuple[Order | None, Ou
     if order is not None and order.status is _O.PENDING_PAYMENT:
         order = order.hold_for_review(reason)
     return order, Outcome.rejected(reason)
+
+
+@dataclass(frozen=True, slots=True)
+class OrderLine:
+    sku: str
+    quantity: int
+    unit_price: Money

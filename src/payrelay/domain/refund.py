@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 
 from payrelay.domain.events import RejectionReason
+from payrelay.domain.money import Money
 
 
 class MismatchPolicy(StrEnum):
@@ -47,3 +50,17 @@ def action_for(reason: RejectionReason, mismatch: MismatchPolicy) -> RefundActio
 def idempotency_key(provider: str, payment_id: str) -> str:
     """Stable per payment: every attempt to refund it, from any process, sends the same key."""
     return f"payrelay-refund-{provider}-{payment_id}"
+
+
+@dataclass(frozen=True, slots=True)
+class RefundRequest:
+    """A refund payrelay owes: recorded before the gateway is called, one per payment."""
+
+    payment_id: str
+    provider: str
+    order_id: str
+    amount: Money
+    reason: str
+    attempts: int = 0
+    failures: int = 0
+    created_at: datetime | None = None

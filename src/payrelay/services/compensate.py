@@ -18,7 +18,15 @@ from payrelay.domain.refund import idempotency_key
 from payrelay.domain.retry import FailureKind, RetryPolicy, decide_retry, failure_kind
 from payrelay.failure_log import FailureLog
 from payrelay.faults import FaultPoint, Faults
-from payrelay.ports import Clock, FailedTry, Gateway, RefundQueue, RefundRequest
+from payrelay.ports import (
+    Clock,
+    FailedTry,
+    Gateway,
+    NotificationRecord,
+    PaymentsUnitOfWork,
+    RefundQueue,
+    RefundRequest,
+)
 
 
 @dataclass
@@ -36,6 +44,7 @@ class Refunder:
         self,
         *,
         queue: RefundQueue,
+        uow: PaymentsUnitOfWork,
         gateway: Gateway,
         clock: Clock,
         faults: Faults,
@@ -46,6 +55,7 @@ class Refunder:
         lease: timedelta = timedelta(seconds=30),
     ) -> None:
         self._queue = queue
+        self._uow = uow
         self._gateway = gateway
         self._clock = clock
         self._faults = faults
@@ -67,7 +77,7 @@ class Refunder:
         try:
             payment = await self._gateway.fetch_payment(refund.payment_id)
             if payment.amount_refunded.amount >= refund.amount.amount:
-                await self._queue.mark_succeeded(refund, gateway_refund_id=None, now=self._clock())
+                await self._succeeded(refund, gateway_refund_id=None)
                 result.already_covered += 1
                 return
             refund_id = await self._gateway.refund(
@@ -83,7 +93,7 @@ class Refunder:
             # A definite no about this payment (it cannot be refunded any more): asking
             # again will not change it, so a person decides.
             error = f"gateway refused: {exc}"
-            await self._queue.hold(refund, error=error, now=self._clock())
+            await self._hold(refund, error)
             self._failure_log.event("refund held", order_id=refund.order_id,
                                     payment_id=refund.payment_id, detail=error)
             result.held += 1
@@ -95,8 +105,34 @@ class Refunder:
             kind = FailureKind.UNAVAILABLE if isinstance(exc, InjectedFault) else failure_kind(exc)
             await self._failed(refund, exc, kind, result)
             return
-        await self._queue.mark_succeeded(refund, gateway_refund_id=refund_id, now=self._clock())
+        await self._succeeded(refund, gateway_refund_id=refund_id)
         result.refunded += 1
+
+    async def _succeeded(self, refund: RefundRequest, *, gateway_refund_id: str | None) -> None:
+        now = self._clock()
+        async with self._uow.begin() as tx:
+            await tx.refunds.mark_succeeded(refund, gateway_refund_id=gateway_refund_id, now=now)
+            # The payment changed at the gateway: fetch it again, as if notified, so its
+            # status here follows even if the gateway's own notification is lost.
+            await tx.notifications.record(NotificationRecord(
+                dedupe_key=f"{refund.provider}:payment:{refund.payment_id}:refunded",
+                provider=refund.provider, topic="payment", action="refunder",
+                resource_id=refund.payment_id, request_id=None, received_at=now,
+                ignored=False,
+            ))
+            await tx.timeline.record(
+                "refund.succeeded", at=now, order_id=refund.order_id,
+                payment_id=refund.payment_id, detail=f"{refund.amount} ({refund.reason})",
+            )
+
+    async def _hold(self, refund: RefundRequest, error: str) -> None:
+        now = self._clock()
+        async with self._uow.begin() as tx:
+            await tx.refunds.hold(refund, error=error, now=now)
+            await tx.timeline.record(
+                "refund.held", at=now, order_id=refund.order_id,
+                payment_id=refund.payment_id, detail=error[:200],
+            )
 
     async def _failed(
         self, refund: RefundRequest, exc: Exception, kind: FailureKind, result: RefundResult
@@ -109,7 +145,7 @@ class Refunder:
         error = f"{type(exc).__name__}: {exc}"
         self._failure_log.failed("refunder", kind=kind, order_id=refund.order_id,
                                  payment_id=refund.payment_id, error=error, decision=decision)
-        await self._queue.record_failure(FailedTry(refund, error, decision), now=now)
+        await self._queue.record_failures([FailedTry(refund, error, decision)], now=now)
         if decision.retries:
             result.retried += 1
         else:

@@ -8,26 +8,15 @@ the commit. From there it is inspected and replayed like any other dead letter.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from contextlib import AbstractAsyncContextManager
-from typing import Protocol
 
-from payrelay.ports import Clock, DeadLetters, Delivery, Subscription
+from payrelay.ports import Clock, Delivery, MessagingUnitOfWork, Subscription
 
 BROKER_REASON = "dead-lettered by the broker"
 
 
-class _HasDeadLetters(Protocol):
-    @property
-    def dead_letters(self) -> DeadLetters: ...
-
-
-class _DeadLetterUnitOfWork(Protocol):
-    def begin(self) -> AbstractAsyncContextManager[_HasDeadLetters, bool | None]: ...
-
-
 class DeadLetterSink:
     def __init__(
-        self, *, uow: _DeadLetterUnitOfWork, subscription: Subscription, clock: Clock
+        self, *, uow: MessagingUnitOfWork, subscription: Subscription, clock: Clock
     ) -> None:
         self._uow = uow
         self._subscription = subscription

@@ -52,6 +52,7 @@ class SqlDeadWork:
 
     async def replay(self, kind: str, key: str, *, now: datetime) -> None:
         """Due again now, from a clean count; NotFound unless it is dead."""
+        status: str
         if kind == NOTIFICATION:
             table, where, status = t.notifications, t.notifications.c.id == int(key), RECEIVED
         else:

@@ -11,9 +11,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from payrelay.adapters.storage.database import Database
 from payrelay.domain.events import Envelope
+from payrelay.domain.work import OutboxStatus
 from payrelay.ports import Delivery, FailedTry, OutboundMessage, SeenMessage, Subscription
 
-PENDING, SENT, DEAD = "pending", "sent", "dead"
+PENDING, SENT, DEAD = OutboxStatus.PENDING, OutboxStatus.SENT, OutboxStatus.DEAD
 
 
 class SqlOutbox:
@@ -176,6 +177,16 @@ class SqlOutboxRelayStore:
             )
             for r in sorted(rows, key=lambda r: r.seq)
         ]
+
+    async def extend(self, work: Sequence[OutboundMessage], *, until: datetime) -> None:
+        t = self._t
+        async with self._db.transaction() as conn:
+            await conn.execute(
+                update(t)
+                .where(t.c.message_id.in_([str(m.message_id) for m in work]),
+                       t.c.status == PENDING)
+                .values(next_attempt_at=until)
+            )
 
     async def mark_sent(self, message_ids: Sequence[uuid.UUID], *, now: datetime) -> None:
         if not message_ids:

@@ -30,9 +30,13 @@ from payrelay.domain.errors import ConcurrentUpdate
 from payrelay.domain.events import Envelope
 from payrelay.domain.money import AmountProblem, InexactAmount, Money
 from payrelay.domain.payment import Payment, PaymentSnapshot, PaymentStatus
+from payrelay.domain.work import NotificationStatus
 from payrelay.ports import Checkout, ClaimedNotification, Clock, FailedTry, NotificationRecord
 
-RECEIVED, PROCESSED, IGNORED, DEAD = "received", "processed", "ignored", "dead"
+RECEIVED, PROCESSED, IGNORED, DEAD = (
+    NotificationStatus.RECEIVED, NotificationStatus.PROCESSED,
+    NotificationStatus.IGNORED, NotificationStatus.DEAD,
+)
 
 
 class SqlNotificationLog:
@@ -53,21 +57,7 @@ class SqlNotificationLog:
     async def _write(
         self, conn: AsyncConnection, batch: Sequence[NotificationRecord]
     ) -> list[bool]:
-        rows = [
-            {
-                "dedupe_key": n.dedupe_key,
-                "provider": n.provider,
-                "topic": n.topic,
-                "action": n.action,
-                "resource_id": n.resource_id,
-                "request_id": n.request_id,
-                "status": IGNORED if n.ignored else RECEIVED,
-                "attempts": 0,
-                "received_at": n.received_at,
-                "next_attempt_at": n.due_at or n.received_at,
-            }
-            for n in batch
-        ]
+        rows = [notification_row(n) for n in batch]
         stmt = insert_ignoring_conflicts(self._db, t.notifications).returning(
             t.notifications.c.dedupe_key
         )
@@ -77,6 +67,21 @@ class SqlNotificationLog:
             results.append(n.dedupe_key in inserted)
             inserted.discard(n.dedupe_key)
         return results
+
+
+def notification_row(n: NotificationRecord) -> dict[str, Any]:
+    return {
+        "dedupe_key": n.dedupe_key,
+        "provider": n.provider,
+        "topic": n.topic,
+        "action": n.action,
+        "resource_id": n.resource_id,
+        "request_id": n.request_id,
+        "status": IGNORED if n.ignored else RECEIVED,
+        "attempts": 0,
+        "received_at": n.received_at,
+        "next_attempt_at": n.due_at or n.received_at,
+    }
 
 
 class SqlNotificationQueue:
@@ -112,6 +117,9 @@ class SqlNotificationQueue:
             ),
             key=lambda c: c.id,
         )
+
+    async def extend(self, work: Sequence[ClaimedNotification], *, until: datetime) -> None:
+        await self.postpone([w.id for w in work], until=until)
 
     async def postpone(self, ids: Sequence[int], *, until: datetime) -> None:
         n = t.notifications
@@ -159,8 +167,16 @@ class SqlNotificationQueue:
 
 
 class SqlNotifications:
-    def __init__(self, conn: AsyncConnection) -> None:
-        self._conn = conn
+    def __init__(self, conn: AsyncConnection, db: Database) -> None:
+        self._conn, self._db = conn, db
+
+    async def record(self, notification: NotificationRecord) -> bool:
+        result = await self._conn.execute(
+            insert_ignoring_conflicts(self._db, t.notifications).values(
+                **notification_row(notification)
+            )
+        )
+        return bool(result.rowcount)
 
     async def mark_processed(self, ids: Sequence[int], *, now: datetime) -> None:
         n = t.notifications
@@ -301,7 +317,7 @@ class SqlCheckouts:
 class SqlPaymentsTx:
     def __init__(self, conn: AsyncConnection, db: Database, now: datetime) -> None:
         self.conn = conn
-        self.notifications = SqlNotifications(conn)
+        self.notifications = SqlNotifications(conn, db)
         self.payments = SqlPayments(conn, db)
         self.checkouts = SqlCheckouts(conn, db)
         self.refunds = SqlRefunds(conn, db)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -12,9 +13,12 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from payrelay.adapters.storage import tables as t
 from payrelay.adapters.storage.database import Database, insert_ignoring_conflicts
 from payrelay.domain.money import Money
+from payrelay.domain.work import RefundStatus
 from payrelay.ports import FailedTry, RefundRequest
 
-REQUESTED, SUCCEEDED, HELD, DEAD = "requested", "succeeded", "held", "dead"
+REQUESTED, SUCCEEDED, HELD, DEAD = (
+    RefundStatus.REQUESTED, RefundStatus.SUCCEEDED, RefundStatus.HELD, RefundStatus.DEAD
+)
 
 
 class SqlRefunds:
@@ -38,6 +42,24 @@ class SqlRefunds:
             )
         )
         return bool(result.rowcount)
+
+    async def mark_succeeded(
+        self, refund: RefundRequest, *, gateway_refund_id: str | None, now: datetime
+    ) -> None:
+        r = t.refunds
+        await self._conn.execute(
+            update(r)
+            .where(r.c.payment_id == refund.payment_id)
+            .values(status=SUCCEEDED, gateway_refund_id=gateway_refund_id, updated_at=now)
+        )
+
+    async def hold(self, refund: RefundRequest, *, error: str, now: datetime) -> None:
+        r = t.refunds
+        await self._conn.execute(
+            update(r)
+            .where(r.c.payment_id == refund.payment_id, r.c.status == REQUESTED)
+            .values(status=HELD, last_error=error[:500], updated_at=now)
+        )
 
 
 class SqlRefundQueue:
@@ -66,34 +88,13 @@ class SqlRefundQueue:
             ).all()
         return [_request(row) for row in rows]
 
-    async def mark_succeeded(
-        self, refund: RefundRequest, *, gateway_refund_id: str | None, now: datetime
+    async def record_failures(
+        self, failed: Sequence[FailedTry[RefundRequest]], *, now: datetime
     ) -> None:
-        r = t.refunds
-        async with self._db.transaction() as conn:
-            await conn.execute(
-                update(r)
-                .where(r.c.payment_id == refund.payment_id)
-                .values(status=SUCCEEDED, gateway_refund_id=gateway_refund_id, updated_at=now)
-            )
-            # The payment changed at the gateway: fetch it again, as if notified, so its
-            # status here follows even if the gateway's own notification is lost.
-            await conn.execute(
-                insert_ignoring_conflicts(self._db, t.notifications).values(
-                    dedupe_key=f"{refund.provider}:payment:{refund.payment_id}:refunded",
-                    provider=refund.provider, topic="payment", action="refunder",
-                    resource_id=refund.payment_id, status="received", attempts=0,
-                    received_at=now, next_attempt_at=now,
-                )
-            )
-            await conn.execute(
-                t.payments_timeline.insert().values(
-                    at=now, order_id=refund.order_id, payment_id=refund.payment_id,
-                    step="refund.succeeded", detail=f"{refund.amount} ({refund.reason})",
-                )
-            )
+        for each in failed:
+            await self._record_failure(each, now=now)
 
-    async def record_failure(self, failed: FailedTry[RefundRequest], *, now: datetime) -> None:
+    async def _record_failure(self, failed: FailedTry[RefundRequest], *, now: datetime) -> None:
         r, refund, decision = t.refunds, failed.work, failed.decision
         if decision.retry_at is None:
             values: dict[str, Any] = {
@@ -113,19 +114,14 @@ class SqlRefundQueue:
                 .values(attempts=r.c.attempts + 1, updated_at=now, **values)
             )
 
-    async def hold(self, refund: RefundRequest, *, error: str, now: datetime) -> None:
+    async def extend(self, work: Sequence[RefundRequest], *, until: datetime) -> None:
         r = t.refunds
         async with self._db.transaction() as conn:
             await conn.execute(
                 update(r)
-                .where(r.c.payment_id == refund.payment_id, r.c.status == REQUESTED)
-                .values(status=HELD, last_error=error[:500], updated_at=now)
-            )
-            await conn.execute(
-                t.payments_timeline.insert().values(
-                    at=now, order_id=refund.order_id, payment_id=refund.payment_id,
-                    step="refund.held", detail=error[:200],
-                )
+                .where(r.c.payment_id.in_([w.payment_id for w in work]),
+                       r.c.status == RefundStatus.REQUESTED)
+                .values(next_attempt_at=until)
             )
 
 

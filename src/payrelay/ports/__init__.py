@@ -1,0 +1,95 @@
+"""The narrow interfaces services depend on; adapters implement them, by concern.
+
+Repositories are bound to one open transaction (`PaymentsTx`, `OrdersTx`), so a service
+that writes a state change and the event it causes does it in one commit by construction.
+Stored work (notifications, outboxes, refunds) is one shape, `WorkQueue`.
+"""
+
+from payrelay.domain.checkout import Checkout
+from payrelay.domain.order import OrderLine
+from payrelay.domain.refund import RefundRequest
+from payrelay.ports.clock import Clock
+from payrelay.ports.dead_letters import DeadLetter, DeadLetterBox
+from payrelay.ports.gateway import Gateway, PaymentPage
+from payrelay.ports.messaging import (
+    DeadLetters,
+    Inbox,
+    MessagingTx,
+    MessagingUnitOfWork,
+    Outbox,
+    SeenMessage,
+    Timeline,
+)
+from payrelay.ports.orders import Orders, OrdersTx, OrdersUnitOfWork, PaymentsClient
+from payrelay.ports.payments import (
+    Checkouts,
+    NotificationLog,
+    NotificationRecord,
+    Notifications,
+    Payments,
+    PaymentsTx,
+    PaymentsUnitOfWork,
+    Refunds,
+)
+from payrelay.ports.queues import (
+    ClaimedNotification,
+    FailedTry,
+    NotificationQueue,
+    OutboxRelayStore,
+    RefundQueue,
+    WorkQueue,
+)
+from payrelay.ports.reconciliation import ReconciliationStore
+from payrelay.ports.transport import (
+    BatchHandler,
+    Delivery,
+    OutboundMessage,
+    PublishResult,
+    Refusal,
+    Subscription,
+    Transport,
+)
+
+__all__ = [
+    "BatchHandler",
+    "Checkout",
+    "Checkouts",
+    "ClaimedNotification",
+    "Clock",
+    "DeadLetter",
+    "DeadLetterBox",
+    "DeadLetters",
+    "Delivery",
+    "FailedTry",
+    "Gateway",
+    "Inbox",
+    "MessagingTx",
+    "MessagingUnitOfWork",
+    "NotificationLog",
+    "NotificationQueue",
+    "NotificationRecord",
+    "Notifications",
+    "OrderLine",
+    "Orders",
+    "OrdersTx",
+    "OrdersUnitOfWork",
+    "OutboundMessage",
+    "Outbox",
+    "OutboxRelayStore",
+    "PaymentPage",
+    "Payments",
+    "PaymentsClient",
+    "PaymentsTx",
+    "PaymentsUnitOfWork",
+    "PublishResult",
+    "ReconciliationStore",
+    "RefundQueue",
+    "RefundRequest",
+    "Refunds",
+    "Refusal",
+    "SeenMessage",
+    "Subscription",
+    "Timeline",
+    "Transport",
+    "WorkQueue",
+]
