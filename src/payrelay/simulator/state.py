@@ -19,9 +19,10 @@ from typing import Any, Self
 
 import httpx
 
+from payrelay.simulator.amounts import parse_amount
 from payrelay.simulator.errors import BadRequest, NotFound, Unauthorized
 from payrelay.simulator.faults import ApiFault, FaultDice, SimulatorFaults
-from payrelay.simulator.inputs import parse_amount, parse_outcome, parse_preference, parse_status
+from payrelay.simulator.inputs import parse_outcome, parse_preference, parse_status
 from payrelay.simulator.ledger import LedgerEntry, build_ledger
 from payrelay.simulator.notifier import DeliveryPolicy, Notifier
 from payrelay.simulator.records import FIRST_STATUS, Outcome, Payment, Preference, Refund, Status
