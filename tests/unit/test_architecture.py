@@ -133,6 +133,25 @@ def test_the_simulator_imports_nothing_of_payrelay_but_itself(path: Path) -> Non
     assert shared == [], f"{path.name} imports {shared}"
 
 
+SIMULATOR_MAX_LINES, SIMULATOR_MAX_FUNCTION_LINES = 300, 40
+
+
+@pytest.mark.parametrize(
+    "path", SIMULATOR_FILES, ids=[str(p.relative_to(PACKAGE)) for p in SIMULATOR_FILES]
+)
+def test_simulator_modules_and_functions_stay_small(path: Path) -> None:
+    source = path.read_text()
+    assert len(source.splitlines()) <= SIMULATOR_MAX_LINES, f"{path.name} is too long"
+    long_functions = sorted(
+        f"{node.name} ({node.end_lineno - node.lineno + 1} lines)"
+        for node in ast.walk(ast.parse(source))
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
+        and node.end_lineno is not None
+        and node.end_lineno - node.lineno + 1 > SIMULATOR_MAX_FUNCTION_LINES
+    )
+    assert long_functions == [], f"{path.name}: {long_functions}"
+
+
 # --- the checks themselves can fail ----------------------------------------------------
 
 
