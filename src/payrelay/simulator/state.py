@@ -1,5 +1,8 @@
 """GatewaySimulator: an in-memory MercadoPago, driven in-process or through `app.py`.
 
+It decides what happens; the records are kept by `books.py`, webhooks and delayed changes
+go out through `announcer.py`, and each API call passes the door in `access.py`.
+
 Concurrency: everything runs on one event loop, and no method awaits between reading and
 writing its state, so each call is atomic with respect to the others without a lock.
 Methods that produce notifications are async only because they need the running loop.
