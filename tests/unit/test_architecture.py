@@ -1,4 +1,5 @@
-"""The direction of dependencies: the domain is stdlib-only, services never touch a vendor."""
+"""The direction of dependencies: the domain is stdlib-only, services never touch a vendor,
+and the simulator (the outside world) shares no code with payrelay."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ SRC = Path(payrelay.__file__).resolve().parent.parent
 PACKAGE = SRC / "payrelay"
 DOMAIN_FILES = sorted((PACKAGE / "domain").glob("*.py"))
 SERVICE_FILES = sorted((PACKAGE / "services").glob("*.py"))
+SIMULATOR_FILES = sorted((PACKAGE / "simulator").rglob("*.py"))
 VENDORS = frozenset(
     {"sqlalchemy", "fastapi", "aio_pika", "aiormq", "httpx", "asyncpg", "aiosqlite"}
 )
@@ -47,6 +49,13 @@ def is_domain_or_stdlib(name: str) -> bool:
     if name.split(".")[0] in sys.stdlib_module_names:
         return True
     return name == "payrelay.domain" or name.startswith("payrelay.domain.")
+
+
+def is_outside_payrelay_or_simulator(name: str) -> bool:
+    """True for any module but payrelay's own, and for payrelay.simulator's."""
+    if name.split(".")[0] != "payrelay":
+        return True
+    return name == "payrelay.simulator" or name.startswith("payrelay.simulator.")
 
 
 def module_file(name: str, root: Path = SRC) -> Path | None:
@@ -88,6 +97,7 @@ def test_the_files_under_test_exist() -> None:
     names = {p.name for p in DOMAIN_FILES}
     assert {"money.py", "payment.py", "order.py", "events.py", "errors.py"} <= names
     assert {"process.py", "consume.py", "relay.py"} <= {p.name for p in SERVICE_FILES}
+    assert {"state.py", "notifier.py", "signing.py"} <= {p.name for p in SIMULATOR_FILES}
 
 
 @pytest.mark.parametrize("path", DOMAIN_FILES, ids=[p.name for p in DOMAIN_FILES])
@@ -106,6 +116,40 @@ def test_services_never_reach_a_vendor_library(path: Path) -> None:
         if name.split(".")[0] in VENDORS
     )
     assert vendors == [], f"{path.name} depends on {vendors}"
+
+
+@pytest.mark.parametrize(
+    "path", SIMULATOR_FILES, ids=[str(p.relative_to(PACKAGE)) for p in SIMULATOR_FILES]
+)
+def test_the_simulator_imports_nothing_of_payrelay_but_itself(path: Path) -> None:
+    """It plays MercadoPago: a signer, money rule or server shared with payrelay would
+    agree with payrelay's own mistakes, and no test would see them."""
+    shared = sorted(
+        name
+        for name, taken in import_statements(path.read_text(), module_name(path))
+        if not is_outside_payrelay_or_simulator(name)
+        and (name, taken) != ("payrelay", ("simulator",))  # `from payrelay import simulator`
+    )
+    assert shared == [], f"{path.name} imports {shared}"
+
+
+SIMULATOR_MAX_LINES, SIMULATOR_MAX_FUNCTION_LINES = 300, 40
+
+
+@pytest.mark.parametrize(
+    "path", SIMULATOR_FILES, ids=[str(p.relative_to(PACKAGE)) for p in SIMULATOR_FILES]
+)
+def test_simulator_modules_and_functions_stay_small(path: Path) -> None:
+    source = path.read_text()
+    assert len(source.splitlines()) <= SIMULATOR_MAX_LINES, f"{path.name} is too long"
+    long_functions = sorted(
+        f"{node.name} ({node.end_lineno - node.lineno + 1} lines)"
+        for node in ast.walk(ast.parse(source))
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
+        and node.end_lineno is not None
+        and node.end_lineno - node.lineno + 1 > SIMULATOR_MAX_FUNCTION_LINES
+    )
+    assert long_functions == [], f"{path.name}: {long_functions}"
 
 
 # --- the checks themselves can fail ----------------------------------------------------
@@ -154,3 +198,37 @@ def test_transitive_check_follows_payrelay_imports(tmp_path: Path) -> None:
     (adapters / "store.py").write_text("import json\nfrom sqlalchemy import select\n")
     imports = reachable_imports(services / "relay.py", tmp_path)
     assert imports["sqlalchemy"] == "payrelay.adapters.store"
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "from payrelay.domain.signature import signature_header",
+        "from payrelay.domain.money import Money",
+        "import payrelay.entrypoints.http_server",
+        "from payrelay import config",
+        "from payrelay.faults import FaultPoint",
+        "from .. import bootstrap",
+        "from ..adapters.gateways import mercadopago",
+        "def f():\n    from payrelay.services import ingest\n",
+    ],
+)
+def test_simulator_check_flags_payrelay_imports(source: str) -> None:
+    names = imported_modules(source, "payrelay.simulator.notifier")
+    assert not all(is_outside_payrelay_or_simulator(name) for name in names), names
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "import hmac\nfrom decimal import Decimal",
+        "import httpx\nimport simplejson\nfrom fastapi import FastAPI",
+        "from payrelay.simulator.errors import BadRequest",
+        "from payrelay.simulator import signing",
+        "from . import jsonio",
+        "from .records import Payment",
+    ],
+)
+def test_simulator_check_allows_itself_and_libraries(source: str) -> None:
+    names = imported_modules(source, "payrelay.simulator.notifier")
+    assert all(is_outside_payrelay_or_simulator(name) for name in names), names

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
 import pytest
 
@@ -15,6 +18,7 @@ from payrelay.domain.signature import (
     signature_header,
     verify_signature,
 )
+from payrelay.simulator import signing as simulator_signing
 
 SECRET = "current-secret"
 DATA_ID = "123456789"
@@ -203,3 +207,109 @@ def test_rejects_non_ascii_digits_in_ts() -> None:
                                              ("1767960000123", 1767960000.123)])
 def test_signed_at_reads_seconds_and_milliseconds(ts: str, seconds: float) -> None:
     assert parse_signature_header(f"ts={ts},v1={V1}").signed_at == pytest.approx(seconds)
+
+
+# --- fixed vectors: payrelay's verifier and the simulator's signer against known digests --
+#
+# Each digest was computed outside both codebases, from MercadoPago's description of the
+# signature alone (HMAC-SHA256 of "id:<data.id>;request-id:<x-request-id>;ts:<ts>;" under
+# the secret, in hex), with `openssl dgst -sha256 -hmac <secret>` and again with Python's
+# hmac module by hand. A mistake shared by the signer and the verifier cannot pass these.
+
+
+@dataclass(frozen=True)
+class Vector:
+    secret: str
+    data_id: str
+    request_id: str
+    ts: int
+    manifest: str
+    v1: str
+
+    @property
+    def header(self) -> str:
+        return f"ts={self.ts},v1={self.v1}"
+
+
+VECTORS = {
+    "numeric-id-seconds": Vector(
+        "mp-secret-9f2c41", "1000000001", "bb56a2f1-6aae-46ac-982e-9dcd3581d08e", 1767960000,
+        "id:1000000001;request-id:bb56a2f1-6aae-46ac-982e-9dcd3581d08e;ts:1767960000;",
+        "7b1404f079cccd214a4d782a688717826f6135b46e52954d0e820af5dc1b72e2",
+    ),
+    "alphanumeric-id-milliseconds": Vector(
+        "e2f1ab77c0d94f5a8e3b6d21c9a04f18", "abc123def",
+        "7f3e9c2a-1b4d-4e8f-9a6c-2d5b8e1f0a3c", 1742505638683,
+        "id:abc123def;request-id:7f3e9c2a-1b4d-4e8f-9a6c-2d5b8e1f0a3c;ts:1742505638683;",
+        "6128433bd7e52eb0d825cbd211d17b2717738f1b88e41639b6918c81360d5bdb",
+    ),
+    "short-request-id": Vector(
+        "rotated-secret", "30000000017", "req-1", 1700000000,
+        "id:30000000017;request-id:req-1;ts:1700000000;",
+        "e8bc0a7c6da5e8aa57c26da361676c0c9cd28bb2ea721f549c65f5c08909cc13",
+    ),
+}
+vectors = pytest.mark.parametrize("vector", list(VECTORS.values()), ids=list(VECTORS))
+
+
+def verify_vector(vector: Vector, **changes: Any) -> None:
+    """payrelay's verify_signature on the vector's request, with `changes` made to it."""
+    request = {
+        "header": vector.header, "data_id": vector.data_id,
+        "request_id": vector.request_id, "secrets": (vector.secret,), **changes,
+    }
+    verify_signature(
+        request["header"], data_id=request["data_id"], request_id=request["request_id"],
+        secrets=request["secrets"],
+    )
+
+
+def flip_last_hex(digest: str) -> str:
+    return digest[:-1] + ("0" if digest[-1] != "0" else "1")
+
+
+@vectors
+def test_payrelay_builds_the_vector_manifest_and_digest(vector: Vector) -> None:
+    ts = str(vector.ts)
+    assert manifest(data_id=vector.data_id, request_id=vector.request_id, ts=ts) == (
+        vector.manifest
+    )
+    assert sign(vector.secret, data_id=vector.data_id, request_id=vector.request_id, ts=ts) == (
+        vector.v1
+    )
+
+
+@vectors
+def test_payrelay_verifies_the_vector_header(vector: Vector) -> None:
+    verified = verify_signature(
+        vector.header, data_id=vector.data_id, request_id=vector.request_id,
+        secrets=("another-secret", vector.secret),
+    )
+    assert (verified.ts, verified.v1) == (str(vector.ts), vector.v1)
+
+
+TAMPERED: dict[str, Callable[[Vector], dict[str, Any]]] = {
+    "digest": lambda v: {"header": f"ts={v.ts},v1={flip_last_hex(v.v1)}"},
+    "ts": lambda v: {"header": f"ts={v.ts + 1},v1={v.v1}"},
+    "data-id": lambda v: {"data_id": f"{v.data_id}0"},
+    "request-id": lambda v: {"request_id": f"{v.request_id}0"},
+    "secret": lambda v: {"secrets": (f"{v.secret}0",)},
+}
+
+
+@vectors
+@pytest.mark.parametrize("tamper", list(TAMPERED.values()), ids=list(TAMPERED))
+def test_payrelay_rejects_a_tampered_vector(
+    vector: Vector, tamper: Callable[[Vector], dict[str, Any]]
+) -> None:
+    with pytest.raises(NotificationRejected, match="invalid signature") as info:
+        verify_vector(vector, **tamper(vector))
+    assert info.value.status_code == 401
+
+
+@vectors
+def test_the_simulator_signs_the_vector(vector: Vector) -> None:
+    request = {"data_id": vector.data_id, "request_id": vector.request_id, "ts": vector.ts}
+    assert simulator_signing.signed_text(**request) == vector.manifest
+    assert simulator_signing.v1_signature(vector.secret, **request) == vector.v1
+    assert simulator_signing.x_signature(vector.secret, **request) == vector.header

@@ -83,7 +83,7 @@ def sign(secret: str, *, data_id: str | None, request_id: str | None, ts: str) -
 
 
 def signature_header(secret: str, *, data_id: str, request_id: str, ts: int) -> str:
-    """The header value MercadoPago would send; used by the simulator."""
+    """The header value MercadoPago would send, for tests (the simulator has its own signer)."""
     return f"ts={ts},v1={sign(secret, data_id=data_id, request_id=request_id, ts=str(ts))}"
 
 

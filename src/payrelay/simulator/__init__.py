@@ -6,7 +6,6 @@ SimulatorServer(sim) as server` (tests) or `run_simulator(host, port, ...)` (the
 
 from __future__ import annotations
 
-from payrelay.entrypoints.http_server import EmbeddedServer
 from payrelay.simulator.app import create_app
 from payrelay.simulator.errors import (
     BadRequest,
@@ -20,6 +19,7 @@ from payrelay.simulator.ledger import LedgerEntry
 from payrelay.simulator.notifier import DeliveryPolicy, NotificationStyle
 from payrelay.simulator.records import Outcome, Status
 from payrelay.simulator.server import SimulatorServer, run_simulator
+from payrelay.simulator.serving import EmbeddedServer
 from payrelay.simulator.state import GatewaySimulator
 from payrelay.simulator.stats import SimulatorStats
 

@@ -28,7 +28,8 @@ def create_app(simulator: GatewaySimulator) -> FastAPI:
     app.state.simulator = simulator
     app.add_exception_handler(SimulatorError, _mp_error)  # type: ignore[arg-type]
     app.include_router(_gateway_routes())
-    app.include_router(_control_routes())
+    app.include_router(_payment_controls())
+    app.include_router(_gateway_controls())
     return app
 
 
@@ -116,7 +117,8 @@ def _gateway_routes() -> APIRouter:
     return router
 
 
-def _control_routes() -> APIRouter:
+def _payment_controls() -> APIRouter:
+    """What a test does to payments: the customer pays, the world changes their status."""
     router = APIRouter(prefix="/simulator")
 
     @router.post("/preferences/{preference_id}/pay")
@@ -140,6 +142,13 @@ def _control_routes() -> APIRouter:
             status_detail=detail if isinstance(detail, str) else None,
         )
         return json_response(payment)
+
+    return router
+
+
+def _gateway_controls() -> APIRouter:
+    """What a test reads or sets on the gateway itself: ledger, faults, secret, stats."""
+    router = APIRouter(prefix="/simulator")
 
     @router.get("/ledger")
     async def ledger(sim: Sim) -> Response:

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from decimal import Decimal
 from typing import Any
 
-from payrelay.domain.errors import InvalidMoney
-from payrelay.domain.money import Money
+from payrelay.simulator.amounts import parse_amount
 from payrelay.simulator.errors import BadRequest
 from payrelay.simulator.records import Item, Outcome, Status
 
@@ -51,19 +49,6 @@ def _item(raw_item: object) -> Item:
         raise BadRequest("item currency_id must be a string")
     price = parse_amount(raw.get("unit_price"), currency, name="unit_price")
     return Item(title=title, quantity=quantity, unit_price=price, currency_id=currency)
-
-
-def parse_amount(value: object, currency: str, *, name: str) -> Decimal:
-    """A positive amount valid in `currency`, from a JSON number (Decimal) or a string."""
-    if isinstance(value, bool) or not isinstance(value, int | str | Decimal):
-        raise BadRequest(f"{name} must be a number")
-    try:
-        money = Money.parse(value, currency)
-    except InvalidMoney as exc:
-        raise BadRequest(f"invalid {name}: {exc}") from exc
-    if money.amount <= 0:
-        raise BadRequest(f"{name} must be positive")
-    return money.amount
 
 
 def parse_outcome(body: object) -> Outcome:

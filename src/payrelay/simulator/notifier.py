@@ -20,9 +20,9 @@ from enum import StrEnum
 
 import httpx
 
-from payrelay.domain.signature import signature_header
 from payrelay.simulator.faults import FaultDice
 from payrelay.simulator.jsonio import dumps, iso
+from payrelay.simulator.signing import x_signature
 from payrelay.simulator.stats import SimulatorStats
 
 _REORDER_BATCH = 4
@@ -248,7 +248,7 @@ class Notifier:
         if n.style is NotificationStyle.IPN:
             return {}
         ts = int(self._clock().timestamp())
-        signature = signature_header(
+        signature = x_signature(
             self._secret(), data_id=n.payment_id, request_id=n.request_id, ts=ts
         )
         return {

@@ -109,3 +109,13 @@ def refund_json(refund: Refund) -> dict[str, Any]:
         "source": {"id": "simulator", "name": "collector", "type": "collector"},
         "unique_sequence_number": None,
     }
+
+
+def search_json(
+    page: list[Payment], *, total: int, limit: int, offset: int, collector_id: int
+) -> dict[str, Any]:
+    """A page of GET /v1/payments/search: the paging, then the payments on the page."""
+    return {
+        "paging": {"total": total, "limit": limit, "offset": offset},
+        "results": [payment_json(payment, collector_id=collector_id) for payment in page],
+    }

@@ -1,7 +1,6 @@
 """Serving the simulator: embedded in a running event loop (tests) or blocking (the CLI).
 
-The embedded server is payrelay's own (`entrypoints.http_server`), shared with the
-payments and orders apps when everything runs in one process.
+Both run on the simulator's own runner (`serving.py`), not on payrelay's listeners.
 """
 
 from __future__ import annotations
@@ -13,9 +12,9 @@ from typing import Self
 
 import uvicorn
 
-from payrelay.entrypoints.http_server import EmbeddedServer, bind_socket
 from payrelay.simulator.app import create_app
 from payrelay.simulator.faults import SimulatorFaults
+from payrelay.simulator.serving import EmbeddedServer, listening_socket
 from payrelay.simulator.state import GatewaySimulator
 
 
@@ -75,7 +74,7 @@ def run_simulator(
 
 
 async def _serve_forever(host: str, port: int, simulator: GatewaySimulator) -> None:
-    sock = bind_socket(host, port)
+    sock = listening_socket(host, port)
     config = uvicorn.Config(create_app(simulator), log_level="info", lifespan="off")
     async with simulator:
         # A plain uvicorn.Server: here it should own SIGINT/SIGTERM and stop on them.

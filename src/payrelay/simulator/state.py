@@ -1,5 +1,8 @@
 """GatewaySimulator: an in-memory MercadoPago, driven in-process or through `app.py`.
 
+It decides what happens; the records are kept by `books.py`, webhooks and delayed changes
+go out through `announcer.py`, and each API call passes the door in `access.py`.
+
 Concurrency: everything runs on one event loop, and no method awaits between reading and
 writing its state, so each call is atomic with respect to the others without a lock.
 Methods that produce notifications are async only because they need the running loop.
@@ -7,10 +10,6 @@ Methods that produce notifications are async only because they need the running 
 
 from __future__ import annotations
 
-import asyncio
-import hmac
-import itertools
-import uuid
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -19,13 +18,16 @@ from typing import Any, Self
 
 import httpx
 
-from payrelay.simulator.errors import BadRequest, NotFound, Unauthorized
+from payrelay.simulator.access import ApiDoor
+from payrelay.simulator.announcer import Announcer
+from payrelay.simulator.books import Books
+from payrelay.simulator.errors import BadRequest, NotFound
 from payrelay.simulator.faults import ApiFault, FaultDice, SimulatorFaults
-from payrelay.simulator.inputs import parse_amount, parse_outcome, parse_preference, parse_status
-from payrelay.simulator.ledger import LedgerEntry, build_ledger
+from payrelay.simulator.inputs import parse_outcome, parse_status
+from payrelay.simulator.ledger import LedgerEntry
 from payrelay.simulator.notifier import DeliveryPolicy, Notifier
-from payrelay.simulator.records import FIRST_STATUS, Outcome, Payment, Preference, Refund, Status
-from payrelay.simulator.render import payment_json, preference_json, refund_json
+from payrelay.simulator.records import Outcome, Payment, Status
+from payrelay.simulator.render import payment_json, preference_json, refund_json, search_json
 from payrelay.simulator.search import (
     DEFAULT_LIMIT,
     Criteria,
@@ -64,14 +66,13 @@ class GatewaySimulator:
         collector_id: int = 123456,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
-        self._access_token = access_token
         self._secret = webhook_secret
         self._dice = FaultDice(faults or SimulatorFaults())
-        self._clock = clock
         self.approve_delay = approve_delay
         self.collector_id = collector_id
         self._stats = SimulatorStats()
-        self._notifier = Notifier(
+        self._door = ApiDoor(access_token=access_token, stats=self._stats)
+        notifier = Notifier(
             dice=lambda: self._dice,
             secret=lambda: self._secret,
             clock=clock,
@@ -80,26 +81,15 @@ class GatewaySimulator:
             user_id=collector_id,
             transport=transport,
         )
-        self._preferences: dict[str, Preference] = {}
-        self._preference_keys: dict[str, str] = {}
-        self._payments: dict[int, Payment] = {}
-        self._refund_keys: dict[tuple[int, str], Refund] = {}
-        self._payment_ids = itertools.count(1_000_000_001)
-        self._refund_ids = itertools.count(2_000_000_001)
-        self._order_ids = itertools.count(9_000_000_001)
-        self._timers: set[asyncio.Task[None]] = set()
-        self._silenced: set[int] = set()  # payments whose webhooks are all lost
+        self._announcer = Announcer(notifier, self._stats)
+        self._books = Books(collector_id=collector_id, clock=clock)
 
     async def start(self) -> None:
-        await self._notifier.start()
+        await self._announcer.start()
 
     async def stop(self) -> None:
         """Cancel scheduled approvals and pending deliveries; close the HTTP client."""
-        timers = list(self._timers)
-        for timer in timers:
-            timer.cancel()
-        await asyncio.gather(*timers, return_exceptions=True)
-        await self._notifier.stop()
+        await self._announcer.stop()
 
     async def __aenter__(self) -> Self:
         await self.start()
@@ -118,14 +108,12 @@ class GatewaySimulator:
 
         Bound it from outside: `async with asyncio.timeout(2): await sim.settle()`.
         """
-        while self._timers:
-            await asyncio.wait(set(self._timers))
-        await self._notifier.wait_idle()
+        await self._announcer.settle()
 
     @property
     def in_flight(self) -> int:
         """Scheduled approvals plus notification copies still on their way (or retrying)."""
-        return len(self._timers) + self._notifier.in_flight
+        return self._announcer.in_flight
 
     # -- configuration -------------------------------------------------------------
 
@@ -153,28 +141,15 @@ class GatewaySimulator:
 
     @property
     def delivery_crashes(self) -> list[BaseException]:
-        return list(self._notifier.crashes)
+        return self._announcer.crashes
 
     def authorize(self, authorization: str | None) -> None:
         """Raise Unauthorized unless the header is `Bearer <access token>`."""
-        scheme, _, token = (authorization or "").partition(" ")
-        valid = scheme.lower() == "bearer" and hmac.compare_digest(
-            token.strip().encode(), self._access_token.encode()
-        )
-        if not valid:
-            raise Unauthorized("invalid access token")
+        self._door.authorize(authorization)
 
     def roll_api_fault(self) -> ApiFault:
         """Decide (and count) what fault, if any, hits one authenticated API call."""
-        fault = self._dice.api_call()
-        if fault.slow_seconds > 0:
-            self._stats.api_slow += 1
-        if fault.error_status is not None:
-            if fault.after_effect:
-                self._stats.api_lost_replies += 1
-            else:
-                self._stats.api_errors += 1
-        return fault
+        return self._door.roll_fault(self._dice)
 
     # -- MercadoPago API ------------------------------------------------------------
 
@@ -182,25 +157,12 @@ class GatewaySimulator:
         self, body: Mapping[str, Any], *, idempotency_key: str | None = None
     ) -> dict[str, Any]:
         """POST /checkout/preferences; the same idempotency key returns the same preference."""
-        if idempotency_key and idempotency_key in self._preference_keys:
-            return self.preference(self._preference_keys[idempotency_key])
-        request = parse_preference(body)
-        preference = Preference(
-            id=f"{self.collector_id}-{uuid.uuid4()}",
-            items=request.items,
-            external_reference=request.external_reference,
-            notification_url=request.notification_url,
-            date_created=self._now(),
-            merchant_order_id=next(self._order_ids),
-            extra=request.extra,
-        )
-        self._preferences[preference.id] = preference
-        if idempotency_key:
-            self._preference_keys[idempotency_key] = preference.id
+        preference = self._books.open_preference(body, idempotency_key=idempotency_key)
         return preference_json(preference, collector_id=self.collector_id)
 
     def preference(self, preference_id: str) -> dict[str, Any]:
-        return preference_json(self._preference(preference_id), collector_id=self.collector_id)
+        preference = self._books.preference(preference_id)
+        return preference_json(preference, collector_id=self.collector_id)
 
     def payment(self, payment_id: int | str) -> dict[str, Any]:
         """GET /v1/payments/{id}: the payment as MercadoPago's JSON (amounts as Decimal)."""
@@ -234,13 +196,13 @@ class GatewaySimulator:
 
     def search(self, query: SearchQuery) -> dict[str, Any]:
         """Run a checked search over the payments the API can see now."""
-        now = self._now()
-        visible = (p for p in self._payments.values() if self._visible(p, now))
+        now = self._books.now()
+        visible = (p for p in self._books.payments() if self._visible(p, now))
         total, page = run_search(visible, query, now=now)
-        return {
-            "paging": {"total": total, "limit": query.limit, "offset": query.offset},
-            "results": [payment_json(p, collector_id=self.collector_id) for p in page],
-        }
+        return search_json(
+            page, total=total, limit=query.limit, offset=query.offset,
+            collector_id=self.collector_id,
+        )
 
     async def refund(
         self,
@@ -251,11 +213,11 @@ class GatewaySimulator:
     ) -> dict[str, Any]:
         """POST /v1/payments/{id}/refunds; a repeated key gives back the first refund."""
         payment = self._api_payment(payment_id)
-        if idempotency_key and (payment.id, idempotency_key) in self._refund_keys:
-            return refund_json(self._refund_keys[(payment.id, idempotency_key)])
-        refund = self._take_refund(payment, amount)
-        if idempotency_key:
-            self._refund_keys[(payment.id, idempotency_key)] = refund
+        earlier = self._books.refund_for_key(payment, idempotency_key)
+        if earlier is not None:
+            return refund_json(earlier)
+        refund = self._books.take_refund(payment, amount, idempotency_key=idempotency_key)
+        self._announcer.announce(payment, UPDATED)
         return refund_json(refund)
 
     def refunds(self, payment_id: int | str) -> list[dict[str, Any]]:
@@ -275,76 +237,46 @@ class GatewaySimulator:
         `drop_notifications`: no webhook about this payment is ever sent (it was lost), so
         only a search of the API can find it.
         """
-        preference = self._preference(preference_id)
+        preference = self._books.preference(preference_id)
         chosen = parse_outcome({"outcome": outcome})
-        now = self._now()
-        status = FIRST_STATUS[chosen]
-        payment = Payment(
-            id=next(self._payment_ids),
-            preference=preference,
-            outcome=chosen,
-            status=status,
-            status_detail="",
-            date_created=now,
-            date_last_updated=now,
-        )
-        payment.move(status, None, now)
-        self._payments[payment.id] = payment
+        payment = self._books.open_payment(preference, chosen)
         if drop_notifications:
-            self._silenced.add(payment.id)
-        self._notify(payment, CREATED)
+            self._announcer.silence(payment.id)
+        self._announcer.announce(payment, CREATED)
         if chosen is Outcome.PENDING_THEN_APPROVE:
-            timer = asyncio.create_task(self._approve_later(payment.id))
-            self._timers.add(timer)
-            timer.add_done_callback(self._timers.discard)
+            self._announcer.later(self.approve_delay, lambda: self._approve_if_pending(payment))
         return payment.id
 
     async def set_status(
         self, payment_id: int | str, status: Status | str, *, status_detail: str | None = None
     ) -> dict[str, Any]:
         """Force a status (chargebacks, disputes...); refunded goes through a full refund."""
-        payment = self._payment(payment_id)
+        payment = self._books.payment(payment_id)
         target = parse_status(status)
         if target is Status.REFUNDED:
             await self.refund(payment.id)
         else:
-            payment.move(target, status_detail, self._now())
-            self._notify(payment, UPDATED)
+            payment.move(target, status_detail, self._books.now())
+            self._announcer.announce(payment, UPDATED)
         return payment_json(payment, collector_id=self.collector_id)
 
     def peek_payment(self, payment_id: int | str) -> dict[str, Any]:
         """The payment as stored, visible to the API or not yet (a test's view)."""
-        return payment_json(self._payment(payment_id), collector_id=self.collector_id)
+        return payment_json(self._books.payment(payment_id), collector_id=self.collector_id)
 
     def ledger(self) -> dict[str, LedgerEntry]:
         """Money per order (external_reference), derived from the payments."""
-        return build_ledger(self._preferences.values(), self._payments.values())
+        return self._books.ledger()
 
     def ledger_entry(self, order_id: str) -> LedgerEntry:
-        entry = self.ledger().get(order_id)
-        if entry is None:
-            raise NotFound(f"no preference for order {order_id!r}")
-        return entry
+        return self._books.ledger_entry(order_id)
 
     # -- internals ---------------------------------------------------------------------
 
-    def _preference(self, preference_id: str) -> Preference:
-        preference = self._preferences.get(preference_id)
-        if preference is None:
-            raise NotFound(f"preference {preference_id} not found")
-        return preference
-
-    def _payment(self, payment_id: int | str) -> Payment:
-        text = str(payment_id)
-        payment = self._payments.get(int(text)) if text.isdigit() else None
-        if payment is None:
-            raise NotFound(f"Payment not found: {text}")
-        return payment
-
     def _api_payment(self, payment_id: int | str) -> Payment:
         """The payment as the API sees it: not found while it is not yet visible."""
-        payment = self._payment(payment_id)
-        if not self._visible(payment, self._now()):
+        payment = self._books.payment(payment_id)
+        if not self._visible(payment, self._books.now()):
             raise NotFound(f"Payment not found: {payment_id}")
         return payment
 
@@ -352,33 +284,8 @@ class GatewaySimulator:
         delay = timedelta(seconds=self._dice.faults.visibility_delay)
         return now - payment.date_created >= delay
 
-    def _now(self) -> datetime:
-        """The clock at MercadoPago's precision (milliseconds): what is stored is what is
-        shown, so a date read from an answer finds the same payment in a search."""
-        now = self._clock()
-        return now.replace(microsecond=now.microsecond // 1000 * 1000)
-
-    def _take_refund(self, payment: Payment, amount: Decimal | int | str | None) -> Refund:
-        currency = payment.preference.currency_id
-        value = None if amount is None else parse_amount(amount, currency, name="amount")
-        value = payment.check_refund(value)
-        refund = Refund(next(self._refund_ids), payment.id, value, self._now())
-        payment.add_refund(refund)
-        self._notify(payment, UPDATED)
-        return refund
-
-    async def _approve_later(self, payment_id: int) -> None:
-        await asyncio.sleep(self.approve_delay)
-        payment = self._payments[payment_id]
+    def _approve_if_pending(self, payment: Payment) -> None:
         # A test may have moved it meanwhile (rejected, cancelled): then leave it alone.
         if payment.status is Status.PENDING:
-            payment.move(Status.APPROVED, None, self._now())
-            self._notify(payment, UPDATED)
-
-    def _notify(self, payment: Payment, action: str) -> None:
-        url = payment.preference.notification_url
-        if url and payment.id in self._silenced:
-            self._stats.notifications += 1
-            self._stats.dropped += 1
-        elif url:
-            self._notifier.notify(payment_id=payment.id, action=action, notification_url=url)
+            payment.move(Status.APPROVED, None, self._books.now())
+            self._announcer.announce(payment, UPDATED)

@@ -3,20 +3,23 @@
 Only the fields payrelay needs leave this module: ids, status and detail, amounts,
 currency, dates and the external reference. Payer and card data are never read.
 
+Amounts cross the wire as exact JSON numbers both ways: simplejson with `use_decimal=True`
+writes a Decimal digit for digit and reads every fractional number as a Decimal, so no
+amount ever passes through float.
+
 Searches page with limit/offset: MercadoPago answers 30 results unless asked for more,
 whatever `paging.total` says, so reading one page would miss the rest.
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 from urllib.parse import quote
 
 import httpx
+import simplejson
 
 from payrelay.domain.errors import GatewayRejected, GatewayUnavailable, MalformedResource
 from payrelay.domain.money import Money, read_amount
@@ -131,7 +134,9 @@ class MercadoPagoGateway:
                 f"{method} {path}: HTTP {response.status_code}", response.status_code
             )
         try:
-            data = json.loads(response.content, parse_float=Decimal)
+            # allow_nan: a NaN amount is a malformed payment (parse_payment refuses the
+            # float it becomes), not an unreadable answer to retry.
+            data = simplejson.loads(response.content, use_decimal=True, allow_nan=True)
         except ValueError as exc:
             raise GatewayUnavailable(f"{method} {path}: answer is not JSON") from exc
         if not isinstance(data, dict):
@@ -230,24 +235,5 @@ def _when(value: str) -> datetime:
 
 
 def dumps_exact(value: Any) -> bytes:
-    """JSON with Decimals written as exact JSON numbers (json.dumps would need a float)."""
-    return "".join(_encode(value)).encode()
-
-
-def _encode(value: Any) -> Iterator[str]:
-    if isinstance(value, Decimal):
-        yield format(value, "f")
-    elif isinstance(value, dict):
-        yield "{"
-        for i, (key, item) in enumerate(value.items()):
-            yield ("," if i else "") + json.dumps(str(key)) + ":"
-            yield from _encode(item)
-        yield "}"
-    elif isinstance(value, (list, tuple)):
-        yield "["
-        for i, item in enumerate(value):
-            yield "," if i else ""
-            yield from _encode(item)
-        yield "]"
-    else:
-        yield json.dumps(value)
+    """JSON with Decimals written as exact JSON numbers (`10.10`, never `10.1` via float)."""
+    return simplejson.dumps(value, use_decimal=True, separators=(",", ":")).encode()
