@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from payrelay.domain.errors import UnstorableRecord
 from payrelay.domain.events import EventType
 from payrelay.messaging import ORDERS_EXCHANGE, PAYMENTS_EXCHANGE
 from payrelay.ports import OutboxRelayStore, SeenMessage
@@ -104,3 +105,24 @@ async def test_an_outcome_routing_key_is_its_type(storage: Storage) -> None:
                             exchange=ORDERS_EXCHANGE)
     (claimed,) = await storage.orders_relay.claim_due(limit=10, now=AT, lease=LEASE)
     assert claimed.routing_key == "order.payment_applied"
+
+
+@sides
+async def test_a_message_id_is_stored_once(storage: Storage, side: str) -> None:
+    """A second row under one id is refused, and takes its transaction down with it."""
+    uow, relay, exchange = SIDES[side]
+    message = envelope()
+    for table in ("outbox", "inbox"):
+        with pytest.raises(UnstorableRecord):
+            async with uow(storage).begin() as tx:
+                await tx.timeline.record("lost", at=AT, order_id="order-1", payment_id="1")
+                if table == "outbox":
+                    await tx.outbox.add(message, exchange=exchange)
+                    await tx.outbox.add(message, exchange=exchange)
+                else:
+                    await tx.inbox.add(message, received_at=AT, reply_id=None)
+                    await tx.inbox.add(message, received_at=AT, reply_id=None)
+    assert await relay(storage).claim_due(limit=10, now=AT, lease=LEASE) == []
+    assert await storage.timeline("order-1") == []
+    async with uow(storage).begin() as tx:
+        assert await tx.inbox.seen(message.message_id) is None

@@ -7,7 +7,7 @@ from datetime import timedelta
 
 import pytest
 
-from payrelay.domain.errors import ConcurrentUpdate
+from payrelay.domain.errors import ConcurrentUpdate, UnstorableRecord
 from payrelay.domain.order import Order, OrderStatus, Outcome, PaymentRecord
 from payrelay.domain.payment import PaymentStatus
 from payrelay.ports import OrderLine
@@ -67,3 +67,9 @@ async def test_payment_records_are_written_over(storage: Storage) -> None:
         await tx.orders.save_payment(later)
     async with storage.orders.begin() as tx:
         assert await tx.orders.get_payment("1") == later
+
+
+async def test_an_order_id_is_stored_once(storage: Storage) -> None:
+    await add_order(storage)
+    with pytest.raises(UnstorableRecord):
+        await add_order(storage)

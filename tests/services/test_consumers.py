@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from payrelay.domain.errors import InjectedFault
+from payrelay.domain.errors import InjectedFault, StorageUnavailable
 from payrelay.domain.events import Envelope, EventType, RejectionReason
 from payrelay.domain.order import OrderStatus
 from payrelay.domain.work import OutboxStatus, RefundStatus
@@ -99,3 +99,14 @@ async def test_a_failed_outcome_transaction_records_nothing(world: World) -> Non
     with pytest.raises(InjectedFault):
         await world.outcome_consumer.handle([delivery(rejection)])
     assert world.p.refunds == {} and world.p.inbox == {} and world.p.timeline == []
+
+
+async def test_a_database_outage_raises_and_the_redelivery_applies_it(world: World) -> None:
+    rejection = envelope("1", type=EventType.ORDER_PAYMENT_REJECTED,
+                         reason=RejectionReason.ALREADY_PAID)
+    world.payments_db.available = False
+    with pytest.raises(StorageUnavailable):  # not acked: the transport delivers it again
+        await world.outcome_consumer.handle([delivery(rejection)])
+    world.payments_db.available = True
+    await world.outcome_consumer.handle([delivery(rejection)])
+    assert world.p.refunds["1"].status == RefundStatus.REQUESTED

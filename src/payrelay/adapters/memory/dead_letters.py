@@ -39,12 +39,12 @@ class MemoryDeadLetterBox:
         self._clock = clock
 
     async def recent(self, *, limit: int = 100) -> list[DeadLetter]:
-        state = self._payments.state
+        state = self._payments.committed()
         found = [_notification(r) for r in state.notifications.values()
                  if r.status == NotificationStatus.DEAD]
         found += [_refund(r) for r in state.refunds.values() if r.status == RefundStatus.DEAD]
         for side, db in self._sides.items():
-            found += [_letter(side, row) for row in db.state.dead_letters.values()]
+            found += [_letter(side, row) for row in db.committed().dead_letters.values()]
         return sorted(found, key=lambda d: d.dead_at, reverse=True)[:limit]
 
     async def get(self, dead_letter_id: str) -> DeadLetter | None:

@@ -10,6 +10,7 @@ from typing import Generic, TypeVar
 
 from payrelay.adapters.memory.store import MemoryDatabase, State
 from payrelay.adapters.memory.work import WorkRow, claim, move_due, retried
+from payrelay.domain.errors import UnstorableRecord
 from payrelay.domain.events import Envelope
 from payrelay.domain.work import OutboxStatus
 from payrelay.ports import Delivery, FailedTry, OutboundMessage, SeenMessage, Subscription
@@ -82,7 +83,7 @@ class MemoryOutbox:
 
     async def add(self, envelope: Envelope, *, exchange: str) -> None:
         if envelope.message_id in self._state.outbox:  # the unique message_id column
-            raise ValueError(f"message {envelope.message_id} is already in the outbox")
+            raise UnstorableRecord(f"message {envelope.message_id} is already in the outbox")
         self._state.outbox[envelope.message_id] = OutboxRow(
             seq=self._state.new_id(), message_id=envelope.message_id, exchange=exchange,
             routing_key=envelope.routing_key, correlation_id=envelope.correlation_id,
@@ -119,7 +120,7 @@ class MemoryInbox:
         self, envelope: Envelope, *, received_at: datetime, reply_id: uuid.UUID | None
     ) -> None:
         if envelope.message_id in self._state.inbox:  # the primary key
-            raise ValueError(f"message {envelope.message_id} is already in the inbox")
+            raise UnstorableRecord(f"message {envelope.message_id} is already in the inbox")
         self._state.inbox[envelope.message_id] = InboxRow(
             message_id=envelope.message_id, type=envelope.type.value,
             payment_id=envelope.payment_id, received_at=received_at, reply_id=reply_id,

@@ -16,7 +16,7 @@ from payrelay.adapters.memory.messaging import (
     MessagingState,
 )
 from payrelay.adapters.memory.store import MemoryDatabase
-from payrelay.domain.errors import ConcurrentUpdate
+from payrelay.domain.errors import ConcurrentUpdate, UnstorableRecord
 from payrelay.domain.order import Order, OrderStatus, PaymentRecord
 from payrelay.ports import Clock, OrderLine
 
@@ -57,7 +57,7 @@ class MemoryOrders:
         self, order: Order, lines: Sequence[OrderLine], *, description: str, now: datetime
     ) -> None:
         if order.order_id in self._state.orders:  # the primary key
-            raise ValueError(f"order {order.order_id} already exists")
+            raise UnstorableRecord(f"order {order.order_id} already exists")
         self._state.orders[order.order_id] = OrderRow(
             order=order, lines=tuple(lines), description=description,
             created_at=now, updated_at=now,

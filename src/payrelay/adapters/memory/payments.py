@@ -79,9 +79,8 @@ class PaymentsState(MessagingState):
         """Insert unless the dedupe key is taken; a duplicate changes nothing stored."""
         if n.dedupe_key in self.dedupe_keys:
             return False
-        row_id, self.next_notification_id = (
-            self.next_notification_id, self.next_notification_id + 1
-        )
+        row_id = self.next_notification_id
+        self.next_notification_id += 1
         status = NotificationStatus.IGNORED if n.ignored else NotificationStatus.RECEIVED
         self.notifications[row_id] = NotificationRow(
             id=row_id, record=n, status=status, next_attempt_at=n.due_at or n.received_at

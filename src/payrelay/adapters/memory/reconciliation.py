@@ -23,7 +23,7 @@ class MemoryReconciliationStore:
         self._db = db
 
     async def unanswered_approvals(self, *, updated_before: datetime, limit: int) -> list[str]:
-        state = self._db.state
+        state = self._db.committed()
         rows = sorted(
             (row for row in state.payments.values()
              if _unanswered(state, row.payment.payment_id)
@@ -56,7 +56,7 @@ class MemoryReconciliationStore:
         self, *, created_before: datetime, created_after: datetime, limit: int
     ) -> list[str]:
         """Each checkout once when old enough, then every window while none is approved."""
-        state = self._db.state
+        state = self._db.committed()
         approved = {
             row.payment.snapshot.order_id for row in state.payments.values()
             if row.payment.status in WAS_APPROVED
@@ -79,7 +79,7 @@ class MemoryReconciliationStore:
                 state.checkouts[order_id] = dataclasses.replace(row, reconciled_at=now)
 
     async def known_updates(self, payment_ids: Sequence[str]) -> dict[str, datetime]:
-        payments = self._db.state.payments
+        payments = self._db.committed().payments
         return {
             pid: payments[pid].payment.snapshot.date_last_updated
             for pid in payment_ids if pid in payments
@@ -87,14 +87,14 @@ class MemoryReconciliationStore:
 
     async def unsettled(self, *, updated_before: datetime, limit: int) -> list[str]:
         rows = sorted(
-            (row for row in self._db.state.payments.values()
+            (row for row in self._db.committed().payments.values()
              if row.payment.status in UNSETTLED and row.updated_at < updated_before),
             key=lambda row: row.updated_at,
         )
         return [row.payment.payment_id for row in rows[:limit]]
 
     async def sweep_watermark(self, provider: str) -> datetime | None:
-        return self._db.state.sweep_watermarks.get(provider)
+        return self._db.committed().sweep_watermarks.get(provider)
 
     async def advance_sweep_watermark(
         self, provider: str, watermark: datetime, *, now: datetime

@@ -49,16 +49,32 @@ class MemoryDatabase(Generic[S]):
         self.available = True
         self.commits = 0
         self._lock = asyncio.Lock()
+        self._holder: asyncio.Task[object] | None = None
+
+    def committed(self) -> S:
+        """The state as last committed, for a read outside any transaction."""
+        self._check_available()
+        return self.state
 
     @contextlib.asynccontextmanager
     async def transaction(self) -> AsyncIterator[S]:
         """A draft of the state; committed when the block exits, discarded on error."""
+        if self._holder is not None and self._holder is asyncio.current_task():
+            # SQLite's write lock would hang here for ever; saying so is kinder.
+            raise RuntimeError("a transaction was begun inside another on the same database")
         async with self._lock:
-            if not self.available:
-                raise StorageUnavailable("database unavailable: memory database switched off")
-            draft = self.state.draft()
-            yield draft
-            # Only reached on a clean exit: an exception raised in the block propagates
-            # out of the `yield` above and the draft is simply dropped.
-            self.state = draft
-            self.commits += 1
+            self._check_available()
+            self._holder = asyncio.current_task()
+            try:
+                draft = self.state.draft()
+                yield draft
+                # Only reached on a clean exit: an exception raised in the block comes out
+                # of the `yield` above, and the draft is simply dropped.
+                self.state = draft
+                self.commits += 1
+            finally:
+                self._holder = None
+
+    def _check_available(self) -> None:
+        if not self.available:
+            raise StorageUnavailable("database unavailable: memory database switched off")
