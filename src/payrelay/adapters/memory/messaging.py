@@ -233,7 +233,11 @@ def _dead_letter(
 
 
 def _message(row: OutboxRow) -> OutboundMessage:
-    """The row as the relay sees it; `attempts` counts only tries that spent nothing."""
+    """The row as the relay sees it; `attempts` counts only tries that spent nothing.
+
+    Spent failures stay in the row (they number its dead letter) but are not handed out:
+    `OutboundMessage.refusals` is leaving the port with consumer-side failure handling.
+    """
     return OutboundMessage(
         message_id=row.message_id, exchange=row.exchange, routing_key=row.routing_key,
         correlation_id=row.correlation_id, body=row.body,
