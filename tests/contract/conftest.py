@@ -98,11 +98,13 @@ async def _memory_timeline(
 
 
 @contextlib.asynccontextmanager
-async def sql_storage(backend: str, urls: list[str], clock: ManualClock
+async def sql_storage(backend: str, urls: list[str], clock: ManualClock, *, empty: bool
                       ) -> AsyncIterator[Storage]:
     payments, orders = Database(urls[0]), Database(urls[1])
     log = SqlNotificationLog(payments)
     try:
+        if empty:
+            await _empty([payments, orders])
         p_uow = SqlPaymentsUnitOfWork(payments, clock)
         o_uow = SqlOrdersUnitOfWork(orders, clock)
         yield Storage(
@@ -184,17 +186,13 @@ async def _admin(statements: list[str]) -> None:
         await conn.close()
 
 
-async def _empty(urls: list[str]) -> None:
+async def _empty(dbs: list[Database]) -> None:
     """DELETE, not TRUNCATE: on a few rows it is several times faster; ids are not reset,
     and no test depends on them."""
-    for url, schema in zip(urls, SCHEMAS, strict=True):
-        db = Database(url)
-        try:
-            async with db.transaction() as conn:
-                for table in reversed(schema.metadata.sorted_tables):
-                    await conn.execute(table.delete())
-        finally:
-            await db.dispose()
+    for db, schema in zip(dbs, SCHEMAS, strict=True):
+        async with db.transaction() as conn:
+            for table in reversed(schema.metadata.sorted_tables):
+                await conn.execute(table.delete())
 
 
 @pytest.fixture(params=BACKENDS)
@@ -209,6 +207,6 @@ async def storage(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterat
         urls = [_sqlite_url(tmp_path, s) for s in SCHEMAS]
     else:
         urls = request.getfixturevalue("postgres_pair")
-        await _empty(urls)
-    async with sql_storage(request.param, urls, clock) as built:
+    async with sql_storage(request.param, urls, clock, empty=request.param == "postgres"
+                           ) as built:
         yield built
