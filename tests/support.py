@@ -42,10 +42,14 @@ async def eventually(
     check: Callable[[], Awaitable[bool]], *, timeout: float = 10.0, what: str = "condition"
 ) -> None:
     """Poll `check` until it holds; fail the test with `what` if it never does."""
-    async with asyncio.timeout(timeout):
-        while not await check():
-            await asyncio.sleep(0.02)
-    return None
+    try:
+        async with asyncio.timeout(timeout):
+            while not await check():
+                await asyncio.sleep(0.02)
+    except TimeoutError:
+        # Said here, not by a bare TimeoutError: which of a test's waits ran out is the
+        # first thing a reader of the failure needs.
+        pytest.fail(f"{what}: still not true after {timeout}s", pytrace=False)
 
 
 StackFactory = Callable[..., contextlib.AbstractAsyncContextManager[EmbeddedStack]]
