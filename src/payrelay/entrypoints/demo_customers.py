@@ -10,6 +10,7 @@ import httpx
 from rich.console import Console
 from rich.progress import Progress
 
+from payrelay.domain.order import OrderStatus
 from payrelay.entrypoints.embedded import EmbeddedStack
 
 Plan = tuple[str, ...]
@@ -66,7 +67,7 @@ async def _one_customer(
 
 async def _until_expired(http: httpx.AsyncClient, url: str) -> None:
     async with asyncio.timeout(60):
-        while (await http.get(url)).json()["status"] != "expired":
+        while (await http.get(url)).json()["status"] != OrderStatus.EXPIRED:
             await asyncio.sleep(0.2)
 
 
