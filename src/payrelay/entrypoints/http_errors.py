@@ -32,7 +32,7 @@ from payrelay.domain.errors import (
     StorageUnavailable,
 )
 
-__all__ = ["error_response", "install_error_handlers"]
+__all__ = ["HANDLERS", "detail_response", "error_response", "install_error_handlers"]
 
 log = logging.getLogger(__name__)
 
