@@ -20,7 +20,14 @@ from sqlalchemy.engine import make_url
 
 from payrelay.adapters.storage.provision import scratch_databases
 from payrelay.adapters.transports.rabbitmq import RabbitMQTransport
-from payrelay.bootstrap import WORKER_ROLES, Role, utc_now
+from payrelay.bootstrap import (
+    WORKER_ROLES,
+    AdapterResources,
+    Role,
+    System,
+    adapter_resources,
+    utc_now,
+)
 from payrelay.entrypoints.embedded import EmbeddedStack, embedded_settings, run_embedded
 from payrelay.faults import Faults
 from payrelay.ports import Clock
@@ -53,6 +60,11 @@ async def eventually(
 
 
 StackFactory = Callable[..., contextlib.AbstractAsyncContextManager[EmbeddedStack]]
+
+
+def adapters_of(running: EmbeddedStack | System) -> AdapterResources:
+    """The databases and HTTP clients behind a running system, for tests that look inside."""
+    return adapter_resources(running.system if isinstance(running, EmbeddedStack) else running)
 
 
 class SteppedClock:

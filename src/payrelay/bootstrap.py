@@ -1,11 +1,17 @@
-"""The one place where adapters are chosen and wired; nothing is built at import time."""
+"""The one place where adapters are chosen and wired; nothing is built at import time.
+
+Entrypoints get everything they need from adapters through this module: a `System` of
+services, ports and read models, and a few functions for one-off commands (migrations,
+dead letters, the demo's scratch databases and broker topology).
+"""
 
 from __future__ import annotations
 
 import asyncio
-import logging
+import contextlib
 import random
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 import httpx
@@ -13,21 +19,31 @@ import httpx
 from payrelay.adapters.gateways.mercadopago import MercadoPagoGateway
 from payrelay.adapters.payments_client import HttpPaymentsClient
 from payrelay.adapters.storage.database import Database
-from payrelay.adapters.storage.dead_letters import SqlDeadLetterBox
-from payrelay.adapters.storage.migrations import Schema, ensure_current, upgrade
+from payrelay.adapters.storage.dead_letters import SqlDeadLetterBox, open_dead_letter_box
+from payrelay.adapters.storage.migrations import Schema, ensure_current, upgrade_database
 from payrelay.adapters.storage.orders import SqlOrdersUnitOfWork
 from payrelay.adapters.storage.payments import (
     SqlNotificationLog,
     SqlNotificationQueue,
     SqlPaymentsUnitOfWork,
 )
+from payrelay.adapters.storage.provision import scratch_databases
+from payrelay.adapters.storage.queries import SqlOrdersReadModel, SqlPaymentsReadModel
 from payrelay.adapters.storage.reconciliation import SqlReconciliationStore
 from payrelay.adapters.storage.refunds import SqlRefundQueue
 from payrelay.adapters.transports.local import LocalTransport
 from payrelay.config import Settings
+from payrelay.domain.retry import RetryPolicy
 from payrelay.failure_log import FailureLog
 from payrelay.faults import Faults
-from payrelay.ports import Clock, Gateway, OutboxRelayStore, PaymentsClient, Transport
+from payrelay.ports import (
+    Clock,
+    DeadLetterBox,
+    Gateway,
+    OutboxRelayStore,
+    PaymentsClient,
+    Transport,
+)
 from payrelay.services.checkout import CheckoutService
 from payrelay.services.compensate import Refunder
 from payrelay.services.consume import OrderOutcomeConsumer, PaymentEventConsumer
@@ -36,16 +52,78 @@ from payrelay.services.orders import OrderService
 from payrelay.services.process import PaymentProcessor
 from payrelay.services.reconcile import Reconciler
 from payrelay.services.relay import OutboxRelay
-from payrelay.system import WORKER_ROLES, OrdersSide, PaymentsSide, Role, System
+from payrelay.system import WORKER_ROLES, OrdersSide, PaymentsSide, Role, Side, System
 
-log = logging.getLogger(__name__)
-
-
-__all__ = ["WORKER_ROLES", "Role", "System", "bootstrap", "migrate", "migrate_check", "utc_now"]
+__all__ = [
+    "WORKER_ROLES", "AdapterResources", "Role", "System", "adapter_resources", "bootstrap",
+    "build_transport", "dead_letter_box", "delete_broker_topology", "migrate",
+    "scratch_databases", "utc_now",
+]
 
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
+
+
+@dataclass
+class AdapterResources:
+    """What `bootstrap` opened for one System, released by `close()` (the `Resources` port).
+
+    Entrypoints never reach in here; tests and tools that must run SQL do, through
+    `adapter_resources(system)`.
+    """
+
+    payments_db: Database
+    orders_db: Database
+    notification_log: SqlNotificationLog
+    http_clients: list[httpx.AsyncClient] = field(default_factory=list)
+
+    @classmethod
+    def open(cls, settings: Settings) -> AdapterResources:
+        payments_db = Database(settings.payments_database_url)
+        orders_db = Database(settings.orders_database_url)
+        return cls(payments_db, orders_db, SqlNotificationLog(payments_db))
+
+    def database(self, side: Side) -> Database:
+        return self.orders_db if side is Side.ORDERS else self.payments_db
+
+    async def close(self) -> None:
+        await self.notification_log.close()  # its last group commit needs the database
+        for client in self.http_clients:
+            await client.aclose()
+        await self.payments_db.dispose()
+        await self.orders_db.dispose()
+
+
+def adapter_resources(system: System) -> AdapterResources:
+    """The databases and HTTP clients behind a System that `bootstrap` built."""
+    if not isinstance(system.resources, AdapterResources):
+        raise TypeError("this System was not built by bootstrap()")
+    return system.resources
+
+
+@dataclass(frozen=True)
+class _Shared:
+    """What every worker is built with: one clock, fault set, RNG and failure log."""
+
+    settings: Settings
+    clock: Clock
+    faults: Faults
+    rng: random.Random
+    failure_log: FailureLog
+    retry: RetryPolicy
+    transport: Transport
+
+    @property
+    def lease(self) -> timedelta:
+        return timedelta(seconds=self.settings.lease_seconds)
+
+    def relay(self, store: OutboxRelayStore, role: Role) -> OutboxRelay:
+        return OutboxRelay(
+            store=store, transport=self.transport, clock=self.clock, faults=self.faults,
+            retry=self.retry, rng=self.rng, failure_log=self.failure_log, name=role.value,
+            batch_size=self.settings.relay_batch_size, lease=self.lease,
+        )
 
 
 async def bootstrap(
@@ -60,164 +138,122 @@ async def bootstrap(
     check_schema: Iterable[Role] = tuple(Role),
 ) -> System:
     """Build every component from settings; overrides replace the adapters they name."""
-    faults = faults or Faults()
-    rng = random.Random(seed)
-    retry = settings.retry_policy()
-    failure_log = FailureLog(clock)
-    clients: list[httpx.AsyncClient] = []
-    lease = timedelta(seconds=settings.lease_seconds)
-    if gateway is None:
-        gateway_http = httpx.AsyncClient(
-            base_url=settings.gateway_base_url, timeout=settings.gateway_timeout_seconds
-        )
-        clients.append(gateway_http)
-        gateway = MercadoPagoGateway(
-            gateway_http, access_token=settings.gateway_access_token.get_secret_value()
-        )
-    if payments_client is None:
-        payments_http = httpx.AsyncClient(base_url=settings.payments_url, timeout=10.0)
-        clients.append(payments_http)
-        payments_client = HttpPaymentsClient(
-            payments_http, token=settings.service_token.get_secret_value
-        )
-    transport = transport or await build_transport(settings)
-
-    payments_db = Database(settings.payments_database_url)
-    orders_db = Database(settings.orders_database_url)
+    resources = AdapterResources.open(settings)
     try:
-        for schema in {role.database for role in check_schema}:
-            await ensure_current(payments_db if schema is Schema.PAYMENTS else orders_db, schema)
+        if gateway is None:
+            gateway = _build_gateway(settings, resources.http_clients)
+        if payments_client is None:
+            payments_client = _build_payments_client(settings, resources.http_clients)
+        if transport is None:
+            transport = await build_transport(settings)
+        for side in {role.side for role in check_schema}:
+            await ensure_current(resources.database(side), Schema(side.value))
     except BaseException:
-        await payments_db.dispose()
-        await orders_db.dispose()
-        for client in clients:
-            await client.aclose()
+        await resources.close()
         raise
+    faults = faults or Faults()
+    shared = _Shared(
+        settings, clock, faults, random.Random(seed), FailureLog(clock),
+        settings.retry_policy(), transport,
+    )
+    payments = _build_payments_side(shared, gateway, resources)
+    orders = _build_orders_side(shared, payments_client, resources.orders_db)
+    dead_letters = SqlDeadLetterBox(
+        payments=resources.payments_db, orders=resources.orders_db, clock=clock
+    )
+    return System(settings, faults, transport, payments, orders, dead_letters, resources, clock)
 
-    p_uow = SqlPaymentsUnitOfWork(payments_db, clock)
-    o_uow = SqlOrdersUnitOfWork(orders_db, clock)
-    wake_processor, p_wake_relay, o_wake_relay = asyncio.Event(), asyncio.Event(), asyncio.Event()
-    wake_refunder = asyncio.Event()
-    notification_log = SqlNotificationLog(payments_db)
 
-    def relay(store: OutboxRelayStore, name: str) -> OutboxRelay:
-        return OutboxRelay(
-            store=store,
-            transport=transport,
-            clock=clock,
-            faults=faults,
-            retry=retry,
-            rng=rng,
-            failure_log=failure_log,
-            name=name,
-            batch_size=settings.relay_batch_size,
-            lease=lease,
-        )
+def _build_gateway(settings: Settings, clients: list[httpx.AsyncClient]) -> Gateway:
+    http = httpx.AsyncClient(
+        base_url=settings.gateway_base_url, timeout=settings.gateway_timeout_seconds
+    )
+    clients.append(http)
+    return MercadoPagoGateway(http, access_token=settings.gateway_access_token.get_secret_value())
 
-    payments = PaymentsSide(
-        db=payments_db,
-        uow=p_uow,
-        notification_log=notification_log,
-        ingest=WebhookIngest(
-            provider=gateway.provider,
-            secrets=settings.webhook_secret_list,
-            log=notification_log,
-            clock=clock,
-            faults=faults,
-            on_recorded=wake_processor.set,
-            max_body_bytes=settings.webhook_max_body_bytes,
-            ipn_window=timedelta(seconds=settings.ipn_window_seconds),
-            ts_tolerance=timedelta(seconds=settings.webhook_ts_tolerance_seconds),
-        ),
-        processor=PaymentProcessor(
-            uow=p_uow,
-            queue=SqlNotificationQueue(payments_db),
-            gateway=gateway,
-            clock=clock,
-            faults=faults,
-            retry=retry,
-            rng=rng,
-            failure_log=failure_log,
-            batch_size=settings.processor_batch_size,
-            lease=lease,
-            fetch_interval=timedelta(seconds=settings.payment_fetch_interval_seconds),
-            on_committed=p_wake_relay,
-        ),
-        relay=relay(p_uow.relay_store, Role.PAYMENTS_RELAY.value),
+
+def _build_payments_client(
+    settings: Settings, clients: list[httpx.AsyncClient]
+) -> PaymentsClient:
+    http = httpx.AsyncClient(base_url=settings.payments_url, timeout=10.0)
+    clients.append(http)
+    return HttpPaymentsClient(http, token=settings.service_token.get_secret_value)
+
+
+def _build_payments_side(
+    shared: _Shared, gateway: Gateway, resources: AdapterResources
+) -> PaymentsSide:
+    s, db = shared.settings, resources.payments_db
+    uow = SqlPaymentsUnitOfWork(db, shared.clock)
+    wake_processor, wake_relay, wake_refunder = asyncio.Event(), asyncio.Event(), asyncio.Event()
+    return PaymentsSide(
+        reads=SqlPaymentsReadModel(db), uow=uow, notification_log=resources.notification_log,
+        ingest=_build_ingest(shared, gateway.provider, resources, wake_processor),
+        processor=_build_processor(shared, gateway, uow, db, wake_relay),
+        relay=shared.relay(uow.relay_store, Role.PAYMENTS_RELAY),
         outcomes=OrderOutcomeConsumer(
-            uow=p_uow,
-            clock=clock,
-            faults=faults,
-            mismatch_policy=settings.amount_mismatch_policy,
-            on_refund_requested=wake_refunder,
-            failure_log=failure_log,
+            uow=uow, clock=shared.clock, faults=shared.faults,
+            mismatch_policy=s.amount_mismatch_policy, on_refund_requested=wake_refunder,
+            failure_log=shared.failure_log,
         ),
         checkout=CheckoutService(
-            uow=p_uow, gateway=gateway, clock=clock, notification_url=settings.notification_url
+            uow=uow, gateway=gateway, clock=shared.clock, notification_url=s.notification_url
         ),
         refunder=Refunder(
-            queue=SqlRefundQueue(payments_db),
-            uow=p_uow,
-            gateway=gateway,
-            clock=clock,
-            faults=faults,
-            retry=retry,
-            rng=rng,
-            failure_log=failure_log,
-            lease=lease,
+            queue=SqlRefundQueue(db), uow=uow, gateway=gateway, clock=shared.clock,
+            faults=shared.faults, retry=shared.retry, rng=shared.rng,
+            failure_log=shared.failure_log, lease=shared.lease,
         ),
         reconciler=Reconciler(
-            store=SqlReconciliationStore(payments_db),
-            notifications=notification_log,
-            gateway=gateway,
-            clock=clock,
-            policy=settings.reconcile_policy(),
+            store=SqlReconciliationStore(db), notifications=resources.notification_log,
+            gateway=gateway, clock=shared.clock, policy=s.reconcile_policy(),
         ),
-        wake_processor=wake_processor,
-        wake_relay=p_wake_relay,
-        wake_refunder=wake_refunder,
+        wake_processor=wake_processor, wake_relay=wake_relay, wake_refunder=wake_refunder,
     )
-    orders = OrdersSide(
-        db=orders_db,
-        uow=o_uow,
-        relay=relay(o_uow.relay_store, Role.ORDERS_RELAY.value),
+
+
+def _build_ingest(
+    shared: _Shared, provider: str, resources: AdapterResources, wake: asyncio.Event
+) -> WebhookIngest:
+    s = shared.settings
+    return WebhookIngest(
+        provider=provider, secrets=s.webhook_secret_list, log=resources.notification_log,
+        clock=shared.clock, faults=shared.faults, on_recorded=wake.set,
+        max_body_bytes=s.webhook_max_body_bytes,
+        ipn_window=timedelta(seconds=s.ipn_window_seconds),
+        ts_tolerance=timedelta(seconds=s.webhook_ts_tolerance_seconds),
+    )
+
+
+def _build_processor(
+    shared: _Shared, gateway: Gateway, uow: SqlPaymentsUnitOfWork, db: Database,
+    wake_relay: asyncio.Event,
+) -> PaymentProcessor:
+    s = shared.settings
+    return PaymentProcessor(
+        uow=uow, queue=SqlNotificationQueue(db), gateway=gateway, clock=shared.clock,
+        faults=shared.faults, retry=shared.retry, rng=shared.rng,
+        failure_log=shared.failure_log, batch_size=s.processor_batch_size, lease=shared.lease,
+        fetch_interval=timedelta(seconds=s.payment_fetch_interval_seconds),
+        on_committed=wake_relay,
+    )
+
+
+def _build_orders_side(
+    shared: _Shared, payments_client: PaymentsClient, db: Database
+) -> OrdersSide:
+    uow = SqlOrdersUnitOfWork(db, shared.clock)
+    wake_relay = asyncio.Event()
+    return OrdersSide(
+        reads=SqlOrdersReadModel(db), uow=uow,
+        relay=shared.relay(uow.relay_store, Role.ORDERS_RELAY),
         consumer=PaymentEventConsumer(
-            uow=o_uow, clock=clock, faults=faults, on_committed=o_wake_relay,
-            failure_log=failure_log,
+            uow=uow, clock=shared.clock, faults=shared.faults, on_committed=wake_relay,
+            failure_log=shared.failure_log,
         ),
-        service=OrderService(uow=o_uow, payments=payments_client, clock=clock),
-        wake_relay=o_wake_relay,
+        service=OrderService(uow=uow, payments=payments_client, clock=shared.clock),
+        wake_relay=wake_relay,
     )
-    dead_letters = SqlDeadLetterBox(payments=payments_db, orders=orders_db, clock=clock)
-    return System(settings, faults, transport, payments, orders, dead_letters, clients, clock)
-
-
-async def migrate(settings: Settings) -> None:
-    """What `payrelay migrate` does: both databases to head."""
-    for url, schema in (
-        (settings.payments_database_url, Schema.PAYMENTS),
-        (settings.orders_database_url, Schema.ORDERS),
-    ):
-        db = Database(url)
-        try:
-            await upgrade(db, schema)
-        finally:
-            await db.dispose()
-
-
-async def migrate_check(settings: Settings) -> tuple[Database, Database]:
-    """Both databases, checked to be at this code's schema (for one-off commands)."""
-    payments, orders = Database(settings.payments_database_url), Database(
-        settings.orders_database_url
-    )
-    try:
-        await ensure_current(payments, Schema.PAYMENTS)
-        await ensure_current(orders, Schema.ORDERS)
-    except BaseException:
-        await payments.dispose()
-        await orders.dispose()
-        raise
-    return payments, orders
 
 
 async def build_transport(settings: Settings) -> Transport:
@@ -230,10 +266,35 @@ async def build_transport(settings: Settings) -> Transport:
     from payrelay.adapters.transports.rabbitmq import RabbitMQTransport
 
     transport = RabbitMQTransport(
-        url,
-        prefetch=settings.consumer_prefetch,
-        name_prefix=settings.broker_name_prefix,
+        url, prefetch=settings.consumer_prefetch, name_prefix=settings.broker_name_prefix,
         retry_delays=settings.consumer_retry_schedule().delays,
     )
     await transport.connect()
     return transport
+
+
+# --- one-off commands --------------------------------------------------------------------
+
+
+async def migrate(settings: Settings) -> None:
+    """What `payrelay migrate` does: both databases to head."""
+    await upgrade_database(settings.payments_database_url, Schema.PAYMENTS)
+    await upgrade_database(settings.orders_database_url, Schema.ORDERS)
+
+
+def dead_letter_box(
+    settings: Settings, *, clock: Clock = utc_now
+) -> contextlib.AbstractAsyncContextManager[DeadLetterBox]:
+    """Both databases' dead letters, once each is checked to be at this code's schema."""
+    return open_dead_letter_box(
+        payments_url=settings.payments_database_url, orders_url=settings.orders_database_url,
+        clock=clock,
+    )
+
+
+async def delete_broker_topology(broker_url: str, name_prefix: str) -> None:
+    """Delete every RabbitMQ exchange and queue named under `name_prefix`."""
+    from payrelay.adapters.transports.rabbitmq import RabbitMQTransport
+
+    # Never connected: deleting needs only the names, which the prefix determines.
+    await RabbitMQTransport(broker_url, name_prefix=name_prefix).delete_topology()

@@ -1,6 +1,8 @@
 """The running system: which roles a process plays, and the components each side owns.
 
-`bootstrap` builds it; entrypoints start the roles they were asked for and close it.
+`bootstrap` builds it; entrypoints start the roles they were asked for and close it. It holds
+services, ports and read models only: which adapters stand behind them is bootstrap's
+business (and what they opened is released by `Resources.close`).
 """
 
 from __future__ import annotations
@@ -13,17 +15,20 @@ from datetime import timedelta
 from enum import StrEnum
 from typing import Protocol
 
-import httpx
-
-from payrelay.adapters.storage.database import Database
-from payrelay.adapters.storage.dead_letters import SqlDeadLetterBox
-from payrelay.adapters.storage.migrations import Schema
-from payrelay.adapters.storage.orders import SqlOrdersUnitOfWork
-from payrelay.adapters.storage.payments import SqlNotificationLog, SqlPaymentsUnitOfWork
 from payrelay.config import Settings
 from payrelay.faults import Faults
 from payrelay.messaging import ORDER_SIDE_SUBSCRIPTION, PAYMENTS_SIDE_SUBSCRIPTION
-from payrelay.ports import Clock, Transport
+from payrelay.ports import (
+    Clock,
+    DeadLetterBox,
+    NotificationLog,
+    OrdersReadModel,
+    OrdersUnitOfWork,
+    PaymentsReadModel,
+    PaymentsUnitOfWork,
+    Resources,
+    Transport,
+)
 from payrelay.services.checkout import CheckoutService
 from payrelay.services.compensate import Refunder
 from payrelay.services.consume import OrderOutcomeConsumer, PaymentEventConsumer
@@ -36,6 +41,13 @@ from payrelay.services.reconcile import Reconciler
 from payrelay.services.relay import OutboxRelay
 
 log = logging.getLogger(__name__)
+
+
+class Side(StrEnum):
+    """Which database a role works on."""
+
+    PAYMENTS = "payments"
+    ORDERS = "orders"
 
 
 class Role(StrEnum):
@@ -64,8 +76,8 @@ class Role(StrEnum):
     """Refunds payments the order side rejected, through the gateway."""
 
     @property
-    def database(self) -> Schema:
-        return Schema.ORDERS if self in _ORDER_SIDE else Schema.PAYMENTS
+    def side(self) -> Side:
+        return Side.ORDERS if self in _ORDER_SIDE else Side.PAYMENTS
 
 
 _ORDER_SIDE = frozenset(
@@ -76,9 +88,9 @@ WORKER_ROLES = frozenset(Role) - {Role.PAYMENTS_API, Role.ORDERS_API}
 
 @dataclass
 class PaymentsSide:
-    db: Database
-    uow: SqlPaymentsUnitOfWork
-    notification_log: SqlNotificationLog
+    reads: PaymentsReadModel
+    uow: PaymentsUnitOfWork
+    notification_log: NotificationLog
     ingest: WebhookIngest
     processor: PaymentProcessor
     relay: OutboxRelay
@@ -93,8 +105,8 @@ class PaymentsSide:
 
 @dataclass
 class OrdersSide:
-    db: Database
-    uow: SqlOrdersUnitOfWork
+    reads: OrdersReadModel
+    uow: OrdersUnitOfWork
     relay: OutboxRelay
     consumer: PaymentEventConsumer
     service: OrderService
@@ -108,8 +120,8 @@ class System:
     transport: Transport
     payments: PaymentsSide
     orders: OrdersSide
-    dead_letters: SqlDeadLetterBox
-    http_clients: list[httpx.AsyncClient]
+    dead_letters: DeadLetterBox
+    resources: Resources
     clock: Clock
     stop: asyncio.Event = field(default_factory=asyncio.Event)
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
@@ -168,11 +180,7 @@ class System:
         if self.tasks:
             await asyncio.gather(*self.tasks, return_exceptions=True)
         await self.transport.close()  # consumers finish their batch before it returns
-        await self.payments.notification_log.close()
-        for client in self.http_clients:
-            await client.aclose()
-        await self.payments.db.dispose()
-        await self.orders.db.dispose()
+        await self.resources.close()
 
 
 class _HasClaimed(Protocol):

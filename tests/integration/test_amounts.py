@@ -26,20 +26,27 @@ from payrelay.ports import NotificationRecord, OrderLine
 from payrelay.simulator.faults import SimulatorFaults
 from payrelay.simulator.jsonio import dumps
 from tests.raw_gateway import payment_body, raw_gateway
-from tests.support import FAST, Customer, StackFactory, eventually, fresh_postgres_databases
+from tests.support import (
+    FAST,
+    Customer,
+    StackFactory,
+    adapters_of,
+    eventually,
+    fresh_postgres_databases,
+)
 
 BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 
 
 async def notification_rows(system: System) -> list:
-    async with system.payments.db.read() as conn:
+    async with adapters_of(system).payments_db.read() as conn:
         return list((await conn.execute(select(t.notifications))).all())
 
 
 async def dead_letter_count(system: System) -> int:
     total = 0
-    for db, table in ((system.payments.db, t.payments_dead_letters),
-                      (system.orders.db, t.orders_dead_letters)):
+    for db, table in ((adapters_of(system).payments_db, t.payments_dead_letters),
+                      (adapters_of(system).orders_db, t.orders_dead_letters)):
         async with db.read() as conn:
             total += len((await conn.execute(select(table))).all())
     return total
@@ -107,7 +114,7 @@ async def test_a_payment_first_seen_refunded_or_charged_back_reaches_its_final_s
         assert (view["paid_by"], view["version"]) == (payment_id, 3)  # paid, then refunded
 
         async def answered() -> bool:
-            async with stack.system.payments.db.read() as conn:
+            async with adapters_of(stack).payments_db.read() as conn:
                 row = (await conn.execute(select(t.payments))).one()
             return (row.status, row.version, row.order_outcome) == (
                 status, 1, "order.payment_applied"
@@ -169,14 +176,14 @@ async def test_excess_precision_is_stored_and_held_for_review_not_retried(
         system.payments.wake_processor.set()
 
         async def refund_held() -> bool:
-            async with system.payments.db.read() as conn:
+            async with adapters_of(system).payments_db.read() as conn:
                 return bool((await conn.execute(select(t.refunds))).all())
 
         await eventually(refund_held, what="the refund intent, held")
         held = await system.orders.service.get(order.order_id)
         assert held.status.value == "needs_review"
         assert held.review_reason is not None and held.review_reason.value == "amount_precision"
-        async with system.payments.db.read() as conn:
+        async with adapters_of(system).payments_db.read() as conn:
             payment = (await conn.execute(select(t.payments))).one()
             refund = (await conn.execute(select(t.refunds))).one()
         assert (payment.amount_written, payment.amount_problem) == (written, "amount_precision")

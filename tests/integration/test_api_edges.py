@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 
 from payrelay.adapters.storage import tables as t
 from payrelay.entrypoints.embedded import EmbeddedStack
-from tests.support import StackFactory
+from tests.support import StackFactory, adapters_of
 
 TOKEN = "admin-edge-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -64,7 +64,7 @@ def service(stack: EmbeddedStack) -> dict[str, str]:
 
 
 async def orders_stored(stack: EmbeddedStack) -> int:
-    async with stack.system.orders.db.read() as conn:
+    async with adapters_of(stack).orders_db.read() as conn:
         return int((await conn.execute(select(func.count()).select_from(t.orders))).scalar_one())
 
 

@@ -21,7 +21,7 @@ from payrelay.adapters.storage.database import Database
 from payrelay.entrypoints.embedded import EmbeddedStack
 from tests.integration.test_reconciler import QUICK, paid_and_searched
 from tests.integration.test_webhooks import post, signed
-from tests.support import POSTGRES_URL, Customer, StackFactory, eventually
+from tests.support import POSTGRES_URL, Customer, StackFactory, adapters_of, eventually
 
 PAYRELAY = str(Path(sys.executable).with_name("payrelay"))
 
@@ -52,7 +52,7 @@ async def test_a_payment_that_stays_unknown_ends_dead_and_is_listed_and_replayab
     make_stack: StackFactory, http: httpx.AsyncClient
 ):
     async with make_stack(not_visible_grace_seconds=1.0) as stack:
-        db = stack.system.payments.db
+        db = adapters_of(stack).payments_db
         response = await post(http, stack.payments_url, signed("777000111"))
         assert response.json() == {"status": "recorded"}
 
@@ -130,8 +130,8 @@ async def test_an_order_database_outage_under_load_ends_with_every_order_paid_an
                     select(func.count()).select_from(table)  # type: ignore[arg-type]
                 )).scalar_one())
 
-        assert await dead_letters(stack.system.payments.db, t.payments_dead_letters) == 0
-        assert await dead_letters(stack.system.orders.db, t.orders_dead_letters) == 0
+        assert await dead_letters(adapters_of(stack).payments_db, t.payments_dead_letters) == 0
+        assert await dead_letters(adapters_of(stack).orders_db, t.orders_dead_letters) == 0
         # The window was really open: the consumer failed on the outage, and said so.
         outage_lines = [r.getMessage() for r in caplog.records
                         if r.name == "payrelay.failures" and "unavailable" in r.getMessage()]
@@ -170,7 +170,7 @@ async def test_a_late_second_payment_whose_webhook_died_in_a_database_outage_is_
         assert [r["amount"] for r in stack.simulator.refunds(second)] == [Decimal("30.00")]
         assert (entry.charged, entry.refunded) == (Decimal("60.00"), Decimal("30.00"))
         assert (await customer.order_status(order_id))["paid_by"] == first
-        async with stack.system.payments.db.read() as conn:
+        async with adapters_of(stack).payments_db.read() as conn:
             actions = (await conn.execute(select(t.notifications.c.action).where(
                 t.notifications.c.resource_id == second))).scalars().all()
         assert "reconciler" in actions  # the webhook never got in: the sweep found it

@@ -14,7 +14,7 @@ from payrelay.faults import FaultPoint, Faults
 from payrelay.ports import Delivery
 from payrelay.simulator.faults import SimulatorFaults
 from payrelay.system import WORKER_ROLES, Role
-from tests.support import Customer, StackFactory, eventually
+from tests.support import Customer, StackFactory, adapters_of, eventually
 
 pytestmark = pytest.mark.parametrize(
     "backend", ["sqlite", "postgres", "postgres+rabbitmq"], indirect=True
@@ -22,7 +22,7 @@ pytestmark = pytest.mark.parametrize(
 
 
 async def refund_rows(stack: EmbeddedStack, order_id: str) -> list:
-    async with stack.system.payments.db.read() as conn:
+    async with adapters_of(stack).payments_db.read() as conn:
         query = select(t.refunds).where(t.refunds.c.order_id == order_id)
         return list((await conn.execute(query)).all())
 
@@ -69,7 +69,7 @@ async def test_rejection_delivered_many_times_refunds_once(
         await customer.wait_until_status(order_id, "paid")
         second = await customer.pay(preference)
         await wait_refunded(stack, order_id, "15.00")
-        async with stack.system.orders.db.read() as conn:
+        async with adapters_of(stack).orders_db.read() as conn:
             body = (await conn.execute(select(t.orders_outbox.c.message_id, t.orders_outbox.c.body)
                     .where(t.orders_outbox.c.payment_id == second))).one()
         again = Delivery(body.message_id, "order.payment_rejected", body.body, redelivered=True)

@@ -11,7 +11,7 @@ from payrelay.adapters.storage.database import Database
 from payrelay.entrypoints.embedded import EmbeddedStack
 from payrelay.faults import FaultPoint, Faults
 from payrelay.simulator.faults import SimulatorFaults
-from tests.support import Customer, StackFactory, eventually
+from tests.support import Customer, StackFactory, adapters_of, eventually
 
 pytestmark = pytest.mark.parametrize(
     "backend", ["sqlite", "postgres", "postgres+rabbitmq"], indirect=True
@@ -23,7 +23,7 @@ async def outbox_rows(db: Database, table=t.payments_outbox) -> list:
 
 
 async def outcome_of(stack: EmbeddedStack, payment_id: str) -> tuple[str | None, str | None]:
-    async with stack.system.payments.db.read() as conn:
+    async with adapters_of(stack).payments_db.read() as conn:
         row = (await conn.execute(
             select(t.payments.c.order_outcome, t.payments.c.outcome_reason)
             .where(t.payments.c.payment_id == payment_id)
@@ -74,13 +74,13 @@ async def test_order_transaction_failure_keeps_the_event_pending_until_it_clears
         await eventually(retried, what="the event being retried")
         assert (await customer.order_status(order_id))["status"] == "pending_payment"
         if backend != "postgres+rabbitmq":  # in-process: the row waits in the outbox
-            rows = await outbox_rows(stack.system.payments.db)
+            rows = await outbox_rows(adapters_of(stack).payments_db)
             assert [r.status for r in rows if r.payment_id == payment_id] == ["pending"]
 
         faults.disarm(FaultPoint.ORDER_CONSUMER_BEFORE_COMMIT)
         await customer.wait_until_status(order_id, "paid")
         await wait_outcome(stack, payment_id, "order.payment_applied")
-        rows = await outbox_rows(stack.system.payments.db)
+        rows = await outbox_rows(adapters_of(stack).payments_db)
         assert [r.status for r in rows if r.payment_id == payment_id] == ["sent"]
         assert stack.system.orders.consumer.stats.consumed == 1
 
@@ -97,7 +97,7 @@ async def test_crash_after_webhook_recorded_is_retried_by_the_gateway(
         assert faults.fired[FaultPoint.WEBHOOK_AFTER_RECORD] == 1
         assert stack.simulator.stats.failed_attempts >= 1  # the 500 it got, then a retry
         await wait_outcome(stack, payment_id, "order.payment_applied")
-        events = [r for r in await outbox_rows(stack.system.payments.db)
+        events = [r for r in await outbox_rows(adapters_of(stack).payments_db)
                   if r.payment_id == payment_id]
         assert len(events) == 1
 
@@ -113,7 +113,7 @@ async def test_gateway_down_leaves_the_notification_stored_and_retried(
         await customer.pay(preference_id)
 
         async def retried() -> bool:
-            async with stack.system.payments.db.read() as conn:
+            async with adapters_of(stack).payments_db.read() as conn:
                 row = (await conn.execute(select(t.notifications))).first()
             return row is not None and row.attempts >= 2 and row.status == "received"
 
@@ -133,7 +133,7 @@ async def test_processor_crash_before_commit_loses_nothing(
         order_id, payment_id = await paid_order(customer)
         await customer.wait_until_status(order_id, "paid")
         assert faults.fired[FaultPoint.PROCESSOR_BEFORE_COMMIT] == 2
-        events = [r for r in await outbox_rows(stack.system.payments.db)
+        events = [r for r in await outbox_rows(adapters_of(stack).payments_db)
                   if r.payment_id == payment_id]
         assert len(events) == 1
 
@@ -172,7 +172,7 @@ async def test_consumer_crash_before_ack_redelivers_and_repeats_the_outcome(
         customer = Customer(stack, http)
         order_id, _ = await paid_and_answered(customer)
         await wait_redelivery(stack)
-        replies = await outbox_rows(stack.system.orders.db, t.orders_outbox)
+        replies = await outbox_rows(adapters_of(stack).orders_db, t.orders_outbox)
         assert len(replies) == 1  # the repeated answer reuses the first one's message id
         assert (await customer.order_status(order_id))["version"] == 2
 

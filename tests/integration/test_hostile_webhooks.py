@@ -26,7 +26,7 @@ from payrelay.domain.errors import UnstorableRecord
 from payrelay.domain.signature import signature_header
 from payrelay.ports import NotificationRecord
 from payrelay.simulator import SimulatorFaults
-from tests.support import Customer, StackFactory, SteppedClock
+from tests.support import Customer, StackFactory, SteppedClock, adapters_of
 
 SECRET = "payrelay-simulator-webhook-secret"
 BOTH = pytest.mark.parametrize("backend", ["sqlite", "postgres"], indirect=True)
@@ -66,12 +66,12 @@ async def post(http: httpx.AsyncClient, url: str, parts: dict[str, object]) -> h
 async def rows(stack, **where: str) -> list:
     n = t.notifications
     query = select(n).where(*(n.c[k] == v for k, v in where.items())).order_by(n.c.id)
-    async with stack.system.payments.db.read() as conn:
+    async with adapters_of(stack).payments_db.read() as conn:
         return list((await conn.execute(query)).all())
 
 
 async def row_count(stack) -> int:
-    async with stack.system.payments.db.read() as conn:
+    async with adapters_of(stack).payments_db.read() as conn:
         return int((await conn.execute(select(func.count()).select_from(t.notifications)))
                    .scalar_one())
 
@@ -83,7 +83,7 @@ def gateway_requests(stack) -> list[str]:
     async def hook(request: httpx.Request) -> None:
         seen.append(request.url.raw_path.decode())
 
-    (client,) = [c for c in stack.system.http_clients
+    (client,) = [c for c in adapters_of(stack).http_clients
                  if str(c.base_url).rstrip("/") == stack.simulator_url]
     client.event_hooks = {"request": [hook], "response": []}
     return seen
@@ -172,7 +172,7 @@ async def test_the_group_commit_fails_only_the_row_the_database_refuses(
 
         bad = [record("bad-long", "a" * 65), record("bad-surrogate", "\ud800"),
                record("k" * 201)]
-        if stack.system.payments.db.dialect == "postgresql":
+        if adapters_of(stack).payments_db.dialect == "postgresql":
             bad.append(record("bad-nul", "\x00"))
         good = [record(f"good-{i}") for i in range(60)]
         log = stack.system.payments.notification_log

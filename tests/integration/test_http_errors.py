@@ -15,6 +15,7 @@ from fastapi import FastAPI
 from payrelay.bootstrap import System, bootstrap
 from payrelay.entrypoints.admin_api import admin_router
 from payrelay.entrypoints.embedded import embedded_settings
+from payrelay.entrypoints.http_errors import HANDLERS
 from payrelay.entrypoints.http_server import EmbeddedServer
 from payrelay.entrypoints.orders_api import create_orders_app
 from payrelay.entrypoints.payments_api import create_internal_app, create_public_app
@@ -112,3 +113,17 @@ async def test_readiness_says_not_ready_while_the_database_is_down(tmp_path, sid
         (ready,) = await answers(app, [("GET", "/readyz", {})])
         assert ready.status_code == 503
         assert ready.json()["checks"]["database"].startswith("unavailable: StorageUnavailable")
+
+
+async def test_every_app_answers_each_payrelay_error_through_the_same_handlers(tmp_path):
+    """One table (http_errors.HANDLERS), installed on all three apps: no app misses one."""
+    async with system_without_databases(tmp_path) as system:
+        apps = {
+            "public": public_app(system),
+            "internal": create_internal_app(system.payments, system.transport,
+                                            service_token=lambda: "service-token"),
+            "orders": create_orders_app(system.orders, system.transport),
+        }
+        for name, app in apps.items():
+            for error, handler in HANDLERS.items():
+                assert app.exception_handlers.get(error) is handler, (name, error)

@@ -19,7 +19,14 @@ from payrelay.adapters.storage import tables as t
 from payrelay.faults import Faults
 from payrelay.services.ingest import IncomingWebhook, WebhookIngest
 from payrelay.simulator import NotificationStyle, SimulatorFaults
-from tests.support import FAST_DELIVERY, Customer, StackFactory, SteppedClock, eventually
+from tests.support import (
+    FAST_DELIVERY,
+    Customer,
+    StackFactory,
+    SteppedClock,
+    adapters_of,
+    eventually,
+)
 
 SECRET = "payrelay-simulator-webhook-secret"
 
@@ -31,7 +38,7 @@ async def post_ipn(
 
 
 async def notification_rows(stack, resource_id: str) -> list:
-    async with stack.system.payments.db.read() as conn:
+    async with adapters_of(stack).payments_db.read() as conn:
         query = select(t.notifications).where(t.notifications.c.resource_id == resource_id)
         return list((await conn.execute(query)).all())
 
@@ -45,7 +52,7 @@ def count_payment_fetches(stack) -> list[str]:
         if request.method == "GET" and parts[1:3] == ["v1", "payments"] and parts[3].isdigit():
             fetched.append(parts[3])
 
-    (client,) = [c for c in stack.system.http_clients
+    (client,) = [c for c in adapters_of(stack).http_clients
                  if str(c.base_url).rstrip("/") == stack.simulator_url]
     client.event_hooks = {"request": [seen], "response": []}
     return fetched
@@ -167,7 +174,7 @@ async def test_malformed_ipn_is_refused_with_400(
         response = await post_ipn(http, stack.payments_url, params)
         assert response.status_code == 400
         assert "error" in response.json()
-        async with stack.system.payments.db.read() as conn:
+        async with adapters_of(stack).payments_db.read() as conn:
             assert (await conn.execute(select(t.notifications))).first() is None
 
 

@@ -10,7 +10,7 @@ from fastapi import HTTPException
 from payrelay.config import Settings
 from payrelay.entrypoints.auth import require_bearer
 from tests.integration.test_webhooks import notifications_count, post, signed
-from tests.support import Customer, StackFactory
+from tests.support import Customer, StackFactory, adapters_of
 
 CHECKOUT = {"order_id": "shop-1", "amount": "12.50", "currency": "BRL", "description": "d"}
 SERVICE_TOKEN = "service-token-for-tests"
@@ -105,7 +105,7 @@ async def test_each_listener_serves_its_own_routes_and_health(
         assert (await post(http, stack.payments_url, signed("1000000999"))).status_code == 200
         assert (await post(http, stack.payments_internal_url, signed("1000000998"))
                 ).status_code == 404
-        assert await notifications_count(stack.system.payments.db) == 1
+        assert await notifications_count(adapters_of(stack).payments_db) == 1
         for url in (stack.payments_url, stack.payments_internal_url):
             assert (await http.get(f"{url}/readyz")).status_code == 200
         docs = await http.get(f"{stack.payments_internal_url}/openapi.json")

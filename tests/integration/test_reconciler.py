@@ -13,7 +13,7 @@ from sqlalchemy import delete, select, update
 from payrelay.adapters.storage import tables as t
 from payrelay.entrypoints.embedded import EmbeddedStack
 from payrelay.simulator.faults import SimulatorFaults
-from tests.support import Customer, StackFactory, eventually
+from tests.support import Customer, StackFactory, adapters_of, eventually
 
 pytestmark = pytest.mark.parametrize(
     "backend", ["sqlite", "postgres", "postgres+rabbitmq"], indirect=True
@@ -39,7 +39,7 @@ async def test_lost_webhooks_are_recovered_by_searching_the_gateway(
         assert (await customer.order_status(order_id))["paid_by"] == payment_id
         assert stack.simulator.stats.delivered == 0
         assert stack.simulator.stats.dropped >= 1
-        async with stack.system.payments.db.read() as conn:
+        async with adapters_of(stack).payments_db.read() as conn:
             actions = (await conn.execute(select(t.notifications.c.action))).scalars().all()
             runs = (await conn.execute(select(t.reconciliation_runs.c.report))).scalars().all()
         assert set(actions) == {"reconciler"}
@@ -54,7 +54,7 @@ async def test_a_lost_answer_is_healed_by_resending_the_approval(
         order_id = await customer.order("11.00")
         payment_id = await customer.pay(await customer.checkout(order_id))
         await customer.wait_until_status(order_id, "paid")
-        db = stack.system.payments.db
+        db = adapters_of(stack).payments_db
 
         async def answered() -> bool:
             async with db.read() as conn:
@@ -72,7 +72,7 @@ async def test_a_lost_answer_is_healed_by_resending_the_approval(
         order = await customer.order_status(order_id)
         assert order["status"] == "paid" and order["version"] == 2  # applied once only
         assert stack.system.orders.consumer.stats.duplicates >= 1
-        async with stack.system.orders.db.read() as conn:
+        async with adapters_of(stack).orders_db.read() as conn:
             replies = (await conn.execute(select(t.orders_outbox))).all()
         assert len(replies) == 1  # the same answer, sent again under its own message id
 
@@ -84,7 +84,7 @@ async def test_payments_left_pending_are_fetched_again(
         customer = Customer(stack, http)
         order_id = await customer.order("5.00")
         payment_id = await customer.pay(await customer.checkout(order_id), "pending")
-        db = stack.system.payments.db
+        db = adapters_of(stack).payments_db
 
         async def stored_pending() -> bool:
             async with db.read() as conn:
@@ -102,7 +102,7 @@ async def test_payments_left_pending_are_fetched_again(
 async def checkout_searched(stack: EmbeddedStack, order_id: str) -> bool:
     c = t.checkouts
     query = select(c.c.reconciled_at).where(c.c.order_id == order_id)
-    async with stack.system.payments.db.read() as conn:
+    async with adapters_of(stack).payments_db.read() as conn:
         return (await conn.execute(query)).scalar_one_or_none() is not None
 
 
@@ -144,7 +144,7 @@ async def test_a_late_second_payment_whose_webhook_is_lost_is_refunded_once(
         )
         order = await customer.order_status(order_id)
         assert (order["status"], order["paid_by"]) == ("paid", first)
-        async with stack.system.payments.db.read() as conn:
+        async with adapters_of(stack).payments_db.read() as conn:
             actions = (await conn.execute(select(t.notifications.c.action).where(
                 t.notifications.c.resource_id == second))).scalars().all()
         assert "reconciler" in actions  # the sweep found it...

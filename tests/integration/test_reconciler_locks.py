@@ -19,7 +19,7 @@ from payrelay.adapters.storage import tables as t
 from payrelay.entrypoints.embedded import EmbeddedStack
 from payrelay.ports import Delivery
 from payrelay.system import Role
-from tests.support import Customer, StackFactory, eventually
+from tests.support import Customer, StackFactory, adapters_of, eventually
 
 pytestmark = [
     pytest.mark.postgres,
@@ -34,7 +34,7 @@ UP_TO_THE_ORDER_SIDE = {Role.PROCESSOR, Role.PAYMENTS_RELAY, Role.ORDER_CONSUMER
 async def outcome_deliveries(stack: EmbeddedStack) -> list[Delivery]:
     """The order side's answers, as the outcome consumer would receive them."""
     o = t.orders_outbox
-    async with stack.system.orders.db.read() as conn:
+    async with adapters_of(stack).orders_db.read() as conn:
         rows = (await conn.execute(select(o.c.message_id, o.c.routing_key, o.c.body))).all()
     return [Delivery(message_id=m, routing_key=k, body=b) for m, k, b in rows]
 
@@ -42,7 +42,7 @@ async def outcome_deliveries(stack: EmbeddedStack) -> list[Delivery]:
 async def forget_the_answers(stack: EmbeddedStack) -> None:
     """As if no answer had been recorded yet: every approval is unanswered again."""
     p = t.payments
-    async with stack.system.payments.db.transaction() as conn:
+    async with adapters_of(stack).payments_db.transaction() as conn:
         await conn.execute(
             update(p).values(
                 order_outcome=None, outcome_reason=None, outcome_at=None,
@@ -55,7 +55,7 @@ async def forget_the_answers(stack: EmbeddedStack) -> None:
 async def answered(stack: EmbeddedStack) -> int:
     p = t.payments
     query = select(func.count()).where(p.c.order_outcome == "order.payment_applied")
-    async with stack.system.payments.db.read() as conn:
+    async with adapters_of(stack).payments_db.read() as conn:
         return int((await conn.execute(query)).scalar_one())
 
 

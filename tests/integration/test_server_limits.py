@@ -15,7 +15,7 @@ from starlette.types import Receive, Scope, Send
 
 from payrelay.entrypoints.http_server import EmbeddedServer, ServerLimits
 from tests.integration.test_webhooks import notifications_count, post, signed
-from tests.support import StackFactory
+from tests.support import StackFactory, adapters_of
 
 ATTACKER = "127.0.0.2"  # all of 127.0.0.0/8 is loopback: a second client, not a spoofed one
 
@@ -88,7 +88,7 @@ async def test_a_slow_body_connection_is_closed_at_the_body_deadline(
         elapsed = await seconds_until_closed(stack.payments_url, head, b'{"id": 1,', gap=0.01)
         assert 0.4 <= elapsed <= 1.5
         assert stack.rejections.counts == {"body timeout": 1}
-        assert await notifications_count(stack.system.payments.db) == 0
+        assert await notifications_count(adapters_of(stack).payments_db) == 0
     # The route waiting for the body gives up quietly: no traceback for a client that left.
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
 
@@ -175,7 +175,7 @@ async def test_a_client_flooding_rejected_webhooks_gets_429_while_others_are_rec
         with pytest.raises(httpx.TransportError):
             await held
         assert time.monotonic() - started >= 0.9
-        assert await notifications_count(stack.system.payments.db) == 20
+        assert await notifications_count(adapters_of(stack).payments_db) == 20
         assert stack.rejections.counts == {"invalid signature": 5, "rate limited": 2}
 
 

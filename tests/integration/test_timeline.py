@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 
 from payrelay.adapters.storage.queries import order_timeline
-from tests.support import Customer, StackFactory, eventually
+from tests.support import Customer, StackFactory, adapters_of, eventually
 
 
 async def test_a_paid_order_tells_its_story_in_order(
@@ -18,7 +18,7 @@ async def test_a_paid_order_tells_its_story_in_order(
         first = await customer.pay(preference)
         await customer.wait_until_status(order_id, "paid")
         second = await customer.pay(preference)
-        db_p, db_o = stack.system.payments.db, stack.system.orders.db
+        db_p, db_o = adapters_of(stack).payments_db, adapters_of(stack).orders_db
 
         async def refunded() -> bool:
             steps = [e.step for e in await order_timeline(db_p, db_o, order_id)]

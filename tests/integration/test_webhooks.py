@@ -22,7 +22,7 @@ from payrelay.entrypoints.rejections import Rejections
 from payrelay.faults import Faults
 from payrelay.services.ingest import WebhookIngest
 from payrelay.simulator.faults import SimulatorFaults
-from tests.support import Customer, StackFactory, eventually
+from tests.support import Customer, StackFactory, adapters_of, eventually
 
 SECRET = "payrelay-simulator-webhook-secret"
 
@@ -69,7 +69,7 @@ async def test_signed_notification_is_recorded(make_stack: StackFactory, http: h
         response = await post(http, stack.payments_url, signed("1000000999"))
         assert response.status_code == 200
         assert response.json() == {"status": "recorded"}
-        assert await notifications_count(stack.system.payments.db) == 1
+        assert await notifications_count(adapters_of(stack).payments_db) == 1
 
 
 @pytest.mark.parametrize(
@@ -91,7 +91,7 @@ async def test_bad_signatures_are_rejected_with_401(
         response = await post(http, stack.payments_url, mutate(signed("1000000999")))
         assert response.status_code == 401, why
         assert "error" in response.json()
-        assert await notifications_count(stack.system.payments.db) == 0
+        assert await notifications_count(adapters_of(stack).payments_db) == 0
 
 
 async def test_rotation_accepts_active_secrets_and_refuses_retired_ones(
@@ -113,7 +113,7 @@ async def test_oversize_body_is_refused(make_stack: StackFactory, http: httpx.As
         parts["content"] = json.dumps({"type": "payment", "pad": "x" * 2000})
         response = await post(http, stack.payments_url, parts)
         assert response.status_code == 413
-        assert await notifications_count(stack.system.payments.db) == 0
+        assert await notifications_count(adapters_of(stack).payments_db) == 0
 
 
 async def test_legacy_ipn_and_unused_topics(make_stack: StackFactory, http: httpx.AsyncClient):
@@ -174,14 +174,14 @@ async def test_same_notification_five_times_makes_one_event(
         await customer.wait_until_status(order_id, "paid")
 
         async def outcome_recorded() -> bool:
-            async with stack.system.payments.db.read() as conn:
+            async with adapters_of(stack).payments_db.read() as conn:
                 row = (await conn.execute(select(t.payments.c.order_outcome).where(
                     t.payments.c.payment_id == payment_id))).scalar_one()
             return row == "order.payment_applied"
 
         await eventually(outcome_recorded)
-        async with stack.system.payments.db.read() as conn:
+        async with adapters_of(stack).payments_db.read() as conn:
             events = (await conn.execute(select(t.payments_outbox.c.routing_key).where(
                 t.payments_outbox.c.payment_id == payment_id))).scalars().all()
         assert events == ["payment.approved"]
-        assert await notifications_count(stack.system.payments.db) == 1
+        assert await notifications_count(adapters_of(stack).payments_db) == 1

@@ -1,5 +1,8 @@
 """The direction of dependencies: the domain is stdlib-only, services never touch a vendor,
-and the simulator (the outside world) shares no code with payrelay."""
+and the layers import each other only inward (entrypoints -> bootstrap -> services/adapters
+-> ports -> domain): entrypoints never import an adapter, services never import an adapter
+or an entrypoint, adapters never import a service or an entrypoint; the simulator (the
+outside world) shares no code with payrelay."""
 
 from __future__ import annotations
 
@@ -17,6 +20,21 @@ PACKAGE = SRC / "payrelay"
 DOMAIN_FILES = sorted((PACKAGE / "domain").glob("*.py"))
 SERVICE_FILES = sorted((PACKAGE / "services").glob("*.py"))
 SIMULATOR_FILES = sorted((PACKAGE / "simulator").rglob("*.py"))
+ENTRYPOINT_FILES = sorted((PACKAGE / "entrypoints").rglob("*.py"))
+ADAPTER_FILES = sorted((PACKAGE / "adapters").rglob("*.py"))
+# Each layer, and the payrelay packages it must not import directly.
+FORBIDDEN: dict[str, tuple[str, ...]] = {
+    "entrypoints": ("payrelay.adapters",),
+    "services": ("payrelay.adapters", "payrelay.entrypoints"),
+    "adapters": ("payrelay.services", "payrelay.entrypoints"),
+    "system": ("payrelay.adapters", "payrelay.entrypoints"),
+}
+LAYER_FILES = [
+    *(("entrypoints", p) for p in ENTRYPOINT_FILES),
+    *(("services", p) for p in SERVICE_FILES),
+    *(("adapters", p) for p in ADAPTER_FILES),
+    ("system", PACKAGE / "system.py"),
+]
 VENDORS = frozenset(
     {"sqlalchemy", "fastapi", "aio_pika", "aiormq", "httpx", "asyncpg", "aiosqlite"}
 )
@@ -56,6 +74,20 @@ def is_outside_payrelay_or_simulator(name: str) -> bool:
     if name.split(".")[0] != "payrelay":
         return True
     return name == "payrelay.simulator" or name.startswith("payrelay.simulator.")
+
+
+def forbidden_imports(source: str, module: str, forbidden: tuple[str, ...]) -> list[str]:
+    """The modules `source` imports directly that lie in (or are) a `forbidden` package.
+
+    `from payrelay import adapters` imports the package `payrelay.adapters` too.
+    """
+    found = []
+    for name, taken in import_statements(source, module):
+        for candidate in (name, *(f"{name}.{t}" for t in taken)):
+            if any(candidate == f or candidate.startswith(f"{f}.") for f in forbidden):
+                found.append(candidate)
+                break
+    return sorted(found)
 
 
 def module_file(name: str, root: Path = SRC) -> Path | None:
@@ -152,7 +184,54 @@ def test_simulator_modules_and_functions_stay_small(path: Path) -> None:
     assert long_functions == [], f"{path.name}: {long_functions}"
 
 
+@pytest.mark.parametrize(
+    ("layer", "path"), LAYER_FILES,
+    ids=[str(p.relative_to(PACKAGE)) for _, p in LAYER_FILES],
+)
+def test_layers_import_only_inward(layer: str, path: Path) -> None:
+    found = forbidden_imports(path.read_text(), module_name(path), FORBIDDEN[layer])
+    assert found == [], f"{path.relative_to(PACKAGE)} ({layer}) imports {found}"
+
+
+def test_the_layer_files_under_test_exist() -> None:
+    assert {"cli.py", "payments_api.py", "demo.py"} <= {p.name for p in ENTRYPOINT_FILES}
+    assert {"database.py", "rabbitmq.py"} <= {p.name for p in ADAPTER_FILES}
+
+
 # --- the checks themselves can fail ----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "from payrelay.adapters.storage import queries",
+        "from payrelay.adapters.storage.database import Database",
+        "import payrelay.adapters.transports.rabbitmq",
+        "from payrelay import adapters",
+        "from ..adapters.storage.migrations import Schema",
+        "def f():\n    from payrelay.adapters.storage.dead_letters import SqlDeadLetterBox\n",
+        "if TYPE_CHECKING:\n    from payrelay.adapters import x\n",
+    ],
+)
+def test_layer_check_flags_an_entrypoint_importing_an_adapter(source: str) -> None:
+    found = forbidden_imports(source, "payrelay.entrypoints.cli", FORBIDDEN["entrypoints"])
+    assert found, source
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "from payrelay.bootstrap import bootstrap",
+        "from payrelay.ports import DeadLetterBox",
+        "from payrelay.domain.errors import SchemaBehind",
+        "from . import http_errors",
+        "import payrelay.adaptersfoo",  # only the package itself, not a name that starts alike
+    ],
+)
+def test_layer_check_allows_what_an_entrypoint_may_import(source: str) -> None:
+    found = forbidden_imports(source, "payrelay.entrypoints.cli", FORBIDDEN["entrypoints"])
+    assert found == [], source
+
 
 
 @pytest.mark.parametrize(

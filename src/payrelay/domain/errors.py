@@ -14,6 +14,8 @@
     │   └── MalformedResource       the gateway answered something payrelay cannot read
     ├── TransportUnavailable        the broker cannot be reached; retry later
     ├── StorageUnavailable          the database cannot be reached; retry later
+    │   ├── StorageRefused          it answers but refuses the URL's database, role or password
+    │   └── SchemaBehind            its schema is older than this code: run `payrelay migrate`
     ├── UnstorableRecord            the database refused a row's values; retrying will not help
     ├── ConcurrentUpdate            another transaction changed the row first; retry later
     └── InjectedFault               a named fault-injection point fired (tests, chaos runs)
@@ -87,6 +89,18 @@ class TransportUnavailable(PayrelayError):
 
 class StorageUnavailable(PayrelayError):
     pass
+
+
+class StorageRefused(StorageUnavailable):
+    """The server answers but will not let payrelay in: no such database, role or password.
+
+    Still a StorageUnavailable, so a running worker keeps retrying (a password being rotated
+    heals by itself); a command starting up exits 2 instead, as a person has to fix the URL.
+    """
+
+
+class SchemaBehind(StorageUnavailable):
+    """The database is older than this code: run `payrelay migrate`."""
 
 
 class UnstorableRecord(PayrelayError):

@@ -9,7 +9,6 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, HTTPException, Path, Query
 from pydantic import AfterValidator, BaseModel, Field, StringConstraints
 
-from payrelay.domain.errors import Conflict, NotFound
 from payrelay.entrypoints.auth import require_bearer
 from payrelay.ports import DeadLetter, DeadLetterBox
 
@@ -69,6 +68,8 @@ def dead_letter_json(letter: DeadLetter, *, with_body: bool = False) -> dict[str
 
 
 def admin_router(box: DeadLetterBox, token: Callable[[], str]) -> APIRouter:
+    """`/admin/dead-letters`: an unknown id is NotFound (404), a replay or purge the letter
+    does not allow a Conflict (409), answered by the app's shared handlers (http_errors)."""
     # An empty configured token disables the endpoints rather than opening them.
     authorized = require_bearer(token, name="admin token")
     router = APIRouter(prefix="/admin", dependencies=[Depends(authorized)])
@@ -81,10 +82,7 @@ def admin_router(box: DeadLetterBox, token: Callable[[], str]) -> APIRouter:
 
     @router.get("/dead-letters/{dead_letter_id}")
     async def show_dead_letter(dead_letter_id: DeadLetterIdPath) -> dict[str, Any]:
-        try:
-            letter = await box.get(dead_letter_id)
-        except NotFound as exc:
-            raise HTTPException(404, str(exc)) from exc
+        letter = await box.get(dead_letter_id)
         if letter is None:
             raise HTTPException(404, f"no dead letter {dead_letter_id}")
         return dead_letter_json(letter, with_body=True)
@@ -93,21 +91,12 @@ def admin_router(box: DeadLetterBox, token: Callable[[], str]) -> APIRouter:
     async def replay(body: ReplayRequest) -> dict[str, list[str]]:
         if not body.all and not body.ids:
             raise HTTPException(422, "name ids, or all: true")
-        try:
-            return {"replayed": await box.replay(None if body.all else body.ids)}
-        except NotFound as exc:
-            raise HTTPException(404, str(exc)) from exc
-        except Conflict as exc:
-            raise HTTPException(409, str(exc)) from exc
+        return {"replayed": await box.replay(None if body.all else body.ids)}
 
     @router.delete("/dead-letters/{dead_letter_id}")
     async def purge(dead_letter_id: DeadLetterIdPath) -> dict[str, list[str]]:
-        try:
-            purged = await box.purge([dead_letter_id])
-        except NotFound as exc:
-            raise HTTPException(404, str(exc)) from exc
-        except Conflict as exc:  # a held refund is money owed: it is never purged
-            raise HTTPException(409, str(exc)) from exc
+        # A held refund is money owed: purging one is a Conflict (409), never done.
+        purged = await box.purge([dead_letter_id])
         if not purged:
             raise HTTPException(404, f"no dead letter {dead_letter_id}")
         return {"purged": purged}

@@ -193,18 +193,12 @@ app.add_typer(dlq, name="dlq")
 
 
 def _with_box(action: Callable[[DeadLetterBox], Awaitable[T]]) -> T:
-    from payrelay.adapters.storage.dead_letters import SqlDeadLetterBox
-    from payrelay.bootstrap import migrate_check, utc_now
+    from payrelay.bootstrap import dead_letter_box
     from payrelay.config import Settings
 
     async def run() -> T:
-        settings = Settings()
-        payments, orders = await migrate_check(settings)
-        try:
-            return await action(SqlDeadLetterBox(payments=payments, orders=orders, clock=utc_now))
-        finally:
-            await payments.dispose()
-            await orders.dispose()
+        async with dead_letter_box(Settings()) as box:
+            return await action(box)
 
     with exit_on_failure("dlq"):
         return asyncio.run(run())

@@ -13,18 +13,17 @@ import tempfile
 import time
 import uuid
 from dataclasses import dataclass
-from decimal import Decimal
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-import httpx
 from rich.console import Console
-from rich.progress import Progress
 
-from payrelay.adapters.storage import queries
-from payrelay.adapters.storage.provision import scratch_databases
-from payrelay.adapters.transports.rabbitmq import RabbitMQTransport
+from payrelay.bootstrap import delete_broker_topology, scratch_databases
+from payrelay.domain.events import EventType
+from payrelay.domain.payment import PaymentStatus
+from payrelay.domain.work import RefundStatus
+from payrelay.entrypoints.demo_customers import Plan, run_customers
 from payrelay.entrypoints.embedded import EmbeddedStack, embedded_settings, run_embedded
 from payrelay.entrypoints.report import Report, build_report
 from payrelay.faults import FaultPoint, Faults
@@ -49,9 +48,7 @@ class FaultProfile(StrEnum):
     cancellation or expiry."""
 
 
-Plan = tuple[str, ...]
-# What each simulated customer does, with its weight. "cancel" and "expire" are the
-# customer's order being cancelled or expiring before the next step.
+# What each simulated customer does (see demo_customers.Plan), with its weight.
 SCENARIOS: dict[FaultProfile, tuple[tuple[Plan, int], ...]] = {
     FaultProfile.DEFAULT: (
         (("approve",), 78),
@@ -138,124 +135,66 @@ async def run_demo(options: DemoOptions, console: Console) -> Report:
         if data_dir.exists() and any(data_dir.iterdir()):
             # The simulator starts from an empty ledger: old rows would contradict it.
             raise ValueError(f"--data-dir {data_dir} is not empty: the demo needs a fresh one")
-        overrides: dict[str, Any] = {"retry_base_seconds": 0.1, "retry_cap_seconds": 2.0}
-        if options.backend is Backend.POSTGRES_RABBITMQ:
-            payments_url, orders_url = await resources.enter_async_context(
-                scratch_databases(options.postgres_url, ["payrelay_demo"] * 2)
-            )
-            prefix = f"payrelay-demo-{uuid.uuid4().hex[:8]}."
-            overrides |= {
-                "payments_database_url": payments_url,
-                "orders_database_url": orders_url,
-                "broker_url": options.rabbitmq_url,
-                "broker_name_prefix": prefix,
-            }
-            # Scratch queues go when the run ends, whatever happened (registered first,
-            # so it runs after the system has closed its connection).
-            scratch = RabbitMQTransport(options.rabbitmq_url, name_prefix=prefix)
-            resources.push_async_callback(scratch.delete_topology)
+        overrides = await _backend_settings(options, resources)
         if options.faults is FaultProfile.HEAVY:
             overrides |= HEAVY_SETTINGS
-        settings = embedded_settings(data_dir, **overrides)
         faults = payrelay_faults(options.faults, options.seed)
         async with run_embedded(
-            settings,
+            embedded_settings(data_dir, **overrides),
             simulator_faults=simulator_faults(options.faults, options.seed),
             faults=faults,
             seed=options.seed,
         ) as stack:
-            started = time.perf_counter()
-            await _customers(stack, options, console)
-            moving = await _settle(stack, options.settle_timeout)
-            elapsed = time.perf_counter() - started
-            faults.disarm()  # the report reads the databases; no more injected failures
-            report = await build_report(stack, orders_created=options.orders)
-            report.figures.append(("wall time", f"{elapsed:.1f} s"))
-            if moving:
-                still = ", ".join(f"{what}: {count}" for what, count in moving.items())
-                report.figures.append(
-                    ("settled", f"NO after {options.settle_timeout:.0f} s; still moving: {still}")
-                )
-            report.figures.insert(0, ("backend", options.backend.value))
-        return report
+            return await _run(stack, options, console, faults)
     raise AssertionError("unreachable")
 
 
-async def _customers(stack: EmbeddedStack, options: DemoOptions, console: Console) -> None:
+async def _backend_settings(
+    options: DemoOptions, resources: contextlib.AsyncExitStack
+) -> dict[str, Any]:
+    """The demo's settings for its backend; scratch databases and queues go with `resources`."""
+    overrides: dict[str, Any] = {"retry_base_seconds": 0.1, "retry_cap_seconds": 2.0}
+    if options.backend is not Backend.POSTGRES_RABBITMQ:
+        return overrides
+    payments_url, orders_url = await resources.enter_async_context(
+        scratch_databases(options.postgres_url, ["payrelay_demo"] * 2)
+    )
+    prefix = f"payrelay-demo-{uuid.uuid4().hex[:8]}."
+    # Scratch queues go when the run ends, whatever happened (registered first, so it runs
+    # after the system has closed its connection).
+    resources.push_async_callback(delete_broker_topology, options.rabbitmq_url, prefix)
+    return overrides | {
+        "payments_database_url": payments_url,
+        "orders_database_url": orders_url,
+        "broker_url": options.rabbitmq_url,
+        "broker_name_prefix": prefix,
+    }
+
+
+async def _run(
+    stack: EmbeddedStack, options: DemoOptions, console: Console, faults: Faults
+) -> Report:
+    """The customers, then the wait for everything to settle, then the report."""
     rng = random.Random(options.seed)
     scenarios = SCENARIOS[options.faults]
     plans = [
         rng.choices([s for s, _ in scenarios], weights=[w for _, w in scenarios])[0]
         for _ in range(options.orders)
     ]
-    limit = asyncio.Semaphore(32)
-    async with httpx.AsyncClient(timeout=30) as http:
-        with Progress(console=console, transient=False) as progress:
-            task = progress.add_task("customers paying", total=options.orders)
-
-            async def customer(index: int, plan: tuple[str, ...]) -> None:
-                async with limit:
-                    await _one_customer(http, stack, index, plan)
-                progress.advance(task)
-
-            await asyncio.gather(*(customer(i, plan) for i, plan in enumerate(plans)))
-
-
-async def _one_customer(
-    http: httpx.AsyncClient, stack: EmbeddedStack, index: int, plan: tuple[str, ...]
-) -> None:
-    price = Decimal(10 + index % 90) + Decimal("0.50")
-    created = await http.post(
-        f"{stack.orders_url}/orders",
-        json={
-            "items": [{"sku": f"SKU-{index % 17}", "quantity": 2, "unit_price": str(price)}],
-            "total": str(price * 2),
-            "currency": "BRL",
-            "description": f"demo order {index}",
-        },
-    )
-    created.raise_for_status()
-    order_id = created.json()["order_id"]
-    checkout = await _retrying(http, f"{stack.orders_url}/orders/{order_id}/checkout")
-    preference_id = checkout["preference_id"]
-    for step in plan:
-        if step == "cancel":
-            (await http.post(f"{stack.orders_url}/orders/{order_id}/cancel")).raise_for_status()
-        elif step == "expire":
-            await _until_expired(http, f"{stack.orders_url}/orders/{order_id}")
-        elif step == "reconciled":
-            await _until_reconciled(stack, order_id)
-        else:
-            pay_url = f"{stack.simulator_url}/simulator/preferences/{preference_id}/pay"
-            outcome = step.removesuffix("_unnotified")
-            body = {"outcome": outcome, "drop_notifications": step != outcome}
-            (await http.post(pay_url, json=body)).raise_for_status()
-
-
-async def _until_expired(http: httpx.AsyncClient, url: str) -> None:
-    async with asyncio.timeout(60):
-        while (await http.get(url)).json()["status"] != "expired":
-            await asyncio.sleep(0.2)
-
-
-async def _until_reconciled(stack: EmbeddedStack, order_id: str) -> None:
-    """Until the reconciler has searched the gateway for this order's checkout."""
-    async with asyncio.timeout(60):
-        while not await queries.checkout_reconciled(stack.system.payments.db, order_id):
-            await asyncio.sleep(0.2)
-
-
-async def _retrying(http: httpx.AsyncClient, url: str) -> dict[str, str]:
-    """A customer clicking "pay" again after the gateway hiccuped (checkout is idempotent)."""
-    for attempt in range(10):
-        response = await http.post(url)
-        if response.status_code != 502:
-            response.raise_for_status()
-            result: dict[str, str] = response.json()
-            return result
-        await asyncio.sleep(0.05 * (attempt + 1))
-    response.raise_for_status()
-    raise RuntimeError("unreachable")
+    started = time.perf_counter()
+    await run_customers(stack, plans, console)
+    moving = await _settle(stack, options.settle_timeout)
+    elapsed = time.perf_counter() - started
+    faults.disarm()  # the report reads the databases; no more injected failures
+    report = await build_report(stack, orders_created=options.orders)
+    report.figures.append(("wall time", f"{elapsed:.1f} s"))
+    if moving:
+        still = ", ".join(f"{what}: {count}" for what, count in moving.items())
+        report.figures.append(
+            ("settled", f"NO after {options.settle_timeout:.0f} s; still moving: {still}")
+        )
+    report.figures.insert(0, ("backend", options.backend.value))
+    return report
 
 
 async def _settle(stack: EmbeddedStack, timeout: float) -> dict[str, int]:
@@ -279,23 +218,20 @@ async def _settle(stack: EmbeddedStack, timeout: float) -> dict[str, int]:
 
 async def _still_moving(stack: EmbeddedStack) -> dict[str, int]:
     """What is still on its way, by where it waits (only the non-zero counts)."""
-    system = stack.system
-    backlog = await queries.payments_backlog(system.payments.db)
-    rows = await queries.payment_rows(system.payments.db)
-    applied = [r.order_id for r in rows if r.order_outcome == "order.payment_applied"]
+    payments, orders = stack.system.payments.reads, stack.system.orders.reads
+    backlog, rows = await payments.backlog(), await payments.payment_rows()
+    applied = [r.order_id for r in rows if r.order_outcome == EventType.ORDER_PAYMENT_APPLIED]
     known = {r.payment_id: r.status for r in rows}
     gateway = stack.simulator.search_payments(limit=1_000_000)["results"]
     moving = {
         "gateway deliveries and approvals in flight": stack.simulator.in_flight,
         "notifications waiting": backlog.notifications_waiting,
         "payment events in the outbox": backlog.outbox_pending,
-        "outcomes in the orders outbox": await queries.outbox_pending(
-            system.orders.db, orders_side=True),
+        "outcomes in the orders outbox": await orders.outbox_pending(),
         "approvals without the order side's answer": sum(
-            1 for r in rows if r.status == "approved" and r.order_outcome is None),
+            1 for r in rows if r.status == PaymentStatus.APPROVED and r.order_outcome is None),
         "a displaced keeper's answer en route": len(applied) - len(set(applied)),
-        "refunds requested": (await queries.refund_counts(system.payments.db)).get(
-            "requested", 0),
+        "refunds requested": (await payments.refund_counts()).get(RefundStatus.REQUESTED, 0),
         "gateway payments payrelay has not caught up with": sum(
             1 for g in gateway if known.get(str(g["id"])) != g["status"]),
     }

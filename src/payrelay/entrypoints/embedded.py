@@ -8,15 +8,16 @@ made over HTTP here too.
 from __future__ import annotations
 
 import contextlib
+import socket
 from collections.abc import AsyncIterator, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from payrelay.bootstrap import WORKER_ROLES, Role, System, bootstrap, migrate, utc_now
 from payrelay.config import Settings
 from payrelay.entrypoints.http_server import EmbeddedServer, base_url, bind_socket
-from payrelay.entrypoints.listeners import payments_listeners
+from payrelay.entrypoints.listeners import PaymentsListeners, payments_listeners
 from payrelay.entrypoints.orders_api import create_orders_app
 from payrelay.entrypoints.rejections import Rejections
 from payrelay.faults import Faults
@@ -51,6 +52,26 @@ def embedded_settings(data_dir: Path, **overrides: Any) -> Settings:
     return Settings(**values)
 
 
+@dataclass(frozen=True)
+class _Sockets:
+    """One bound loopback socket per listener, so every URL is known before anything runs."""
+
+    payments: socket.socket = field(default_factory=bind_socket)
+    internal: socket.socket = field(default_factory=bind_socket)
+    orders: socket.socket = field(default_factory=bind_socket)
+    simulator: socket.socket = field(default_factory=bind_socket)
+
+    def settings(self, settings: Settings) -> Settings:
+        """`settings`, pointed at these listeners (and with a service token of its own)."""
+        return settings.with_own_service_token().model_copy(
+            update={
+                "gateway_base_url": base_url(self.simulator),
+                "public_url": base_url(self.payments),
+                "payments_url": base_url(self.internal),
+            }
+        )
+
+
 @contextlib.asynccontextmanager
 async def run_embedded(
     settings: Settings,
@@ -64,17 +85,8 @@ async def run_embedded(
     clock: Clock = utc_now,
 ) -> AsyncIterator[EmbeddedStack]:
     """Every part on its own loopback port; `clock` is payrelay's (the simulator keeps its own)."""
-    payments_sock, internal_sock = bind_socket(), bind_socket()
-    orders_sock, simulator_sock = bind_socket(), bind_socket()
-    payments_url, internal_url = base_url(payments_sock), base_url(internal_sock)
-    orders_url, simulator_url = base_url(orders_sock), base_url(simulator_sock)
-    settings = settings.with_own_service_token().model_copy(
-        update={
-            "gateway_base_url": simulator_url,
-            "public_url": payments_url,
-            "payments_url": internal_url,
-        }
-    )
+    socks = _Sockets()
+    settings = socks.settings(settings)
     simulator = GatewaySimulator(
         access_token=settings.gateway_access_token.get_secret_value(),
         webhook_secret=settings.webhook_secret_list()[0],
@@ -84,27 +96,35 @@ async def run_embedded(
     )
     await migrate(settings)  # the embedded databases are private to this run
     system = await bootstrap(settings, faults=faults, seed=seed, clock=clock)
-    payments = payments_listeners(system, settings)
-    orders_app = create_orders_app(system.orders, system.transport)
     try:
-        async with (
-            simulator,
-            EmbeddedServer(create_simulator_app(simulator), sock=simulator_sock),
-            payments.server(payments.public, sock=payments_sock),
-            payments.server(payments.internal, sock=internal_sock),
-            payments.server(orders_app, sock=orders_sock),
-        ):
+        async with _serving(system, simulator, socks) as payments:
             await system.start_workers(roles)
             yield EmbeddedStack(
                 system=system,
                 simulator=simulator,
-                payments_url=payments_url,
-                payments_internal_url=internal_url,
-                orders_url=orders_url,
-                simulator_url=simulator_url,
+                payments_url=base_url(socks.payments),
+                payments_internal_url=base_url(socks.internal),
+                orders_url=base_url(socks.orders),
+                simulator_url=base_url(socks.simulator),
                 settings=settings,
                 rejections=payments.rejections,
             )
     finally:
         await system.close()
 
+
+@contextlib.asynccontextmanager
+async def _serving(
+    system: System, simulator: GatewaySimulator, socks: _Sockets
+) -> AsyncIterator[PaymentsListeners]:
+    """The simulator and the three payrelay listeners, served until the block ends."""
+    payments = payments_listeners(system, system.settings)
+    orders_app = create_orders_app(system.orders, system.transport)
+    async with (
+        simulator,
+        EmbeddedServer(create_simulator_app(simulator), sock=socks.simulator),
+        payments.server(payments.public, sock=socks.payments),
+        payments.server(payments.internal, sock=socks.internal),
+        payments.server(orders_app, sock=socks.orders),
+    ):
+        yield payments

@@ -18,9 +18,14 @@ from enum import IntEnum
 import typer
 from pydantic import ValidationError
 
-from payrelay.adapters.storage.database import StorageRefused
-from payrelay.adapters.storage.migrations import SchemaBehind
-from payrelay.domain.errors import Conflict, NotFound, StorageUnavailable, TransportUnavailable
+from payrelay.domain.errors import (
+    Conflict,
+    NotFound,
+    SchemaBehind,
+    StorageRefused,
+    StorageUnavailable,
+    TransportUnavailable,
+)
 
 __all__ = ["ExitCode", "exit_code_for", "exit_on_failure", "one_line_reason"]
 

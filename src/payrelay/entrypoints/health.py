@@ -6,30 +6,13 @@ from collections.abc import Awaitable, Callable, Mapping
 
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
-from sqlalchemy import text
 
-from payrelay.adapters.storage.database import Database
-from payrelay.adapters.storage.migrations import Schema, ensure_current
 from payrelay.domain.errors import PayrelayError
-from payrelay.ports import Transport
 
 ReadinessCheck = Callable[[], Awaitable[None]]
+"""Returns if a dependency answers; raises a PayrelayError saying why not otherwise.
 
-
-def database_ready(db: Database, schema: Schema) -> ReadinessCheck:
-    async def check() -> None:
-        async with db.read() as conn:
-            await conn.execute(text("SELECT 1"))
-        await ensure_current(db, schema)
-
-    return check
-
-
-def transport_ready(transport: Transport) -> ReadinessCheck:
-    async def check() -> None:
-        await transport.check()
-
-    return check
+The read models' and the transport's `check` methods are such checks."""
 
 
 def health_router(checks: Mapping[str, ReadinessCheck]) -> APIRouter:

@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Annotated
 
-from fastapi import APIRouter, FastAPI, HTTPException, Path
+from fastapi import APIRouter, FastAPI, Path
 from pydantic import BaseModel, ConfigDict, Field
 
-from payrelay.adapters.storage.migrations import Schema
-from payrelay.domain.errors import Conflict, GatewayError, InvalidMoney, NotFound
 from payrelay.domain.money import Money
 from payrelay.domain.order import Order
 from payrelay.entrypoints.api_fields import AmountText, CurrencyCode, Description, OrderId, Sku
-from payrelay.entrypoints.health import database_ready, health_router, transport_ready
+from payrelay.entrypoints.health import health_router
 from payrelay.entrypoints.http_errors import install_error_handlers
 from payrelay.ports import OrderLine, Transport
+from payrelay.services.orders import OrderService
 from payrelay.system import OrdersSide
 
 # A path id no order can have (too long, non-ASCII) is a 422 before storage is asked.
@@ -71,71 +71,71 @@ class CheckoutView(BaseModel):
 
 
 def create_orders_app(side: OrdersSide, transport: Transport) -> FastAPI:
-    """The orders API; a database it cannot reach is 503 on every route."""
+    """The orders API; a database it cannot reach is 503 on every route.
+
+    Its errors are answered by the shared handlers (http_errors): InvalidMoney 422,
+    NotFound 404, Conflict 409, a payments service or gateway failure 502.
+    """
     app = FastAPI(title="payrelay orders", version="1")
     install_error_handlers(app)
-    app.include_router(_routes(side))
-    app.include_router(
-        health_router(
-            {
-                "database": database_ready(side.db, Schema.ORDERS),
-                "transport": transport_ready(transport),
-            }
-        )
-    )
+    app.include_router(_routes(side.service))
+    app.include_router(health_router({"database": side.reads.check, "transport": transport.check}))
     return app
 
 
-def _routes(side: OrdersSide) -> APIRouter:
+def _routes(service: OrderService) -> APIRouter:
     router = APIRouter()
-    service = side.service
+    router.add_api_route(
+        "/orders", _create(service), methods=["POST"], response_model=OrderView, status_code=201
+    )
+    router.add_api_route("/orders/{order_id}", _get(service), response_model=OrderView)
+    router.add_api_route(
+        "/orders/{order_id}/cancel", _cancel(service), methods=["POST"], response_model=OrderView
+    )
+    router.add_api_route(
+        "/orders/{order_id}/checkout", _checkout(service), methods=["POST"],
+        response_model=CheckoutView,
+    )
+    return router
 
-    @router.post("/orders", response_model=OrderView, status_code=201)
+
+def _create(service: OrderService) -> Callable[[CreateOrder], Awaitable[OrderView]]:
     async def create(body: CreateOrder) -> OrderView:
-        try:
-            lines = [
-                OrderLine(i.sku, i.quantity, Money.parse_requested(i.unit_price, body.currency))
-                for i in body.items
-            ]
-            order = await service.create(
-                lines=lines,
-                total=Money.parse_requested(body.total, body.currency),
-                description=body.description,
-            )
-        except InvalidMoney as exc:
-            raise HTTPException(422, str(exc)) from exc
+        lines = [
+            OrderLine(i.sku, i.quantity, Money.parse_requested(i.unit_price, body.currency))
+            for i in body.items
+        ]
+        order = await service.create(
+            lines=lines,
+            total=Money.parse_requested(body.total, body.currency),
+            description=body.description,
+        )
         return OrderView.of(order)
 
-    @router.get("/orders/{order_id}", response_model=OrderView)
+    return create
+
+
+def _get(service: OrderService) -> Callable[[str], Awaitable[OrderView]]:
     async def get(order_id: OrderIdPath) -> OrderView:
-        try:
-            return OrderView.of(await service.get(order_id))
-        except NotFound as exc:
-            raise HTTPException(404, str(exc)) from exc
+        return OrderView.of(await service.get(order_id))
 
-    @router.post("/orders/{order_id}/cancel", response_model=OrderView)
+    return get
+
+
+def _cancel(service: OrderService) -> Callable[[str], Awaitable[OrderView]]:
     async def cancel(order_id: OrderIdPath) -> OrderView:
-        try:
-            return OrderView.of(await service.cancel(order_id))
-        except NotFound as exc:
-            raise HTTPException(404, str(exc)) from exc
-        except Conflict as exc:
-            raise HTTPException(409, str(exc)) from exc
+        return OrderView.of(await service.cancel(order_id))
 
-    @router.post("/orders/{order_id}/checkout", response_model=CheckoutView)
+    return cancel
+
+
+def _checkout(service: OrderService) -> Callable[[str], Awaitable[CheckoutView]]:
     async def checkout(order_id: OrderIdPath) -> CheckoutView:
-        try:
-            result = await service.checkout(order_id)
-        except NotFound as exc:
-            raise HTTPException(404, str(exc)) from exc
-        except Conflict as exc:
-            raise HTTPException(409, str(exc)) from exc
-        except GatewayError as exc:
-            raise HTTPException(502, str(exc)) from exc
+        result = await service.checkout(order_id)
         return CheckoutView(
             order_id=result.order_id,
             preference_id=result.preference_id,
             init_point=result.init_point,
         )
 
-    return router
+    return checkout

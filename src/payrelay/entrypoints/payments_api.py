@@ -9,22 +9,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
+from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict
 
-from payrelay.adapters.storage.migrations import Schema
-from payrelay.domain.errors import (
-    Conflict,
-    GatewayError,
-    InvalidMoney,
-    NotificationRejected,
-    StorageUnavailable,
-)
+from payrelay.domain.errors import InvalidMoney
 from payrelay.domain.money import Money
 from payrelay.entrypoints.api_fields import AmountText, CurrencyCode, Description, OrderId
 from payrelay.entrypoints.auth import require_bearer
-from payrelay.entrypoints.health import database_ready, health_router, transport_ready
+from payrelay.entrypoints.health import health_router
 from payrelay.entrypoints.http_errors import error_response, install_error_handlers
 from payrelay.entrypoints.http_guard import RejectionBudget
 from payrelay.entrypoints.rate_limit import KeyedBuckets
@@ -97,12 +90,7 @@ def create_internal_app(
 
 def _health(side: PaymentsSide, transport: Transport) -> APIRouter:
     """A database it cannot reach is 503 everywhere, and `/readyz` says so."""
-    return health_router(
-        {
-            "database": database_ready(side.db, Schema.PAYMENTS),
-            "transport": transport_ready(transport),
-        }
-    )
+    return health_router({"database": side.reads.check, "transport": transport.check})
 
 
 def _checkout_routes(side: PaymentsSide) -> APIRouter:
@@ -110,20 +98,13 @@ def _checkout_routes(side: PaymentsSide) -> APIRouter:
 
     @router.post("/checkout", response_model=CheckoutResponse)
     async def checkout(body: CheckoutRequest) -> CheckoutResponse:
-        try:
-            # Every refusal happens here, before the gateway is asked for anything.
-            amount = Money.parse_requested(body.amount, body.currency)
-            if amount.amount <= 0:
-                raise InvalidMoney(f"a checkout's amount must be positive, got {amount}")
-            result = await side.checkout.checkout(
-                order_id=body.order_id, amount=amount, description=body.description
-            )
-        except InvalidMoney as exc:
-            raise HTTPException(422, str(exc)) from exc
-        except Conflict as exc:
-            raise HTTPException(409, str(exc)) from exc
-        except GatewayError as exc:
-            raise HTTPException(502, f"gateway error: {exc}") from exc
+        # Every refusal (InvalidMoney: 422) happens here, before the gateway is asked.
+        amount = Money.parse_requested(body.amount, body.currency)
+        if amount.amount <= 0:
+            raise InvalidMoney(f"a checkout's amount must be positive, got {amount}")
+        result = await side.checkout.checkout(
+            order_id=body.order_id, amount=amount, description=body.description
+        )
         return CheckoutResponse(
             order_id=result.order_id,
             provider=result.provider,
@@ -151,13 +132,9 @@ def _webhook_routes(side: PaymentsSide) -> APIRouter:
         webhook = IncomingWebhook(
             query=dict(request.query_params), headers=dict(request.headers), body=body
         )
-        try:
-            outcome = await side.ingest.ingest(webhook)
-        except NotificationRejected as exc:
-            return error_response(exc.status_code, exc.reason)
-        except StorageUnavailable:
-            # Not recorded: answering non-2xx makes the gateway deliver it again later.
-            return error_response(503, "temporarily unable to record the notification")
+        # A refusal (NotificationRejected) is answered with its own status; a notification
+        # not recorded (StorageUnavailable) is a 503, so the gateway delivers it again later.
+        outcome = await side.ingest.ingest(webhook)
         return JSONResponse({"status": outcome.value})
 
     return router

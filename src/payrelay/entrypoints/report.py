@@ -11,10 +11,13 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from payrelay.adapters.storage import queries
 from payrelay.domain.events import EventType
 from payrelay.domain.money import Money
+from payrelay.domain.order import OrderStatus
+from payrelay.domain.payment import PaymentStatus
+from payrelay.domain.work import RefundStatus
 from payrelay.entrypoints.embedded import EmbeddedStack
+from payrelay.ports import OrderRow, PaymentRow, PaymentsBacklog
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,27 +51,61 @@ class Report:
         console.print(verdicts)
 
 
+@dataclass(frozen=True, slots=True)
+class _Facts:
+    """Everything the report reads, once, from the gateway and both read models."""
+
+    payments: dict[str, PaymentRow]
+    orders: dict[str, OrderRow]
+    gateway: dict[str, dict[str, Any]]
+    backlog: PaymentsBacklog
+    orders_outbox: int
+    refunds: dict[RefundStatus, int]
+    retries: int
+    dead_letters: int
+    reconciler_fixes: int
+
+    def gateway_in(self, status: PaymentStatus) -> list[dict[str, Any]]:
+        return [g for g in self.gateway.values() if g["status"] == status]
+
+    def orders_in(self, status: OrderStatus) -> list[OrderRow]:
+        return [o for o in self.orders.values() if o.status == status]
+
+
 async def build_report(stack: EmbeddedStack, *, orders_created: int) -> Report:
-    system = stack.system
-    payments = {p.payment_id: p for p in await queries.payment_rows(system.payments.db)}
-    orders = {o.order_id: o for o in await queries.order_rows(system.orders.db)}
-    gateway = _gateway_payments(stack)
-    backlog = await queries.payments_backlog(system.payments.db)
-    orders_outbox = await queries.outbox_pending(system.orders.db, orders_side=True)
-    sim = stack.simulator.stats
-    refunds = await queries.refund_counts(system.payments.db)
-    consumer = system.orders.consumer.stats
-    approved = [g for g in gateway.values() if g["status"] == "approved"]
-    paid = [o for o in orders.values() if o.status == "paid"]
-    pending = [o for o in orders.values() if o.status == "pending_payment"]
-    rejected = [g for g in gateway.values() if g["status"] == "rejected"]
-    report = Report()
-    report.figures = [
+    facts = await _read_facts(stack)
+    return Report(
+        figures=_figures(stack, facts, orders_created=orders_created),
+        invariants=_invariants(stack, facts),
+    )
+
+
+async def _read_facts(stack: EmbeddedStack) -> _Facts:
+    payments, orders = stack.system.payments.reads, stack.system.orders.reads
+    return _Facts(
+        payments={p.payment_id: p for p in await payments.payment_rows()},
+        orders={o.order_id: o for o in await orders.order_rows()},
+        gateway=_gateway_payments(stack),
+        backlog=await payments.backlog(),
+        orders_outbox=await orders.outbox_pending(),
+        refunds=await payments.refund_counts(),
+        retries=await payments.retries() + await orders.retries(),
+        dead_letters=await payments.dead_letter_count() + await orders.dead_letter_count(),
+        reconciler_fixes=await payments.reconciler_fixes(),
+    )
+
+
+def _figures(
+    stack: EmbeddedStack, facts: _Facts, *, orders_created: int
+) -> list[tuple[str, str]]:
+    sim, consumer = stack.simulator.stats, stack.system.orders.consumer.stats
+    backlog, refunds = facts.backlog, facts.refunds
+    return [
         ("orders created", str(orders_created)),
-        ("orders paid", str(len(paid))),
-        ("orders pending payment", str(len(pending))),
-        ("payments approved (gateway)", str(len(approved))),
-        ("payments rejected (gateway)", str(len(rejected))),
+        ("orders paid", str(len(facts.orders_in(OrderStatus.PAID)))),
+        ("orders pending payment", str(len(facts.orders_in(OrderStatus.PENDING_PAYMENT)))),
+        ("payments approved (gateway)", str(len(facts.gateway_in(PaymentStatus.APPROVED)))),
+        ("payments rejected (gateway)", str(len(facts.gateway_in(PaymentStatus.REJECTED)))),
         ("notifications sent / delivered", f"{sim.sent} / {sim.delivered}"),
         ("notifications recorded", str(backlog.notifications)),
         ("duplicate webhooks absorbed", str(max(sim.delivered - backlog.notifications, 0))),
@@ -76,22 +113,24 @@ async def build_report(stack: EmbeddedStack, *, orders_created: int) -> Report:
         ("events consumed", str(consumer.consumed)),
         ("redeliveries absorbed by the inbox", str(consumer.duplicates)),
         ("stale events ignored", str(consumer.stale)),
-        ("approval -> PAID latency", _latency(payments, orders)),
-        ("retries (stored work tried again)", str(
-            await queries.retries(system.payments.db, orders_side=False)
-            + await queries.retries(system.orders.db, orders_side=True)
-        )),
-        ("dead letters", str(
-            await queries.dead_letter_count(system.payments.db, orders_side=False)
-            + await queries.dead_letter_count(system.orders.db, orders_side=True)
-        )),
-        ("reconciler fixes", str(await queries.reconciler_fixes(system.payments.db))),
-        ("refunds issued / held", f"{refunds.get('succeeded', 0)} / {refunds.get('held', 0)}"),
-        ("faults injected", str(sum(system.faults.fired.values()))),
+        ("approval -> PAID latency", _latency(facts.payments, facts.orders)),
+        ("retries (stored work tried again)", str(facts.retries)),
+        ("dead letters", str(facts.dead_letters)),
+        ("reconciler fixes", str(facts.reconciler_fixes)),
+        ("refunds issued / held", f"{refunds.get(RefundStatus.SUCCEEDED, 0)} / "
+                                  f"{refunds.get(RefundStatus.HELD, 0)}"),
+        ("faults injected", str(sum(stack.system.faults.fired.values()))),
     ]
-    report.invariants = [
-        _every_approved_payment_accounted(approved, payments, orders),
-        _no_order_paid_twice(payments, orders),
+
+
+def _invariants(stack: EmbeddedStack, facts: _Facts) -> list[Invariant]:
+    backlog, orders_outbox = facts.backlog, facts.orders_outbox
+    requested = facts.refunds.get(RefundStatus.REQUESTED, 0)
+    return [
+        _every_approved_payment_accounted(
+            facts.gateway_in(PaymentStatus.APPROVED), facts.payments, facts.orders
+        ),
+        _no_order_paid_twice(facts.payments, facts.orders),
         Invariant(
             "the outbox is empty",
             backlog.outbox_pending == 0 and orders_outbox == 0,
@@ -102,15 +141,10 @@ async def build_report(stack: EmbeddedStack, *, orders_created: int) -> Report:
             backlog.notifications_waiting == 0,
             f"{backlog.notifications_waiting} waiting",
         ),
-        _agrees_with_gateway(gateway, payments),
-        _money_adds_up(stack, orders),
-        Invariant(
-            "no refund is left unfinished",
-            not refunds.get("requested"),
-            f"{refunds.get('requested', 0)} still requested",
-        ),
+        _agrees_with_gateway(facts.gateway, facts.payments),
+        _money_adds_up(stack, facts.orders),
+        Invariant("no refund is left unfinished", not requested, f"{requested} still requested"),
     ]
-    return report
 
 
 def _gateway_payments(stack: EmbeddedStack) -> dict[str, dict[str, Any]]:
@@ -125,7 +159,9 @@ def _every_approved_payment_accounted(
     for g in approved:
         pid, row = str(g["id"]), payments.get(str(g["id"]))
         order = orders.get(g["external_reference"])
-        paid_by_it = order is not None and order.status == "paid" and order.paid_by == pid
+        paid_by_it = (
+            order is not None and order.status == OrderStatus.PAID and order.paid_by == pid
+        )
         rejected = row is not None and row.order_outcome == EventType.ORDER_PAYMENT_REJECTED \
             and row.outcome_reason is not None
         if not (paid_by_it or rejected):
@@ -187,7 +223,7 @@ def _money_adds_up(stack: EmbeddedStack, orders: dict[str, Any]) -> Invariant:
         if order is None:
             continue
         expected = Money.from_minor(order.total_minor, order.currency).amount \
-            if order.status == "paid" else Decimal(0)
+            if order.status == OrderStatus.PAID else Decimal(0)
         if entry.charged - entry.refunded != expected:
             wrong.append(f"{order_id[:8]} {order.status}: {entry.charged - entry.refunded}")
     return Invariant(

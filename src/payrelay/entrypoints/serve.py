@@ -12,13 +12,25 @@ import contextlib
 import logging
 import signal
 from collections.abc import Iterable
+from dataclasses import dataclass
 
-from payrelay.bootstrap import Role, bootstrap
+from payrelay.bootstrap import Role, System, bootstrap
 from payrelay.config import Settings
 from payrelay.entrypoints.listeners import payments_listeners
 from payrelay.entrypoints.orders_api import create_orders_app
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class _Binding:
+    """Where the APIs listen."""
+
+    host: str = "127.0.0.1"
+    payments_port: int = 8000
+    orders_port: int = 8001
+    payments_internal_port: int = 8002
+    payments_internal_host: str | None = None
 
 
 async def serve(
@@ -33,14 +45,10 @@ async def serve(
     stop: asyncio.Event | None = None,
 ) -> None:
     roles = frozenset(roles)
-    if settings.broker_url.get_secret_value() == "local" and roles != frozenset(Role):
-        # In-process delivery reaches only consumers in this process: a split deployment on
-        # the local transport would leave every message unroutable, retried forever.
-        raise ValueError(
-            "PAYRELAY_BROKER_URL=local runs every role in one process: use --role all, "
-            "or set PAYRELAY_BROKER_URL to an amqp:// URL to split roles across processes"
-        )
+    _refuse_split_local_roles(settings, roles)
     settings = _service_token_for(settings, roles)
+    binding = _Binding(host, payments_port, orders_port, payments_internal_port,
+                      payments_internal_host)
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -48,25 +56,7 @@ async def serve(
     system = await bootstrap(settings, check_schema=roles)
     try:
         async with contextlib.AsyncExitStack() as servers:
-            listeners = payments_listeners(system, settings)
-            if Role.PAYMENTS_API in roles:
-                server = await servers.enter_async_context(
-                    listeners.server(listeners.public, host=host, port=payments_port)
-                )
-                log.warning("payments API (public: webhooks) on %s", server.base_url)
-                server = await servers.enter_async_context(
-                    listeners.server(
-                        listeners.internal, host=payments_internal_host or host,
-                        port=payments_internal_port,
-                    )
-                )
-                log.warning("payments API (internal: checkout, admin) on %s", server.base_url)
-            if Role.ORDERS_API in roles:
-                app = create_orders_app(system.orders, system.transport)
-                server = await servers.enter_async_context(
-                    listeners.server(app, host=host, port=orders_port)
-                )
-                log.warning("orders API on %s", server.base_url)
+            await _start_apis(servers, system, roles, binding)
             await system.start_workers(roles)
             log.warning("serving roles: %s", ", ".join(sorted(roles)))
             await stop.wait()
@@ -75,6 +65,41 @@ async def serve(
         await system.close()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(signum)
+
+
+def _refuse_split_local_roles(settings: Settings, roles: frozenset[Role]) -> None:
+    if settings.broker_url.get_secret_value() == "local" and roles != frozenset(Role):
+        # In-process delivery reaches only consumers in this process: a split deployment on
+        # the local transport would leave every message unroutable, retried forever.
+        raise ValueError(
+            "PAYRELAY_BROKER_URL=local runs every role in one process: use --role all, "
+            "or set PAYRELAY_BROKER_URL to an amqp:// URL to split roles across processes"
+        )
+
+
+async def _start_apis(
+    servers: contextlib.AsyncExitStack, system: System, roles: frozenset[Role], at: _Binding
+) -> None:
+    """Start the HTTP listeners of the API roles in `roles`; `servers` stops them."""
+    listeners = payments_listeners(system, system.settings)
+    if Role.PAYMENTS_API in roles:
+        server = await servers.enter_async_context(
+            listeners.server(listeners.public, host=at.host, port=at.payments_port)
+        )
+        log.warning("payments API (public: webhooks) on %s", server.base_url)
+        server = await servers.enter_async_context(
+            listeners.server(
+                listeners.internal, host=at.payments_internal_host or at.host,
+                port=at.payments_internal_port,
+            )
+        )
+        log.warning("payments API (internal: checkout, admin) on %s", server.base_url)
+    if Role.ORDERS_API in roles:
+        app = create_orders_app(system.orders, system.transport)
+        server = await servers.enter_async_context(
+            listeners.server(app, host=at.host, port=at.orders_port)
+        )
+        log.warning("orders API on %s", server.base_url)
 
 
 def _service_token_for(settings: Settings, roles: frozenset[Role]) -> Settings:

@@ -39,6 +39,14 @@ from payrelay.ports.queues import (
     RefundQueue,
     WorkQueue,
 )
+from payrelay.ports.read_models import (
+    OrderRow,
+    OrdersReadModel,
+    PaymentRow,
+    PaymentsBacklog,
+    PaymentsReadModel,
+    Resources,
+)
 from payrelay.ports.reconciliation import ReconciliationStore
 from payrelay.ports.transport import (
     BatchHandler,
@@ -70,15 +78,20 @@ __all__ = [
     "NotificationRecord",
     "Notifications",
     "OrderLine",
+    "OrderRow",
     "Orders",
+    "OrdersReadModel",
     "OrdersTx",
     "OrdersUnitOfWork",
     "OutboundMessage",
     "Outbox",
     "OutboxRelayStore",
     "PaymentPage",
+    "PaymentRow",
     "Payments",
+    "PaymentsBacklog",
     "PaymentsClient",
+    "PaymentsReadModel",
     "PaymentsTx",
     "PaymentsUnitOfWork",
     "PublishResult",
@@ -87,6 +100,7 @@ __all__ = [
     "RefundRequest",
     "Refunds",
     "Refusal",
+    "Resources",
     "SeenMessage",
     "Subscription",
     "Timeline",

@@ -24,7 +24,7 @@ from sqlalchemy.exc import (
 )
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
-from payrelay.domain.errors import StorageUnavailable, UnstorableRecord
+from payrelay.domain.errors import StorageRefused, StorageUnavailable, UnstorableRecord
 
 
 class Database:
@@ -127,14 +127,6 @@ async def _translated() -> AsyncIterator[None]:
         raise UnstorableRecord("the database refused a value: text is not valid Unicode") from exc
     except (OSError, ConnectionError) as exc:
         raise StorageUnavailable(f"database unreachable: {exc.__class__.__name__}") from exc
-
-
-class StorageRefused(StorageUnavailable):
-    """The server answers but will not let payrelay in: no such database, role or password.
-
-    Still a StorageUnavailable, so a running worker keeps retrying (a password being rotated
-    heals by itself); a command starting up exits 2 instead, as a person has to fix the URL.
-    """
 
 
 # SQLSTATE classes that mean "not this": 28 invalid authorization, 3D no such database.

@@ -7,7 +7,8 @@ replaying a message whose effect already happened changes nothing.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+from collections.abc import AsyncIterator, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -18,6 +19,7 @@ from payrelay.adapters.storage import tables as t
 from payrelay.adapters.storage.database import Database
 from payrelay.adapters.storage.dead_work import NOTIFICATION, REFUND, SqlDeadWork
 from payrelay.adapters.storage.messages import PENDING
+from payrelay.adapters.storage.migrations import Schema, ensure_current
 from payrelay.domain.errors import Conflict, NotFound
 from payrelay.ports import Clock, DeadLetter
 
@@ -113,6 +115,22 @@ class SqlDeadLetterBox:
         if side not in self._sides or not number.isdigit():
             raise NotFound(f"no dead letter {dead_letter_id!r} (ids look like payments-12)")
         return side, int(number)
+
+
+@contextlib.asynccontextmanager
+async def open_dead_letter_box(
+    *, payments_url: str, orders_url: str, clock: Clock
+) -> AsyncIterator[SqlDeadLetterBox]:
+    """Both databases' dead letters, once each is checked to be at this code's schema
+    (for one-off commands); both engines are disposed of afterwards."""
+    payments, orders = Database(payments_url), Database(orders_url)
+    try:
+        await ensure_current(payments, Schema.PAYMENTS)
+        await ensure_current(orders, Schema.ORDERS)
+        yield SqlDeadLetterBox(payments=payments, orders=orders, clock=clock)
+    finally:
+        await payments.dispose()
+        await orders.dispose()
 
 
 def _letter(side: str, row: Row[Any]) -> DeadLetter:

@@ -1,4 +1,8 @@
-"""Read models over both databases: what the demo report, status pages and tests look at."""
+"""Read models over both databases: what the demo report, status pages and tests look at.
+
+`SqlPaymentsReadModel` and `SqlOrdersReadModel` implement the read-model ports over the
+functions below, which tests call directly with a `Database`.
+"""
 
 from __future__ import annotations
 
@@ -6,36 +10,33 @@ import json
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import Select, func, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from payrelay.adapters.storage import tables as t
 from payrelay.adapters.storage.database import Database
-from payrelay.adapters.storage.messages import PENDING
-from payrelay.adapters.storage.payments import DEAD, RECEIVED
+from payrelay.adapters.storage.migrations import Schema, ensure_current
+from payrelay.domain.work import NotificationStatus, OutboxStatus, RefundStatus
+from payrelay.ports import OrderRow, PaymentRow, PaymentsBacklog
 
-
-@dataclass(frozen=True, slots=True)
-class PaymentRow:
-    payment_id: str
-    order_id: str | None
-    status: str
-    amount_minor: int
-    currency: str
-    date_approved: datetime | None
-    version: int
-    order_outcome: str | None
-    outcome_reason: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class OrderRow:
-    order_id: str
-    status: str
-    total_minor: int
-    currency: str
-    paid_by: str | None
-    paid_at: datetime | None
+__all__ = [
+    "OrderRow",
+    "PaymentRow",
+    "PaymentsBacklog",
+    "SqlOrdersReadModel",
+    "SqlPaymentsReadModel",
+    "TimelineEntry",
+    "checkout_reconciled",
+    "dead_letter_count",
+    "order_rows",
+    "order_timeline",
+    "outbox_pending",
+    "payment_rows",
+    "payments_backlog",
+    "reconciler_fixes",
+    "refund_counts",
+    "retries",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,28 +67,21 @@ async def order_rows(db: Database) -> list[OrderRow]:
         return [OrderRow(*row) for row in (await conn.execute(query)).all()]
 
 
-@dataclass(frozen=True, slots=True)
-class PaymentsBacklog:
-    notifications_waiting: int
-    outbox_pending: int
-    outbox_sent: int
-    notifications: int
-
-
 async def payments_backlog(db: Database) -> PaymentsBacklog:
     n, ob = t.notifications, t.payments_outbox
+    received, unsent = NotificationStatus.RECEIVED, OutboxStatus.PENDING
     async with db.read() as conn:
-        waiting = await _count(conn, select(func.count()).where(n.c.status == RECEIVED))
+        waiting = await _count(conn, select(func.count()).where(n.c.status == received))
         total = await _count(conn, select(func.count()).select_from(n))
-        pending = await _count(conn, select(func.count()).where(ob.c.status == PENDING))
-        sent = await _count(conn, select(func.count()).where(ob.c.status != PENDING))
+        pending = await _count(conn, select(func.count()).where(ob.c.status == unsent))
+        sent = await _count(conn, select(func.count()).where(ob.c.status != unsent))
     return PaymentsBacklog(waiting, pending, sent, total)
 
 
 async def outbox_pending(db: Database, *, orders_side: bool) -> int:
     ob = t.orders_outbox if orders_side else t.payments_outbox
     async with db.read() as conn:
-        return await _count(conn, select(func.count()).where(ob.c.status == PENDING))
+        return await _count(conn, select(func.count()).where(ob.c.status == OutboxStatus.PENDING))
 
 
 async def dead_letter_count(db: Database, *, orders_side: bool) -> int:
@@ -96,16 +90,18 @@ async def dead_letter_count(db: Database, *, orders_side: bool) -> int:
     async with db.read() as conn:
         count = await _count(conn, select(func.count()).select_from(dl))
         if not orders_side:
-            for table in (t.notifications, t.refunds):
-                count += await _count(conn, select(func.count()).where(table.c.status == DEAD))
+            for status, table in (
+                (NotificationStatus.DEAD, t.notifications), (RefundStatus.DEAD, t.refunds)
+            ):
+                count += await _count(conn, select(func.count()).where(table.c.status == status))
     return count
 
 
-async def refund_counts(db: Database) -> dict[str, int]:
+async def refund_counts(db: Database) -> dict[RefundStatus, int]:
     r = t.refunds
     query = select(r.c.status, func.count()).group_by(r.c.status)
     async with db.read() as conn:
-        return {status: int(n) for status, n in (await conn.execute(query)).all()}
+        return {RefundStatus(status): int(n) for status, n in (await conn.execute(query)).all()}
 
 
 async def retries(db: Database, *, orders_side: bool) -> int:
@@ -155,3 +151,63 @@ async def order_timeline(
 
 async def _count(conn: AsyncConnection, query: Select[int]) -> int:
     return int((await conn.execute(query)).scalar_one())
+
+
+async def schema_ready(db: Database, schema: Schema) -> None:
+    """Return if the database answers and is at this code's schema (for `/readyz`)."""
+    async with db.read() as conn:
+        await conn.execute(text("SELECT 1"))
+    await ensure_current(db, schema)
+
+
+class SqlPaymentsReadModel:
+    """The `PaymentsReadModel` port over the payments database."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def check(self) -> None:
+        await schema_ready(self._db, Schema.PAYMENTS)
+
+    async def payment_rows(self) -> list[PaymentRow]:
+        return await payment_rows(self._db)
+
+    async def backlog(self) -> PaymentsBacklog:
+        return await payments_backlog(self._db)
+
+    async def refund_counts(self) -> dict[RefundStatus, int]:
+        return await refund_counts(self._db)
+
+    async def retries(self) -> int:
+        return await retries(self._db, orders_side=False)
+
+    async def dead_letter_count(self) -> int:
+        return await dead_letter_count(self._db, orders_side=False)
+
+    async def reconciler_fixes(self) -> int:
+        return await reconciler_fixes(self._db)
+
+    async def checkout_reconciled(self, order_id: str) -> bool:
+        return await checkout_reconciled(self._db, order_id)
+
+
+class SqlOrdersReadModel:
+    """The `OrdersReadModel` port over the orders database."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def check(self) -> None:
+        await schema_ready(self._db, Schema.ORDERS)
+
+    async def order_rows(self) -> list[OrderRow]:
+        return await order_rows(self._db)
+
+    async def outbox_pending(self) -> int:
+        return await outbox_pending(self._db, orders_side=True)
+
+    async def retries(self) -> int:
+        return await retries(self._db, orders_side=True)
+
+    async def dead_letter_count(self) -> int:
+        return await dead_letter_count(self._db, orders_side=True)

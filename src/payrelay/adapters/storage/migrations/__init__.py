@@ -17,7 +17,7 @@ from sqlalchemy import Connection, MetaData
 
 from payrelay.adapters.storage.database import Database
 from payrelay.adapters.storage.tables import orders_metadata, payments_metadata
-from payrelay.domain.errors import StorageUnavailable
+from payrelay.domain.errors import SchemaBehind
 
 _HERE = Path(__file__).parent
 
@@ -31,10 +31,6 @@ class Schema(StrEnum):
     @property
     def metadata(self) -> MetaData:
         return payments_metadata if self is Schema.PAYMENTS else orders_metadata
-
-
-class SchemaBehind(StorageUnavailable):
-    """The database is older than this code: run `payrelay migrate`."""
 
 
 def alembic_config(schema: Schema) -> Config:
@@ -60,6 +56,15 @@ async def upgrade(db: Database, schema: Schema) -> None:
 
     async with db.transaction() as conn:
         await conn.run_sync(run)
+
+
+async def upgrade_database(url: str, schema: Schema) -> None:
+    """`upgrade` on a database of its own, disposed of afterwards (`payrelay migrate`)."""
+    db = Database(url)
+    try:
+        await upgrade(db, schema)
+    finally:
+        await db.dispose()
 
 
 async def current_revision(db: Database) -> str | None:
