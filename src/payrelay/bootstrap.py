@@ -80,7 +80,7 @@ async def bootstrap(
         payments_client = HttpPaymentsClient(
             payments_http, token=settings.service_token.get_secret_value
         )
-    transport = transport or await build_transport(settings)
+    transport = transport or await build_transport(settings, clock=clock)
 
     payments_db = Database(settings.payments_database_url)
     orders_db = Database(settings.orders_database_url)
@@ -220,11 +220,12 @@ async def migrate_check(settings: Settings) -> tuple[Database, Database]:
     return payments, orders
 
 
-async def build_transport(settings: Settings) -> Transport:
+async def build_transport(settings: Settings, *, clock: Clock = utc_now) -> Transport:
     """The in-process transport for "local", otherwise RabbitMQ, connected and declared."""
     url = settings.broker_url.get_secret_value()
     if url == "local":
-        return LocalTransport()
+        return LocalTransport(schedule=settings.consumer_retry_schedule(),
+                              failure_log=FailureLog(clock), clock=clock)
     if not url.startswith(("amqp://", "amqps://")):
         raise ValueError("PAYRELAY_BROKER_URL must be 'local' or an amqp:// URL")
     from payrelay.adapters.transports.rabbitmq import RabbitMQTransport

@@ -45,7 +45,6 @@ from payrelay.ports.transport import (
     Delivery,
     OutboundMessage,
     PublishResult,
-    Refusal,
     Subscription,
     Transport,
 )
@@ -86,7 +85,6 @@ __all__ = [
     "RefundQueue",
     "RefundRequest",
     "Refunds",
-    "Refusal",
     "SeenMessage",
     "Subscription",
     "Timeline",
