@@ -18,12 +18,13 @@ from __future__ import annotations
 import json
 import random
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import TypeVar
 
 from payrelay.domain.retry import (
     FailureKind,
+    RetryDecision,
     RetryPolicy,
     RetrySchedule,
     decide_retry,
@@ -139,11 +140,17 @@ class ConsumerFailures:
             refusal.kind, tries=retries + waits, failures=retries, age=age, now=now,
             policy=self._policy, rng=self._rng,
         )
+        verdict = self._verdict(decision, retries=retries, waits=waits)
+        if verdict.step is not None:  # the log says when it really comes back
+            decision = replace(decision, retry_at=now + timedelta(seconds=verdict.delay))
         order_id, payment_id = _ids(body)
         self._failure_log.failed(
             f"consumer {self._queue}", kind=refusal.kind, order_id=order_id,
             payment_id=payment_id, error=refusal.error, decision=decision,
         )
+        return verdict
+
+    def _verdict(self, decision: RetryDecision, *, retries: int, waits: int) -> Verdict:
         last = len(self._delays)
         if decision.retry_at is None:
             reason = decision.gave_up or RETRIES_EXHAUSTED
@@ -173,6 +180,8 @@ async def failures_in(
     outage fails every message alike, so the whole batch waits it out instead: trying each
     alone would only knock on the consumer's database once more per message.
     """
+    if not batch:
+        return []
     error = await handle(batch)
     if error is None:
         return [None] * len(batch)
