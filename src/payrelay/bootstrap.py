@@ -145,7 +145,7 @@ async def bootstrap(
         if payments_client is None:
             payments_client = _build_payments_client(settings, resources.http_clients)
         if transport is None:
-            transport = await build_transport(settings)
+            transport = await build_transport(settings, clock=clock)
         for side in {role.side for role in check_schema}:
             await ensure_current(resources.database(side), Schema(side.value))
     except BaseException:
@@ -256,11 +256,12 @@ def _build_orders_side(
     )
 
 
-async def build_transport(settings: Settings) -> Transport:
+async def build_transport(settings: Settings, *, clock: Clock = utc_now) -> Transport:
     """The in-process transport for "local", otherwise RabbitMQ, connected and declared."""
     url = settings.broker_url.get_secret_value()
     if url == "local":
-        return LocalTransport()
+        return LocalTransport(schedule=settings.consumer_retry_schedule(),
+                              failure_log=FailureLog(clock), clock=clock)
     if not url.startswith(("amqp://", "amqps://")):
         raise ValueError("PAYRELAY_BROKER_URL must be 'local' or an amqp:// URL")
     from payrelay.adapters.transports.rabbitmq import RabbitMQTransport

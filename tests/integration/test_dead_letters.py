@@ -1,5 +1,6 @@
-"""Failure policy and dead letters on the embedded transport: retry schedule, then a dead
-letter with its reason; poison never blocks the rest; replay is idempotent."""
+"""Failure policy and dead letters on every transport: the consumer's retry schedule, then a
+dead letter with its reason in the consumer's own database; poison never blocks the rest;
+replay is idempotent."""
 
 from __future__ import annotations
 
@@ -7,7 +8,10 @@ import uuid
 
 import httpx
 import pytest
+from sqlalchemy import func, select
 
+from payrelay.adapters.storage import tables as t
+from payrelay.adapters.storage.database import Database
 from payrelay.faults import FaultPoint, Faults
 from payrelay.messaging import ORDER_SIDE_SUBSCRIPTION
 from payrelay.ports import OutboundMessage
@@ -58,6 +62,49 @@ async def test_exhausted_retries_dead_letter_without_blocking_the_rest_then_repl
         assert replay.json() == {"replayed": [letter["id"]]}
         await customer.wait_until_status(poisoned, "paid")
         assert await dead_letters(http, stack.payments_internal_url) == []
+
+
+async def count(db: Database, table: object) -> int:
+    async with db.read() as conn:
+        return int((await conn.execute(
+            select(func.count()).select_from(table)  # type: ignore[arg-type]
+        )).scalar_one())
+
+
+async def test_a_poison_payment_event_is_dead_in_the_orders_database_before_it_is_sent(
+    make_stack: StackFactory, http: httpx.AsyncClient, backend: str
+):
+    faults = Faults()
+    async with make_stack(faults=faults, **QUICK) as stack:
+        customer = Customer(stack, http)
+        order_id = await customer.order("13.00")
+        faults.arm(FaultPoint.ORDER_CONSUMER_BEFORE_COMMIT, times=None)
+        payment_id = await customer.pay(await customer.checkout(order_id))
+        payments, orders = stack.system.payments.db, stack.system.orders.db
+        seen: list[tuple[list[str], int]] = []
+
+        async def dead_and_sent() -> bool:
+            async with payments.read() as conn:
+                status = list((await conn.execute(
+                    select(t.payments_outbox.c.status)
+                    .where(t.payments_outbox.c.payment_id == payment_id)
+                )).scalars())
+            seen.append((status, await count(orders, t.orders_dead_letters)))  # read second
+            return seen[-1] == (["sent"], 1)
+
+        await eventually(dead_and_sent, what="the event dead on the order side, and sent")
+        faults.disarm()
+        if backend != "postgres+rabbitmq":  # RabbitMQ confirms as soon as a queue holds it
+            assert all(dead == 1 for status, dead in seen if status == ["sent"])
+        # The first try and one per step of the consumer's schedule (QUICK: two steps).
+        assert faults.fired[FaultPoint.ORDER_CONSUMER_BEFORE_COMMIT] == 3
+        assert await count(payments, t.payments_dead_letters) == 0
+        (letter,) = await dead_letters(http, stack.payments_internal_url)
+        assert letter["id"].startswith("orders-")
+        assert (letter["queue"], letter["exchange"]) == (
+            ORDER_SIDE_SUBSCRIPTION.queue, ORDER_SIDE_SUBSCRIPTION.exchange)
+        assert (letter["reason"], letter["attempts"]) == ("consumer retries exhausted", 3)
+        assert (await customer.order_status(order_id))["status"] == "pending_payment"
 
 
 async def test_replaying_a_message_whose_effect_happened_changes_nothing(

@@ -18,7 +18,6 @@ import pytest
 from payrelay.adapters.transports.rabbitmq import RabbitMQTransport
 from payrelay.adapters.transports.rabbitmq_failures import RETRIES_HEADER
 from payrelay.domain.errors import TransportUnavailable
-from payrelay.domain.retry import FailureKind
 from payrelay.messaging import ORDER_SIDE_SUBSCRIPTION, PAYMENTS_SIDE_SUBSCRIPTION
 from payrelay.ports import Delivery, OutboundMessage
 from tests.integration.conftest import (
@@ -165,7 +164,8 @@ async def test_connecting_twice_redeclares_the_same_topology(rabbitmq: RabbitMQF
 
 @pytest.mark.rabbitmq
 async def test_a_relay_alone_publishes_persistent_messages_into_the_queue(
-    rabbitmq: RabbitMQFactory, rabbitmq_url: str, name_prefix: str
+    rabbitmq: RabbitMQFactory, rabbitmq_url: str, name_prefix: str,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     transport = await rabbitmq()  # nobody subscribed: the queues come from connect()
     routed = replace(message(1), attempts=3)
@@ -175,10 +175,11 @@ async def test_a_relay_alone_publishes_persistent_messages_into_the_queue(
     result = await transport.publish([routed, returned, unknown_exchange])
 
     assert result.confirmed == {routed.message_id}
-    # Unroutable is a permanent refusal: the relay gives up on it after a few tries.
-    assert set(result.refused) == {returned.message_id, unknown_exchange.message_id}
-    assert {r.kind for r in result.refused.values()} == {FailureKind.PERMANENT}
-    assert "no queue is bound" in result.refused[returned.message_id].error
+    # Unroutable is left unconfirmed and logged: the relay retries it with backoff.
+    unroutable = [r.getMessage() for r in caplog.records if "unroutable" in r.getMessage()]
+    assert any(str(returned.message_id) in line and "no queue is bound" in line
+               for line in unroutable)
+    assert any(str(unknown_exchange.message_id) in line for line in unroutable)
     got = await _get_all(rabbitmq_url, f"{name_prefix}{WORK_QUEUE}")
     assert len(got) == 1
     assert (got[0].message_id, got[0].correlation_id, got[0].type, got[0].content_type) == (

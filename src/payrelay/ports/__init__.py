@@ -53,7 +53,6 @@ from payrelay.ports.transport import (
     Delivery,
     OutboundMessage,
     PublishResult,
-    Refusal,
     Subscription,
     Transport,
 )
@@ -99,7 +98,6 @@ __all__ = [
     "RefundQueue",
     "RefundRequest",
     "Refunds",
-    "Refusal",
     "Resources",
     "SeenMessage",
     "Subscription",

@@ -8,8 +8,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
-from payrelay.domain.retry import FailureKind
-
 
 @dataclass(frozen=True, slots=True)
 class OutboundMessage:
@@ -19,9 +17,7 @@ class OutboundMessage:
     correlation_id: str
     body: bytes
     attempts: int = 0
-    """Earlier tries that did not count towards giving up (transport or consumer outages)."""
-    refusals: int = 0
-    """Earlier tries its consumer failed on in a way that counts (the retry schedule)."""
+    """Earlier publishes the transport did not confirm (it paces the relay's backoff)."""
     order_id: str | None = None
     payment_id: str | None = None
     created_at: datetime | None = None
@@ -37,25 +33,17 @@ class Delivery:
 
 
 @dataclass(frozen=True, slots=True)
-class Refusal:
-    """Why an in-process consumer failed on a message, and what kind of failure it was."""
-
-    error: str
-    kind: FailureKind
-
-
-@dataclass(frozen=True, slots=True)
 class PublishResult:
     """What became of a published batch.
 
-    `confirmed`: safely delivered (broker holds it, or the in-process consumer committed).
-    `refused`: the in-process consumer failed on it; the relay applies `decide_retry` to
-    the refusal's kind. Anything in neither set met a transport problem and is retried for
-    as long as it lasts, never dead-lettered for it.
+    `confirmed`: safely delivered (a durable broker queue holds it, or the in-process
+    consumer committed it or stored it as a dead letter). Anything else is retried by the
+    relay for as long as it takes, never dead-lettered by it: what becomes of a message
+    its consumer fails on is the consumer side's to decide (its retry schedule, then its
+    own database's dead letters).
     """
 
     confirmed: set[uuid.UUID]
-    refused: dict[uuid.UUID, Refusal] = field(default_factory=dict)
 
 
 BatchHandler = Callable[[Sequence[Delivery]], Awaitable[None]]
@@ -85,7 +73,10 @@ class Transport(Protocol):
         """Deliver messages that `subscription`'s consumer gave up on, with headers
         x-payrelay-reason, x-payrelay-error, x-payrelay-attempts, x-payrelay-exchange.
 
-        The in-process transport has none: its dead letters are written by the relay."""
+        A consumer gives up on a message after its retry schedule (a failure that counts
+        takes the next step; an outage waits without spending one), or at once for a
+        permanent failure past its tries. `handler` stores it in the consumer's database;
+        only then is the message settled (acked from the DLQ; confirmed to the relay)."""
         ...
 
     async def check(self) -> None:

@@ -1,8 +1,11 @@
-"""Dead letters from the broker, stored where `payrelay dlq` and the admin API find them.
+"""Dead letters from a transport, stored where `payrelay dlq` and the admin API find them.
 
-RabbitMQ parks a message its consumer gave up on in `<queue>.dlq`; this consumer moves each
-one into the dead_letters table of the database that consumer writes to, acking only after
-the commit. From there it is inspected and replayed like any other dead letter.
+A consumer that gives up on a message (its retry schedule spent) hands it, with its
+x-payrelay-* verdict headers, to the handler subscribed with `subscribe_dead_letters`:
+RabbitMQ from `<queue>.dlq`, the in-process transport directly. This sink stores each one
+in the dead_letters table of the database that consumer writes to, on either transport;
+the message is settled (acked from the DLQ, or confirmed to the relay) only after the
+commit. From there it is inspected and replayed like any other dead letter.
 """
 
 from __future__ import annotations

@@ -4,10 +4,11 @@ The window between "published" and "marked sent" cannot be closed, only made har
 a crash there publishes the rows again with the same message ids, and every consumer's
 inbox drops the second copy.
 
-On the in-process transport the consumer's failures come back here too, each with its
-kind: `decide_retry` keeps retrying through outages (the consumer's database down) without
-spending attempts, follows the retry schedule for failures that count, and then makes the
-message a dead letter. Transport trouble (a broker down) is retried for as long as it lasts.
+The relay only publishes and marks sent. Whatever the transport did not confirm is
+transport trouble to it (a broker down, or an in-process consumer still retrying): retried
+with backoff for as long as it lasts, never dead-lettered. What becomes of a message its
+consumer fails on is the consumer side's to decide, on every transport (its retry schedule,
+then a dead letter in the consumer's own database).
 """
 
 from __future__ import annotations
@@ -25,8 +26,6 @@ from payrelay.ports import (
     FailedTry,
     OutboundMessage,
     OutboxRelayStore,
-    PublishResult,
-    Refusal,
     Transport,
 )
 
@@ -36,7 +35,6 @@ class RelayResult:
     claimed: int
     confirmed: int
     retried: int
-    dead_lettered: int = 0
 
 
 class OutboxRelay:
@@ -72,41 +70,35 @@ class OutboxRelay:
         if not batch:
             return RelayResult(0, 0, 0)
         self._faults.check(FaultPoint.RELAY_BEFORE_PUBLISH)
-        unconfirmed = Refusal("not confirmed by the transport", FailureKind.UNAVAILABLE)
+        error = "not confirmed by the transport"
         try:
-            result = await self._transport.publish(batch)
+            confirmed = (await self._transport.publish(batch)).confirmed
         except TransportUnavailable as exc:
-            result = PublishResult(set())
-            unconfirmed = Refusal(f"transport unavailable: {exc}", FailureKind.UNAVAILABLE)
+            confirmed, error = set(), f"transport unavailable: {exc}"
         self._faults.check(FaultPoint.RELAY_AFTER_PUBLISH)
         now = self._clock()
-        confirmed = result.confirmed
         await self._store.mark_sent([m.message_id for m in batch if m.message_id in confirmed],
                                     now=now)
-        failed = [
-            self._failed(m, result.refused.get(m.message_id, unconfirmed), now)
-            for m in batch
-            if m.message_id not in confirmed
-        ]
+        failed = [self._failed(m, error, now) for m in batch if m.message_id not in confirmed]
         await self._store.record_failures(failed, now=now)
-        dead = sum(1 for f in failed if not f.decision.retries)
-        return RelayResult(len(batch), len(batch) - len(failed), len(failed) - dead, dead)
+        return RelayResult(len(batch), len(batch) - len(failed), len(failed))
 
     def _failed(
-        self, message: OutboundMessage, refusal: Refusal, now: datetime
+        self, message: OutboundMessage, error: str, now: datetime
     ) -> FailedTry[OutboundMessage]:
+        """An unconfirmed message: transport trouble, retried with backoff, never dead."""
         decision = decide_retry(
-            refusal.kind,
-            tries=message.attempts + message.refusals,
-            failures=message.refusals,
+            FailureKind.UNAVAILABLE,
+            tries=message.attempts,
+            failures=0,
             age=now - (message.created_at or now),
             now=now,
             policy=self._retry,
             rng=self._rng,
         )
         self._failure_log.failed(
-            f"{self._name} {message.routing_key}", kind=refusal.kind,
+            f"{self._name} {message.routing_key}", kind=FailureKind.UNAVAILABLE,
             order_id=message.order_id, payment_id=message.payment_id,
-            error=refusal.error, decision=decision,
+            error=error, decision=decision,
         )
-        return FailedTry(message, refusal.error, decision)
+        return FailedTry(message, error, decision)

@@ -157,7 +157,7 @@ class SqlOutboxRelayStore:
                     .values(next_attempt_at=now + lease)
                     .returning(
                         t.c.seq, t.c.message_id, t.c.exchange, t.c.routing_key,
-                        t.c.correlation_id, t.c.body, t.c.attempts, t.c.refusals,
+                        t.c.correlation_id, t.c.body, t.c.attempts,
                         t.c.order_id, t.c.payment_id, t.c.created_at,
                     )
                 )
@@ -170,7 +170,6 @@ class SqlOutboxRelayStore:
                 correlation_id=r.correlation_id,
                 body=r.body,
                 attempts=r.attempts,
-                refusals=r.refusals,
                 order_id=r.order_id,
                 payment_id=r.payment_id,
                 created_at=r.created_at,
@@ -208,17 +207,16 @@ class SqlOutboxRelayStore:
         retries = [f for f in failed if f.decision.retry_at is not None]
         dead = [f for f in failed if f.decision.retry_at is None]
         async with self._db.transaction() as conn:
-            for spent, column in ((False, t.c.attempts), (True, t.c.refusals)):
-                rows = [f for f in retries if f.decision.spends_attempt is spent]
-                if rows:
-                    await conn.execute(
-                        update(t)
-                        .where(t.c.message_id == bindparam("mid"), t.c.status == PENDING)
-                        .values({column: column + 1, t.c.next_attempt_at: bindparam("due"),
-                                 t.c.last_error: bindparam("error")}),
-                        [{"mid": str(f.work.message_id), "due": f.decision.retry_at,
-                          "error": f.error[:500]} for f in rows],
-                    )
+            if retries:
+                await conn.execute(
+                    update(t)
+                    .where(t.c.message_id == bindparam("mid"), t.c.status == PENDING)
+                    .values({t.c.attempts: t.c.attempts + 1,
+                             t.c.next_attempt_at: bindparam("due"),
+                             t.c.last_error: bindparam("error")}),
+                    [{"mid": str(f.work.message_id), "due": f.decision.retry_at,
+                      "error": f.error[:500]} for f in retries],
+                )
             for f in dead:
                 await self._dead_letter(conn, f, now)
 
@@ -240,7 +238,7 @@ class SqlOutboxRelayStore:
                 body=message.body,
                 reason=_dead_reason(failed.decision.gave_up),
                 error=failed.error[:2000],
-                attempts=message.refusals + 1,
+                attempts=message.attempts + 1,
                 dead_at=now,
             )
         )

@@ -1,12 +1,14 @@
 """The RabbitMQ transport: publisher confirms out, batched at-least-once consumption in.
 
-Publishing: a message is confirmed only when the broker acked it and did not return it
-(`mandatory`), i.e. a durable queue holds it. A nack, return or timeout leaves it out of the
-confirmed set: its outbox row stays pending and the relay sends it again, same message id.
+Publishing (rabbitmq_publish.py): a message is confirmed only when the broker acked it and
+did not return it (`mandatory`), i.e. a durable queue holds it. A nack, return or timeout
+leaves it out of the confirmed set: its outbox row stays pending and the relay sends it
+again, same message id.
 
 Consuming (rabbitmq_consumer.py): batches are acked once the handler returned; a message
 that fails on its own goes through the `<queue>.retry.<n>` delay queues and then to
-`<queue>.dlq`, never blocking the messages behind it. `subscribe_dead_letters` feeds the
+`<queue>.dlq` (rabbitmq_failures.py, deciding with consumer_failures.py as the in-process
+transport does), never blocking the messages behind it. `subscribe_dead_letters` feeds the
 DLQ, with each message's reason, to a handler that stores it for a person.
 
 aio-pika's robust connection survives broker restarts and server-side closes: it reopens
@@ -16,24 +18,20 @@ come back from the broker; their stale local copies are dropped, not handled.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import functools
 import logging
-import uuid
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import TypeVar
 
 import aio_pika
-import aiormq
 from aio_pika.abc import (
     AbstractChannel,
     AbstractExchange,
     AbstractQueue,
     AbstractRobustConnection,
 )
-from aio_pika.exceptions import DeliveryError
 
 from payrelay.adapters.transports.rabbitmq_consumer import BROKER_ERRORS, BatchConsumer
 from payrelay.adapters.transports.rabbitmq_failures import (
@@ -43,23 +41,17 @@ from payrelay.adapters.transports.rabbitmq_failures import (
     requeue,
     work_delivery,
 )
+from payrelay.adapters.transports.rabbitmq_publish import ATTEMPT_HEADER, publish_confirmed
 from payrelay.adapters.transports.rabbitmq_topology import PUBLISHED_EXCHANGES, Topology
 from payrelay.domain.errors import TransportUnavailable
-from payrelay.domain.retry import FailureKind
 from payrelay.failure_log import FailureLog
 from payrelay.messaging import STANDARD_SUBSCRIPTIONS
-from payrelay.ports import BatchHandler, OutboundMessage, PublishResult, Refusal, Subscription
+from payrelay.ports import BatchHandler, OutboundMessage, PublishResult, Subscription
 
 __all__ = ["ATTEMPT_HEADER", "STANDARD_SUBSCRIPTIONS", "RabbitMQTransport"]
 
 log = logging.getLogger(__name__)
 
-ATTEMPT_HEADER = "x-payrelay-attempt"
-
-# TimeoutError is an OSError too: test for it (and DeliveryError, an AMQPError) first.
-# aiormq cancels the confirmations of a channel it is closing; had the publishing task
-# itself been cancelled, gather would have raised instead of returning the results.
-_LOST_PUBLISH = (*BROKER_ERRORS, asyncio.CancelledError)
 # A dead-letter handler that fails has the database down: pause instead of spinning.
 DEAD_LETTER_FAILURE_PAUSE_SECONDS = 1.0
 _T = TypeVar("_T")
@@ -162,9 +154,8 @@ class RabbitMQTransport:
     async def publish(self, messages: Sequence[OutboundMessage]) -> PublishResult:
         """Publish the batch concurrently; confirmed are the ids the broker acked and routed.
 
-        Consumers' failures stay on the broker's side; `refused` holds only messages no
-        queue will take (an undeclared exchange, or returned as unroutable): a permanent
-        failure, which the relay gives up on after a few tries.
+        Consumers' failures stay on the broker's side. A message no queue will take (an
+        undeclared exchange, or returned as unroutable) is left unconfirmed and logged.
 
         Raises `TransportUnavailable` when the connection failed and nothing was confirmed;
         if some messages were confirmed before it failed, those are returned instead, so
@@ -173,56 +164,8 @@ class RabbitMQTransport:
         if not messages:
             return PublishResult(set())
         await self.check()  # fail fast while reconnecting instead of waiting for it
-        # aiormq matches a returned message to its publish by message id: ids must be unique.
-        batch = list({m.message_id: m for m in messages}.values())
-        # Publishing to an exchange that does not exist closes the channel (404) and fails
-        # every other publish in flight on it, so such a message is left unconfirmed here.
-        refused = {
-            m.message_id: Refusal(f"unroutable: no exchange {m.exchange!r} is declared",
-                                  FailureKind.PERMANENT)
-            for m in batch if m.exchange not in self._exchanges
-        }
-        routable = [m for m in batch if m.exchange in self._exchanges]
-        results = await asyncio.gather(
-            *(self._publish_one(m) for m in routable), return_exceptions=True
-        )
-        confirmed: set[uuid.UUID] = set()
-        lost: BaseException | None = None
-        for message, result in zip(routable, results, strict=True):
-            if isinstance(result, aiormq.spec.Basic.Ack):
-                confirmed.add(message.message_id)
-            elif isinstance(result, aiormq.abc.DeliveredMessage):  # returned: no queue bound
-                refused[message.message_id] = Refusal(
-                    f"unroutable: no queue is bound for {message.routing_key!r} on "
-                    f"{message.exchange!r}", FailureKind.PERMANENT)
-            elif isinstance(result, TimeoutError | DeliveryError):
-                log.debug("message %s not confirmed: %r", message.message_id, result)
-            elif isinstance(result, _LOST_PUBLISH):
-                lost = result
-            elif isinstance(result, BaseException):
-                raise result  # a bug or a cancellation, not a broker answer
-        if lost is not None and not confirmed:
-            raise TransportUnavailable(
-                f"RabbitMQ publish failed: {type(lost).__name__}: {lost}"
-            ) from lost
-        return PublishResult(confirmed, refused)
-
-    async def _publish_one(self, message: OutboundMessage) -> object:
-        amqp_message = aio_pika.Message(
-            message.body,
-            message_id=str(message.message_id),
-            correlation_id=message.correlation_id,
-            type=message.routing_key,
-            content_type="application/json",
-            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-            headers={ATTEMPT_HEADER: message.attempts},
-        )
-        # aio-pika's own timeout starts only once the channel is there; a publish racing a
-        # reconnect would wait for it without bound, so the whole call gets the deadline.
-        async with asyncio.timeout(self._confirm_timeout):
-            return await self._exchanges[message.exchange].publish(
-                amqp_message, message.routing_key, mandatory=True
-            )
+        return PublishResult(await publish_confirmed(
+            self._exchanges, messages, timeout=self._confirm_timeout))
 
     async def check(self) -> None:
         """Raise `TransportUnavailable` while the connection or publish channel is down."""
@@ -315,3 +258,4 @@ class RabbitMQTransport:
         if resource is None:
             raise TransportUnavailable("RabbitMQTransport is not connected: call connect()")
         return resource
+

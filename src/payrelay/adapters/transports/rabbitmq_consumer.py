@@ -11,13 +11,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 
 from aio_pika.abc import AbstractIncomingMessage
 from aio_pika.exceptions import AMQPError, ChannelInvalidStateError
 
-from payrelay.domain.retry import FailureKind, failure_kind
-from payrelay.ports import BatchHandler, Delivery, Refusal
+from payrelay.adapters.transports.consumer_failures import (
+    MAX_ERROR_LENGTH,
+    Refusal,
+    failures_in,
+)
+from payrelay.ports import BatchHandler, Delivery
 
 __all__ = [
     "BROKER_ERRORS",
@@ -30,8 +34,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-
-MAX_ERROR_LENGTH = 1000  # of the handler's error, as kept with a retried or dead message
 
 # What a lost connection or channel looks like from aio-pika/aiormq.
 BROKER_ERRORS = (AMQPError, ChannelInvalidStateError, OSError)
@@ -117,37 +119,22 @@ class BatchConsumer:
 
     async def _deliver(self, batch: list[AbstractIncomingMessage]) -> bool:
         """Hand the batch over and settle every message; True if any of them failed."""
-        error = await self._failure(batch)
-        if error is None:
-            for message in batch:
-                await settle(message, ack=True)
-            return False
-        if len(batch) == 1 or error.kind is FailureKind.UNAVAILABLE:
-            # An outage fails every message alike: trying each alone would only knock on
-            # the database once more per message.
-            for message in batch:
-                await self._on_failure(message, error)
-            return True
-        # The handler's transaction rolled back as a whole; find the messages that fail
-        # on their own, so only those are retried and the rest are acked.
-        failed = False
-        for message in batch:
-            error = await self._failure([message])
+        failures = await failures_in(batch, self._failure)
+        for message, error in zip(batch, failures, strict=True):
             if error is None:
                 await settle(message, ack=True)
             else:
-                failed = True
                 await self._on_failure(message, error)
-        return failed
+        return any(error is not None for error in failures)
 
-    async def _failure(self, batch: list[AbstractIncomingMessage]) -> Refusal | None:
+    async def _failure(self, batch: Sequence[AbstractIncomingMessage]) -> Refusal | None:
         """None if the handler committed the batch, else its failure (logged by on_failure)."""
         try:
             await self._handler([self._to_delivery(m) for m in batch])
         except Exception as exc:
             log.debug("handler failed on %d messages (first %s): %r",
                       len(batch), batch[0].message_id, exc)
-            return Refusal(f"{type(exc).__name__}: {exc}"[:MAX_ERROR_LENGTH], failure_kind(exc))
+            return Refusal.of(exc)
         return None
 
 

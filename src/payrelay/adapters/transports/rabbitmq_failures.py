@@ -14,9 +14,7 @@ and `dead_letter_delivery` reads that verdict from its x-death record.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
-import random
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -25,20 +23,29 @@ import aio_pika
 import aiormq
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
 
-from payrelay.adapters.transports.rabbitmq_consumer import (
-    BROKER_ERRORS,
+from payrelay.adapters.transports.consumer_failures import (
+    ATTEMPTS_HEADER,
+    ERROR_HEADER,
+    EXCHANGE_HEADER,
     MAX_ERROR_LENGTH,
-    channel_alive,
-    settle,
+    REASON_HEADER,
+    RETRIES_EXHAUSTED,
+    RETRIES_HEADER,
+    ROUTING_KEY_HEADER,
+    WAITS_HEADER,
+    ConsumerFailures,
+    Refusal,
+    Verdict,
 )
+from payrelay.adapters.transports.rabbitmq_consumer import BROKER_ERRORS, channel_alive, settle
 from payrelay.adapters.transports.rabbitmq_topology import (
     DEAD_LETTER_EXCHANGE,
     RETRY_EXCHANGE,
     Topology,
 )
-from payrelay.domain.retry import RetryPolicy, RetrySchedule, decide_retry
+from payrelay.domain.retry import RetrySchedule
 from payrelay.failure_log import FailureLog
-from payrelay.ports import Delivery, Refusal, Subscription
+from payrelay.ports import Delivery, Subscription
 
 __all__ = [
     "ATTEMPTS_HEADER",
@@ -61,14 +68,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-RETRIES_HEADER = "x-payrelay-retries"  # delayed retries already spent (absent: none)
-WAITS_HEADER = "x-payrelay-waits"  # delayed retries through outages, which spend nothing
-REASON_HEADER = "x-payrelay-reason"
-ERROR_HEADER = "x-payrelay-error"  # the handler's exception, at most MAX_ERROR_LENGTH
-ATTEMPTS_HEADER = "x-payrelay-attempts"  # deliveries to the handler, in all
-EXCHANGE_HEADER = "x-payrelay-exchange"  # unprefixed, as the relay addressed it
-ROUTING_KEY_HEADER = "x-payrelay-routing-key"  # the relay's key; retries travel under others
-RETRIES_EXHAUSTED = "consumer retries exhausted"
 DELIVERY_LIMIT_REACHED = "delivery limit reached"
 
 # Set by the broker for the queue a message sits in; a copy must not carry a stale one.
@@ -100,9 +99,9 @@ def confirmed_republish(channel: AbstractChannel, *, timeout: float) -> Republis
 
 
 class RetryOrDeadLetter:
-    """A work queue's failure policy, decided by `decide_retry`: an outage waits in the
-    retry queues without spending a step; a counted failure takes the next step; once out
-    of steps (or for a permanent failure past its tries) the copy goes to the DLQ."""
+    """A work queue's failure policy (`ConsumerFailures`): an outage waits in the retry
+    queues without spending a step; a counted failure takes the next step; once out of
+    steps (or for a permanent failure past its tries) the copy goes to the DLQ."""
 
     def __init__(
         self, *, topology: Topology, queue: str, republish: Republish, failure_log: FailureLog
@@ -110,47 +109,20 @@ class RetryOrDeadLetter:
         self._topology = topology
         self._queue = queue
         self._republish = republish
-        self._failure_log = failure_log
-        self._policy = RetryPolicy(schedule=RetrySchedule(topology.retry_delays))
-        self._rng = random.Random()
+        self._failures = ConsumerFailures(
+            queue=queue, schedule=RetrySchedule(topology.retry_delays), failure_log=failure_log
+        )
 
     async def __call__(self, message: AbstractIncomingMessage, refusal: Refusal) -> None:
         if not channel_alive(message):
             return  # its channel is gone: the broker redelivers it, copying would double it
-        topology, retries = self._topology, retry_count(message.headers)
-        waits = _number(_header(message.headers, WAITS_HEADER), default=0)
         now = datetime.now(UTC)
-        decision = decide_retry(
-            refusal.kind, tries=retries + waits, failures=retries, age=_age(message, now),
-            now=now, policy=self._policy, rng=self._rng,
+        verdict = self._failures.decide(
+            refusal, retries=retry_count(message.headers),
+            waits=_number(_header(message.headers, WAITS_HEADER), default=0),
+            age=_age(message, now), now=now, body=message.body,
         )
-        order_id, payment_id = _ids(message.body)
-        self._failure_log.failed(
-            f"consumer {self._queue}", kind=refusal.kind, order_id=order_id,
-            payment_id=payment_id, error=refusal.error, decision=decision,
-        )
-        headers: dict[str, Any] = {
-            ERROR_HEADER: refusal.error,
-            EXCHANGE_HEADER: _header(message.headers, EXCHANGE_HEADER)
-            or topology.base_name(message.exchange or ""),
-            ROUTING_KEY_HEADER: _header(message.headers, ROUTING_KEY_HEADER)
-            or message.routing_key or "",
-        }
-        exchange = topology.name(RETRY_EXCHANGE)
-        if decision.retry_at is None:
-            exchange, routing_key = topology.name(DEAD_LETTER_EXCHANGE), topology.name(self._queue)
-            reason = decision.gave_up or RETRIES_EXHAUSTED
-            headers |= {
-                REASON_HEADER: RETRIES_EXHAUSTED if reason.startswith("failed:") else reason,
-                ATTEMPTS_HEADER: retries + 1,
-            }
-        elif decision.spends_attempt:
-            routing_key = topology.retry_queue(self._queue, retries + 1)
-            headers[RETRIES_HEADER] = retries + 1
-        else:  # waits through the same queues, slower each time, never into the DLQ
-            step = min(waits + 1, len(topology.retry_delays))
-            routing_key = topology.retry_queue(self._queue, step)
-            headers[WAITS_HEADER] = waits + 1
+        exchange, routing_key, headers = self._destination(message, refusal, verdict)
         # A crash between the confirm and the ack leaves both copies: the message is then
         # handled twice, and the inbox drops the second. The other order could lose it.
         if await self._republish(exchange, routing_key, _copy(message, headers)):
@@ -159,18 +131,25 @@ class RetryOrDeadLetter:
             log.warning("could not move %s to %s: requeued", message.message_id, routing_key)
             await requeue(message, refusal)
 
-
-def _ids(body: bytes) -> tuple[str | None, str | None]:
-    """The order and payment a message is about, for the log line (None if unreadable)."""
-    try:
-        data = json.loads(body)
-    except ValueError:
-        return None, None
-    if not isinstance(data, dict):
-        return None, None
-    order_id, payment_id = data.get("order_id"), data.get("payment_id")
-    return (order_id if isinstance(order_id, str) else None,
-            payment_id if isinstance(payment_id, str) else None)
+    def _destination(
+        self, message: AbstractIncomingMessage, refusal: Refusal, verdict: Verdict
+    ) -> tuple[str, str, dict[str, Any]]:
+        """(prefixed exchange, routing key, headers to set) for the copy `verdict` asks for."""
+        topology = self._topology
+        exchange = _header(message.headers, EXCHANGE_HEADER) or topology.base_name(
+            message.exchange or "")
+        headers: dict[str, Any] = {
+            ERROR_HEADER: refusal.error,
+            EXCHANGE_HEADER: exchange,
+            ROUTING_KEY_HEADER: _header(message.headers, ROUTING_KEY_HEADER)
+            or message.routing_key or "",
+        }
+        if verdict.step is None:
+            headers |= verdict.dead_letter_headers(refusal, exchange=exchange)
+            return topology.name(DEAD_LETTER_EXCHANGE), topology.name(self._queue), headers
+        headers |= verdict.count_headers()
+        return (topology.name(RETRY_EXCHANGE),
+                topology.retry_queue(self._queue, verdict.step), headers)
 
 
 def _age(message: AbstractIncomingMessage, now: datetime) -> timedelta:
