@@ -19,9 +19,7 @@ class OutboundMessage:
     correlation_id: str
     body: bytes
     attempts: int = 0
-    """Earlier tries that did not count towards giving up (transport or consumer outages)."""
-    refusals: int = 0
-    """Earlier tries its consumer failed on in a way that counts (the retry schedule)."""
+    """Earlier tries that failed, of any kind: the outbox keeps this one count."""
     order_id: str | None = None
     payment_id: str | None = None
     created_at: datetime | None = None

@@ -97,8 +97,8 @@ class OutboxRelay:
     ) -> FailedTry[OutboundMessage]:
         decision = decide_retry(
             refusal.kind,
-            tries=message.attempts + message.refusals,
-            failures=message.refusals,
+            tries=message.attempts,
+            failures=message.attempts,
             age=now - (message.created_at or now),
             now=now,
             policy=self._retry,

@@ -11,8 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from payrelay.adapters.storage import tables as t
 from payrelay.adapters.storage.database import Database
-from payrelay.adapters.storage.messages import PENDING
-from payrelay.adapters.storage.payments import DEAD, RECEIVED
+from payrelay.domain.work import NotificationStatus, OutboxStatus, RefundStatus
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,18 +75,19 @@ class PaymentsBacklog:
 
 async def payments_backlog(db: Database) -> PaymentsBacklog:
     n, ob = t.notifications, t.payments_outbox
+    received, pending_ = NotificationStatus.RECEIVED, OutboxStatus.PENDING
     async with db.read() as conn:
-        waiting = await _count(conn, select(func.count()).where(n.c.status == RECEIVED))
+        waiting = await _count(conn, select(func.count()).where(n.c.status == received))
         total = await _count(conn, select(func.count()).select_from(n))
-        pending = await _count(conn, select(func.count()).where(ob.c.status == PENDING))
-        sent = await _count(conn, select(func.count()).where(ob.c.status != PENDING))
+        pending = await _count(conn, select(func.count()).where(ob.c.status == pending_))
+        sent = await _count(conn, select(func.count()).where(ob.c.status != pending_))
     return PaymentsBacklog(waiting, pending, sent, total)
 
 
 async def outbox_pending(db: Database, *, orders_side: bool) -> int:
     ob = t.orders_outbox if orders_side else t.payments_outbox
     async with db.read() as conn:
-        return await _count(conn, select(func.count()).where(ob.c.status == PENDING))
+        return await _count(conn, select(func.count()).where(ob.c.status == OutboxStatus.PENDING))
 
 
 async def dead_letter_count(db: Database, *, orders_side: bool) -> int:
@@ -96,8 +96,9 @@ async def dead_letter_count(db: Database, *, orders_side: bool) -> int:
     async with db.read() as conn:
         count = await _count(conn, select(func.count()).select_from(dl))
         if not orders_side:
-            for table in (t.notifications, t.refunds):
-                count += await _count(conn, select(func.count()).where(table.c.status == DEAD))
+            for table, dead in ((t.notifications, NotificationStatus.DEAD),
+                                (t.refunds, RefundStatus.DEAD)):
+                count += await _count(conn, select(func.count()).where(table.c.status == dead))
     return count
 
 
