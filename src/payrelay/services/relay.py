@@ -29,6 +29,7 @@ from payrelay.ports import (
     Refusal,
     Transport,
 )
+from payrelay.services.claims import LEASE, holding
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,7 +53,7 @@ class OutboxRelay:
         failure_log: FailureLog | None = None,
         name: str = "relay",
         batch_size: int = 500,
-        lease: timedelta = timedelta(seconds=30),
+        lease: timedelta = LEASE,
     ) -> None:
         self._store = store
         self._transport = transport
@@ -73,11 +74,12 @@ class OutboxRelay:
             return RelayResult(0, 0, 0)
         self._faults.check(FaultPoint.RELAY_BEFORE_PUBLISH)
         unconfirmed = Refusal("not confirmed by the transport", FailureKind.UNAVAILABLE)
-        try:
-            result = await self._transport.publish(batch)
-        except TransportUnavailable as exc:
-            result = PublishResult(set())
-            unconfirmed = Refusal(f"transport unavailable: {exc}", FailureKind.UNAVAILABLE)
+        async with holding(self._store, batch, lease=self._lease, clock=self._clock):
+            try:
+                result = await self._transport.publish(batch)
+            except TransportUnavailable as exc:
+                result = PublishResult(set())
+                unconfirmed = Refusal(f"transport unavailable: {exc}", FailureKind.UNAVAILABLE)
         self._faults.check(FaultPoint.RELAY_AFTER_PUBLISH)
         now = self._clock()
         confirmed = result.confirmed
