@@ -87,6 +87,23 @@ async def slow_gateway() -> AsyncIterator[tuple[GatewaySimulator, str]]:
         yield simulator, server.base_url
 
 
+async def notified_payment(simulator: GatewaySimulator, db: Database) -> None:
+    """A payment at the gateway, and its notification recorded (as if its webhook came)."""
+    preference = simulator.create_preference({"items": [
+        {"title": "t", "quantity": 1, "unit_price": "10.00", "currency_id": "BRL"}
+    ], "external_reference": "order-1"})
+    payment_id = str(await simulator.pay(preference["id"], drop_notifications=True))
+    log = SqlNotificationLog(db)
+    try:
+        await log.record(NotificationRecord(
+            dedupe_key=f"mercadopago:payment:{payment_id}", provider="mercadopago",
+            topic="payment", action="payment.created", resource_id=payment_id,
+            request_id=None, received_at=datetime.now(UTC), ignored=False,
+        ))
+    finally:
+        await log.close()
+
+
 async def notification_row(db: Database) -> tuple[str, datetime, int]:
     n = t.notifications
     async with db.read() as conn:
@@ -106,19 +123,7 @@ async def test_a_killed_processor_gives_its_claims_back_within_one_lease(
         try:
             await upgrade(payments_db, Schema.PAYMENTS)
             await upgrade(orders_db, Schema.ORDERS)
-            preference = simulator.create_preference({"items": [
-                {"title": "t", "quantity": 1, "unit_price": "10.00", "currency_id": "BRL"}
-            ], "external_reference": "order-1"})
-            payment_id = str(await simulator.pay(preference["id"], drop_notifications=True))
-            log = SqlNotificationLog(payments_db)
-            try:
-                await log.record(NotificationRecord(
-                    dedupe_key=f"mercadopago:payment:{payment_id}", provider="mercadopago",
-                    topic="payment", action="payment.created", resource_id=payment_id,
-                    request_id=None, received_at=datetime.now(UTC), ignored=False,
-                ))
-            finally:
-                await log.close()
+            await notified_payment(simulator, payments_db)
             env = {
                 **os.environ,
                 "PAYRELAY_PAYMENTS_DATABASE_URL": payments_url,
@@ -153,6 +158,32 @@ async def kill_one_and_time_the_other(
     simulator: GatewaySimulator,
     payments_db: Database,
 ) -> float:
+    first = await held_past_its_lease(started, env, log_dir, simulator, payments_db)
+    simulator.set_faults(SimulatorFaults())  # the second processor's fetch is fast
+    first.send_signal(signal.SIGKILL)
+    killed_at = time.monotonic()
+    first.wait()
+
+    async def applied() -> bool:
+        async with payments_db.read() as conn:
+            stored = (await conn.execute(select(t.payments.c.payment_id))).all()
+        return bool(stored) and (await notification_row(payments_db))[0] == "processed"
+
+    await eventually(applied, timeout=30, what="the second processor applying the payment")
+    elapsed = time.monotonic() - killed_at
+    assert all(proc.poll() is None for proc in started[1:])
+    return elapsed
+
+
+async def held_past_its_lease(
+    started: list[subprocess.Popen[bytes]],
+    env: dict[str, str],
+    log_dir: Path,
+    simulator: GatewaySimulator,
+    payments_db: Database,
+) -> subprocess.Popen[bytes]:
+    """The first processor, stuck in the gateway past its first lease, the second polling;
+    returns the first."""
     first = start_processor(started, env, log_dir / "first.log")
 
     async def stuck_in_the_gateway() -> bool:
@@ -174,18 +205,4 @@ async def kill_one_and_time_the_other(
     assert (status, attempts) == (NotificationStatus.RECEIVED, 0)
     assert renewed_until > claimed_until, "the claim was never renewed"
     assert simulator.stats.api_slow == 1, "the second processor took a row still held"
-
-    simulator.set_faults(SimulatorFaults())  # the second processor's fetch is fast
-    first.send_signal(signal.SIGKILL)
-    killed_at = time.monotonic()
-    first.wait()
-
-    async def applied() -> bool:
-        async with payments_db.read() as conn:
-            stored = (await conn.execute(select(t.payments.c.payment_id))).all()
-        return bool(stored) and (await notification_row(payments_db))[0] == "processed"
-
-    await eventually(applied, timeout=30, what="the second processor applying the payment")
-    elapsed = time.monotonic() - killed_at
-    assert second.poll() is None
-    return elapsed
+    return first
