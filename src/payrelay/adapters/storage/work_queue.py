@@ -139,7 +139,7 @@ class SqlWorkQueue(Generic[W]):
         retries = [f for f in failed if f.decision.retry_at is not None]
         if retries:
             await conn.execute(
-                self._failed(retries, now=now).values(next_attempt_at=bindparam("due")),
+                self._failed(now=now).values(next_attempt_at=bindparam("due")),
                 [{"k": self._w.key_of(f.work), "due": f.decision.retry_at,
                   "spent": int(f.decision.spends_attempt), "error": f.error[:ERROR_WIDTH]}
                  for f in retries],
@@ -148,7 +148,7 @@ class SqlWorkQueue(Generic[W]):
         for f in (f for f in failed if f.decision.retry_at is None):
             stamps = {column: now for column in self._w.stamped_on_dead}
             result = await conn.execute(
-                self._failed([f], now=now).values(status=self._w.dead, **stamps),
+                self._failed(now=now).values(status=self._w.dead, **stamps),
                 {"k": self._w.key_of(f.work), "spent": 1,
                  "error": f"{f.decision.gave_up}; {f.error}"[:DEAD_ERROR_WIDTH]},
             )
@@ -156,7 +156,7 @@ class SqlWorkQueue(Generic[W]):
                 dead.append(f)
         return dead
 
-    def _failed(self, failed: Sequence[FailedTry[W]], *, now: datetime) -> Update:
+    def _failed(self, *, now: datetime) -> Update:
         """One failed try of a waiting row: counted, its error kept (bound per row)."""
         w = self._w
         attempts = w.column(w.attempts)
