@@ -121,8 +121,10 @@ class Settings(BaseSettings):
     processor_batch_size: int = Field(default=200, gt=0)
     relay_batch_size: int = Field(default=500, gt=0)
     poll_interval_seconds: float = Field(default=0.2, gt=0)
-    lease_seconds: float = Field(default=30.0, gt=0)
-    """How long a processor or relay owns claimed rows; after a crash they are due again."""
+    lease_seconds: float = Field(default=3.0, gt=0)
+    """How long a claim on rows lasts unless renewed: a processor, relay or refunder renews
+    it every third of this while the work is in hand, so after a crash the rows are due
+    again within this (keep it well above a database round trip)."""
     retry_base_seconds: float = Field(default=0.5, gt=0)
     retry_cap_seconds: float = Field(default=600.0, gt=0)
     retry_permanent_tries: int = Field(default=3, gt=0)

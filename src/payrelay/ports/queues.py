@@ -45,7 +45,12 @@ class WorkQueue(Protocol[W]):
         ...
 
     async def extend(self, work: Sequence[W], *, until: datetime) -> None:
-        """Keep these claims until `until`: the heartbeat of a worker still on them."""
+        """Keep these claims until `until`: the heartbeat of a worker still on them.
+
+        Only work still waiting is extended: a heartbeat that lands after the work was
+        finished or given up leaves it as it is. It does move a stored retry's time, so a
+        worker records failures only once its heartbeat has stopped (`services/claims.py`).
+        """
         ...
 
     async def record_failures(self, failed: Sequence[FailedTry[W]], *, now: datetime) -> None:

@@ -4,6 +4,8 @@ The intent is stored before the gateway is called (one row per payment, so no pa
 ever refunded twice by payrelay), every call carries the same idempotency key (so the gateway
 refunds once however often it is asked), and the gateway is asked first whether a refund
 already covers the amount (so an earlier attempt whose answer was lost is not repeated).
+A batch's gateway calls run under a heartbeat (claims.py); what each answer means for its
+refund is written once they are all back.
 """
 
 from __future__ import annotations
@@ -27,6 +29,28 @@ from payrelay.ports import (
     RefundQueue,
     RefundRequest,
 )
+from payrelay.services.claims import LEASE, holding
+
+
+@dataclass(frozen=True, slots=True)
+class _Refunded:
+    gateway_refund_id: str | None
+    already_covered: bool
+    """A refund at the gateway already covered the amount: none was made."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Held:
+    error: str
+
+
+@dataclass(frozen=True, slots=True)
+class _Failed:
+    exc: Exception
+    kind: FailureKind
+
+
+_Answer = _Refunded | _Held | _Failed
 
 
 @dataclass
@@ -52,7 +76,7 @@ class Refunder:
         rng: random.Random,
         failure_log: FailureLog | None = None,
         batch_size: int = 50,
-        lease: timedelta = timedelta(seconds=30),
+        lease: timedelta = LEASE,
     ) -> None:
         self._queue = queue
         self._uow = uow
@@ -70,16 +94,19 @@ class Refunder:
             limit=self._batch_size, now=self._clock(), lease=self._lease
         )
         result = RefundResult(claimed=len(claimed))
-        await asyncio.gather(*(self._refund(r, result) for r in claimed))
+        async with holding(self._queue, claimed, lease=self._lease, clock=self._clock):
+            answers = await asyncio.gather(*(self._ask_gateway(r) for r in claimed))
+        # Written after the heartbeat stopped, so it cannot move a stored retry (claims.py).
+        for refund, answer in zip(claimed, answers, strict=True):
+            await self._record(refund, answer, result)
         return result
 
-    async def _refund(self, refund: RefundRequest, result: RefundResult) -> None:
+    async def _ask_gateway(self, refund: RefundRequest) -> _Answer:
+        """Refund it unless a refund already covers it; what the gateway said, or why not."""
         try:
             payment = await self._gateway.fetch_payment(refund.payment_id)
             if payment.amount_refunded.amount >= refund.amount.amount:
-                await self._succeeded(refund, gateway_refund_id=None)
-                result.already_covered += 1
-                return
+                return _Refunded(gateway_refund_id=None, already_covered=True)
             refund_id = await self._gateway.refund(
                 refund.payment_id,
                 amount=refund.amount,
@@ -88,25 +115,32 @@ class Refunder:
             self._faults.check(FaultPoint.REFUND_ANSWER_LOST)
         except GatewayRejected as exc:
             if exc.status_code in (401, 403, 404):  # our credentials, or a glitch: retry a bit
-                await self._failed(refund, exc, failure_kind(exc), result)
-                return
+                return _Failed(exc, failure_kind(exc))
             # A definite no about this payment (it cannot be refunded any more): asking
             # again will not change it, so a person decides.
-            error = f"gateway refused: {exc}"
-            await self._hold(refund, error)
-            self._failure_log.event("refund held", order_id=refund.order_id,
-                                    payment_id=refund.payment_id, detail=error)
-            result.held += 1
-            return
+            return _Held(f"gateway refused: {exc}")
         except (GatewayError, InjectedFault) as exc:
             # A timeout may have refunded or not: the next attempt asks the gateway first,
             # and repeats the same idempotency key if it must call again. An injected
             # fault here stands for exactly that lost answer.
             kind = FailureKind.UNAVAILABLE if isinstance(exc, InjectedFault) else failure_kind(exc)
-            await self._failed(refund, exc, kind, result)
-            return
-        await self._succeeded(refund, gateway_refund_id=refund_id)
-        result.refunded += 1
+            return _Failed(exc, kind)
+        return _Refunded(gateway_refund_id=refund_id, already_covered=False)
+
+    async def _record(self, refund: RefundRequest, answer: _Answer, result: RefundResult) -> None:
+        if isinstance(answer, _Refunded):
+            await self._succeeded(refund, gateway_refund_id=answer.gateway_refund_id)
+            if answer.already_covered:
+                result.already_covered += 1
+            else:
+                result.refunded += 1
+        elif isinstance(answer, _Held):
+            await self._hold(refund, answer.error)
+            self._failure_log.event("refund held", order_id=refund.order_id,
+                                    payment_id=refund.payment_id, detail=answer.error)
+            result.held += 1
+        else:
+            await self._failed(refund, answer.exc, answer.kind, result)
 
     async def _succeeded(self, refund: RefundRequest, *, gateway_refund_id: str | None) -> None:
         now = self._clock()

@@ -9,6 +9,10 @@ or, once `decide_retry` gives up (a payment that stays unknown, a resource payre
 read), a dead notification with its reason. A payment another processor stored first
 (ConcurrentUpdate) is a stored retry too: it is fetched again.
 
+While a batch is in hand a heartbeat renews its claims (claims.py): a processor that dies
+gives them back within one short lease, and a slow gateway does not let a second processor
+take them meanwhile.
+
 One payment is fetched at most once per `fetch_interval`, whatever arrives about it: a
 notification claimed inside the interval after a fetch of its payment is postponed to the
 interval's end (as an IPN waits for its window's end), not dropped, because it may announce
@@ -39,6 +43,7 @@ from payrelay.ports import (
     PaymentsTx,
     PaymentsUnitOfWork,
 )
+from payrelay.services.claims import LEASE, holding
 
 
 @dataclass
@@ -64,7 +69,7 @@ class PaymentProcessor:
         rng: random.Random,
         failure_log: FailureLog | None = None,
         batch_size: int = 200,
-        lease: timedelta = timedelta(seconds=30),
+        lease: timedelta = LEASE,
         fetch_concurrency: int = 32,
         fetch_interval: timedelta = timedelta(0),
         on_committed: asyncio.Event | None = None,
@@ -95,8 +100,16 @@ class PaymentProcessor:
         for notification in claimed:
             by_payment.setdefault(notification.resource_id, []).append(notification)
         await self._postpone_recently_fetched(by_payment)
-        if not by_payment:
-            return result
+        in_hand = [n for notifications in by_payment.values() for n in notifications]
+        async with holding(self._queue, in_hand, lease=self._lease, clock=self._clock):
+            failed = await self._fetch_and_apply(by_payment, result)
+        await self._retry_later(failed, result)  # after the heartbeat: see claims.py
+        return result
+
+    async def _fetch_and_apply(
+        self, by_payment: dict[str, list[ClaimedNotification]], result: ProcessResult
+    ) -> list[tuple[ClaimedNotification, PayrelayError]]:
+        """Fetch each payment, apply what was fetched; returns what failed, to retry."""
         fetched = await asyncio.gather(*(self._fetch(pid) for pid in by_payment))
         snapshots: list[tuple[PaymentSnapshot, list[ClaimedNotification]]] = []
         failed: list[tuple[ClaimedNotification, PayrelayError]] = []
@@ -107,8 +120,7 @@ class PaymentProcessor:
                 failed.extend((n, outcome) for n in notifications)
         if snapshots:
             failed.extend(await self._apply(snapshots, result))
-        await self._retry_later(failed, result)
-        return result
+        return failed
 
     async def _postpone_recently_fetched(
         self, by_payment: dict[str, list[ClaimedNotification]]

@@ -28,6 +28,7 @@ from payrelay.ports import (
     OutboxRelayStore,
     Transport,
 )
+from payrelay.services.claims import LEASE, holding
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,7 +51,7 @@ class OutboxRelay:
         failure_log: FailureLog | None = None,
         name: str = "relay",
         batch_size: int = 500,
-        lease: timedelta = timedelta(seconds=30),
+        lease: timedelta = LEASE,
     ) -> None:
         self._store = store
         self._transport = transport
@@ -71,10 +72,11 @@ class OutboxRelay:
             return RelayResult(0, 0, 0)
         self._faults.check(FaultPoint.RELAY_BEFORE_PUBLISH)
         error = "not confirmed by the transport"
-        try:
-            confirmed = (await self._transport.publish(batch)).confirmed
-        except TransportUnavailable as exc:
-            confirmed, error = set(), f"transport unavailable: {exc}"
+        async with holding(self._store, batch, lease=self._lease, clock=self._clock):
+            try:
+                confirmed = (await self._transport.publish(batch)).confirmed
+            except TransportUnavailable as exc:
+                confirmed, error = set(), f"transport unavailable: {exc}"
         self._faults.check(FaultPoint.RELAY_AFTER_PUBLISH)
         now = self._clock()
         await self._store.mark_sent([m.message_id for m in batch if m.message_id in confirmed],

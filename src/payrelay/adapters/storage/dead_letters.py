@@ -18,9 +18,9 @@ from sqlalchemy.engine import Row
 from payrelay.adapters.storage import tables as t
 from payrelay.adapters.storage.database import Database
 from payrelay.adapters.storage.dead_work import NOTIFICATION, REFUND, SqlDeadWork
-from payrelay.adapters.storage.messages import PENDING
 from payrelay.adapters.storage.migrations import Schema, ensure_current
 from payrelay.domain.errors import Conflict, NotFound
+from payrelay.domain.work import OutboxStatus
 from payrelay.ports import Clock, DeadLetter
 
 
@@ -90,7 +90,7 @@ class SqlDeadLetterBox:
                 raise NotFound(f"no dead letter {dead_letter_id}")
             if not row.exchange or not row.routing_key or not row.message_id:
                 raise Conflict(f"dead letter {dead_letter_id} has no address to replay to")
-            again = {"status": PENDING, "next_attempt_at": now, "attempts": 0, "refusals": 0}
+            again = {"status": OutboxStatus.PENDING, "next_attempt_at": now, "attempts": 0}
             result = await conn.execute(
                 update(outbox).where(outbox.c.message_id == row.message_id).values(**again)
             )

@@ -10,17 +10,20 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import ColumnElement, select, update
 from sqlalchemy.engine import Row
 
 from payrelay.adapters.storage import tables as t
 from payrelay.adapters.storage.database import Database
-from payrelay.adapters.storage.payments import DEAD, IGNORED, RECEIVED
-from payrelay.adapters.storage.refunds import REQUESTED
+from payrelay.adapters.storage.payments import NOTIFICATION_WORK
+from payrelay.adapters.storage.refunds import REFUND_WORK
+from payrelay.adapters.storage.work_queue import WorkTable
 from payrelay.domain.errors import Conflict, NotFound
+from payrelay.domain.work import NotificationStatus, RefundStatus
 from payrelay.ports import DeadLetter
 
 NOTIFICATION, REFUND = "notification", "refund"
+_WORK: dict[str, WorkTable[Any]] = {NOTIFICATION: NOTIFICATION_WORK, REFUND: REFUND_WORK}
 
 
 class SqlDeadWork:
@@ -31,20 +34,20 @@ class SqlDeadWork:
         n, r = t.notifications, t.refunds
         async with self._db.read() as conn:
             notes = (await conn.execute(
-                select(n).where(n.c.status == DEAD).order_by(n.c.id.desc()).limit(limit)
+                select(n).where(n.c.status == NotificationStatus.DEAD)
+                .order_by(n.c.id.desc()).limit(limit)
             )).all()
             refunds = (await conn.execute(
-                select(r).where(r.c.status == DEAD).order_by(r.c.updated_at.desc()).limit(limit)
+                select(r).where(r.c.status == RefundStatus.DEAD)
+                .order_by(r.c.updated_at.desc()).limit(limit)
             )).all()
         return [_notification(row) for row in notes] + [_refund(row) for row in refunds]
 
     async def get(self, kind: str, key: str) -> DeadLetter | None:
-        table = t.notifications if kind == NOTIFICATION else t.refunds
-        column = table.c.id if kind == NOTIFICATION else table.c.payment_id
-        ident: Any = int(key) if kind == NOTIFICATION else key
+        work = _WORK[kind]
         async with self._db.read() as conn:
             row = (await conn.execute(
-                select(table).where(column == ident, table.c.status == DEAD)
+                select(work.table).where(_is(work, key), work.table.c.status == work.dead)
             )).first()
         if row is None:
             return None
@@ -52,15 +55,11 @@ class SqlDeadWork:
 
     async def replay(self, kind: str, key: str, *, now: datetime) -> None:
         """Due again now, from a clean count; NotFound unless it is dead."""
-        status: str
-        if kind == NOTIFICATION:
-            table, where, status = t.notifications, t.notifications.c.id == int(key), RECEIVED
-        else:
-            table, where, status = t.refunds, t.refunds.c.payment_id == key, REQUESTED
+        work = _WORK[kind]
         async with self._db.transaction() as conn:
             result = await conn.execute(
-                update(table).where(where, table.c.status == DEAD)
-                .values(status=status, failures=0, attempts=0, next_attempt_at=now)
+                update(work.table).where(_is(work, key), work.table.c.status == work.dead)
+                .values(status=work.waiting, failures=0, attempts=0, next_attempt_at=now)
             )
         if not result.rowcount:
             raise NotFound(f"no dead {kind} {key}")
@@ -72,9 +71,17 @@ class SqlDeadWork:
         n = t.notifications
         async with self._db.transaction() as conn:
             result = await conn.execute(
-                update(n).where(n.c.id == int(key), n.c.status == DEAD).values(status=IGNORED)
+                update(n)
+                .where(n.c.id == int(key), n.c.status == NotificationStatus.DEAD)
+                .values(status=NotificationStatus.IGNORED)
             )
         return bool(result.rowcount)
+
+
+def _is(work: WorkTable[Any], key: str) -> ColumnElement[bool]:
+    """The row `key` names (a notification's key is its number)."""
+    column = work.column(work.key)
+    return column == (int(key) if work is NOTIFICATION_WORK else key)
 
 
 def _notification(row: Row[Any]) -> DeadLetter:

@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Table, bindparam, func, insert, select, update
+from sqlalchemy import Table, func, insert, select, update
+from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from payrelay.adapters.storage.database import Database
+from payrelay.adapters.storage.work_queue import SqlWorkQueue, WorkTable
 from payrelay.domain.events import Envelope
 from payrelay.domain.work import OutboxStatus
 from payrelay.ports import Delivery, FailedTry, OutboundMessage, SeenMessage, Subscription
-
-PENDING, SENT, DEAD = OutboxStatus.PENDING, OutboxStatus.SENT, OutboxStatus.DEAD
 
 
 class SqlOutbox:
@@ -31,7 +32,7 @@ class SqlOutbox:
                 body=envelope.to_json(),
                 order_id=envelope.order_id,
                 payment_id=envelope.payment_id,
-                status=PENDING,
+                status=OutboxStatus.PENDING,
                 attempts=0,
                 created_at=self._now,
                 next_attempt_at=self._now,
@@ -42,7 +43,7 @@ class SqlOutbox:
         result = await self._conn.execute(
             update(self._t)
             .where(self._t.c.message_id == str(message_id))
-            .values(status=PENDING, next_attempt_at=self._now)
+            .values(status=OutboxStatus.PENDING, next_attempt_at=self._now)
         )
         return bool(result.rowcount)
 
@@ -131,104 +132,62 @@ class SqlDeadLetters:
         )
 
 
-class SqlOutboxRelayStore:
-    """Claims pending rows with a lease: `next_attempt_at` moves past the lease, so a relay
-    that dies mid-batch lets its rows fall due again instead of holding them forever."""
+def _outbound(row: Row[Any]) -> OutboundMessage:
+    return OutboundMessage(
+        message_id=uuid.UUID(row.message_id),
+        exchange=row.exchange,
+        routing_key=row.routing_key,
+        correlation_id=row.correlation_id,
+        body=row.body,
+        attempts=row.attempts,
+        order_id=row.order_id,
+        payment_id=row.payment_id,
+        created_at=row.created_at,
+    )
+
+
+def outbox_work(table: Table) -> WorkTable[OutboundMessage]:
+    """Either database's outbox as stored work: every failed try counts in `attempts`."""
+    return WorkTable(
+        table=table,
+        key="message_id",
+        order="seq",
+        waiting=OutboxStatus.PENDING,
+        dead=OutboxStatus.DEAD,
+        work=_outbound,
+        key_of=lambda m: str(m.message_id),
+        failures=None,
+    )
+
+
+class SqlOutboxRelayStore(SqlWorkQueue[OutboundMessage]):
+    """The relay's view of one outbox; a message given up on is copied to dead letters."""
 
     def __init__(self, db: Database, table: Table, dead_letters: Table) -> None:
-        self._db, self._t, self._dead = db, table, dead_letters
-
-    async def claim_due(
-        self, *, limit: int, now: datetime, lease: timedelta
-    ) -> list[OutboundMessage]:
-        t = self._t
-        due = (
-            select(t.c.seq)
-            .where(t.c.status == PENDING, t.c.next_attempt_at <= now)
-            .order_by(t.c.seq)
-            .limit(limit)
-            .with_for_update(skip_locked=True)  # PostgreSQL: relays never share a row
-        )
-        async with self._db.transaction() as conn:
-            rows = (
-                await conn.execute(
-                    update(t)
-                    .where(t.c.seq.in_(due.scalar_subquery()))
-                    .values(next_attempt_at=now + lease)
-                    .returning(
-                        t.c.seq, t.c.message_id, t.c.exchange, t.c.routing_key,
-                        t.c.correlation_id, t.c.body, t.c.attempts,
-                        t.c.order_id, t.c.payment_id, t.c.created_at,
-                    )
-                )
-            ).all()
-        return [
-            OutboundMessage(
-                message_id=uuid.UUID(r.message_id),
-                exchange=r.exchange,
-                routing_key=r.routing_key,
-                correlation_id=r.correlation_id,
-                body=r.body,
-                attempts=r.attempts,
-                order_id=r.order_id,
-                payment_id=r.payment_id,
-                created_at=r.created_at,
-            )
-            for r in sorted(rows, key=lambda r: r.seq)
-        ]
-
-    async def extend(self, work: Sequence[OutboundMessage], *, until: datetime) -> None:
-        t = self._t
-        async with self._db.transaction() as conn:
-            await conn.execute(
-                update(t)
-                .where(t.c.message_id.in_([str(m.message_id) for m in work]),
-                       t.c.status == PENDING)
-                .values(next_attempt_at=until)
-            )
+        super().__init__(db, outbox_work(table))
+        self._dead = dead_letters
 
     async def mark_sent(self, message_ids: Sequence[uuid.UUID], *, now: datetime) -> None:
         if not message_ids:
             return
-        t = self._t
         async with self._db.transaction() as conn:
-            await conn.execute(
-                update(t)
-                .where(t.c.message_id.in_([str(m) for m in message_ids]))
-                .values(status=SENT, sent_at=now)
-            )
+            await conn.execute(self._w.finish(
+                [str(m) for m in message_ids], OutboxStatus.SENT, sent_at=now
+            ))
 
     async def record_failures(
         self, failed: Sequence[FailedTry[OutboundMessage]], *, now: datetime
     ) -> None:
         if not failed:
             return
-        t = self._t
-        retries = [f for f in failed if f.decision.retry_at is not None]
-        dead = [f for f in failed if f.decision.retry_at is None]
         async with self._db.transaction() as conn:
-            if retries:
-                await conn.execute(
-                    update(t)
-                    .where(t.c.message_id == bindparam("mid"), t.c.status == PENDING)
-                    .values({t.c.attempts: t.c.attempts + 1,
-                             t.c.next_attempt_at: bindparam("due"),
-                             t.c.last_error: bindparam("error")}),
-                    [{"mid": str(f.work.message_id), "due": f.decision.retry_at,
-                      "error": f.error[:500]} for f in retries],
-                )
-            for f in dead:
-                await self._dead_letter(conn, f, now)
+            for dead in await self.write_failures(conn, failed, now=now):
+                await self._dead_letter(conn, dead, now)
 
     async def _dead_letter(
         self, conn: AsyncConnection, failed: FailedTry[OutboundMessage], now: datetime
     ) -> None:
-        message, t = failed.work, self._t
-        await conn.execute(
-            update(t)
-            .where(t.c.message_id == str(message.message_id))
-            .values(status=DEAD, last_error=failed.error[:500])
-        )
+        message = failed.work
         await conn.execute(
             insert(self._dead).values(
                 message_id=str(message.message_id),
@@ -244,7 +203,8 @@ class SqlOutboxRelayStore:
         )
 
     async def pending_count(self) -> int:
-        query = select(func.count()).select_from(self._t).where(self._t.c.status == PENDING)
+        t = self._w.table
+        query = select(func.count()).select_from(t).where(t.c.status == OutboxStatus.PENDING)
         async with self._db.read() as conn:
             return int((await conn.execute(query)).scalar_one())
 

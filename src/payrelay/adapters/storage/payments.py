@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator, Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, or_, select, update
+from sqlalchemy import or_, select, update
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -26,17 +26,13 @@ from payrelay.adapters.storage.messages import (
     SqlTimeline,
 )
 from payrelay.adapters.storage.refunds import SqlRefunds
+from payrelay.adapters.storage.work_queue import SqlWorkQueue, WorkTable
 from payrelay.domain.errors import ConcurrentUpdate
 from payrelay.domain.events import Envelope
 from payrelay.domain.money import AmountProblem, InexactAmount, Money
 from payrelay.domain.payment import Payment, PaymentSnapshot, PaymentStatus
 from payrelay.domain.work import NotificationStatus
-from payrelay.ports import Checkout, ClaimedNotification, Clock, FailedTry, NotificationRecord
-
-RECEIVED, PROCESSED, IGNORED, DEAD = (
-    NotificationStatus.RECEIVED, NotificationStatus.PROCESSED,
-    NotificationStatus.IGNORED, NotificationStatus.DEAD,
-)
+from payrelay.ports import Checkout, ClaimedNotification, Clock, NotificationRecord
 
 
 class SqlNotificationLog:
@@ -77,93 +73,35 @@ def notification_row(n: NotificationRecord) -> dict[str, Any]:
         "action": n.action,
         "resource_id": n.resource_id,
         "request_id": n.request_id,
-        "status": IGNORED if n.ignored else RECEIVED,
+        "status": NotificationStatus.IGNORED if n.ignored else NotificationStatus.RECEIVED,
         "attempts": 0,
         "received_at": n.received_at,
         "next_attempt_at": n.due_at or n.received_at,
     }
 
 
-class SqlNotificationQueue:
+def _claimed(row: Row[Any]) -> ClaimedNotification:
+    return ClaimedNotification(row.id, row.resource_id, row.attempts, row.failures,
+                               row.received_at)
+
+
+NOTIFICATION_WORK: WorkTable[ClaimedNotification] = WorkTable(
+    table=t.notifications,
+    key="id",
+    order="id",
+    waiting=NotificationStatus.RECEIVED,
+    dead=NotificationStatus.DEAD,
+    work=_claimed,
+    key_of=lambda n: n.id,
+    stamped_on_dead=("processed_at",),
+)
+
+
+class SqlNotificationQueue(SqlWorkQueue[ClaimedNotification]):
+    """Recorded notifications waiting for the processor; `postpone` is the queue's own."""
+
     def __init__(self, db: Database) -> None:
-        self._db = db
-
-    async def claim_due(
-        self, *, limit: int, now: datetime, lease: timedelta
-    ) -> list[ClaimedNotification]:
-        n = t.notifications
-        due = (
-            select(n.c.id)
-            .where(n.c.status == RECEIVED, n.c.next_attempt_at <= now)
-            .order_by(n.c.id)
-            .limit(limit)
-            .with_for_update(skip_locked=True)
-        )
-        async with self._db.transaction() as conn:
-            rows = (
-                await conn.execute(
-                    update(n)
-                    .where(n.c.id.in_(due.scalar_subquery()))
-                    .values(next_attempt_at=now + lease)
-                    .returning(
-                        n.c.id, n.c.resource_id, n.c.attempts, n.c.failures, n.c.received_at
-                    )
-                )
-            ).all()
-        return sorted(
-            (
-                ClaimedNotification(r.id, r.resource_id, r.attempts, r.failures, r.received_at)
-                for r in rows
-            ),
-            key=lambda c: c.id,
-        )
-
-    async def extend(self, work: Sequence[ClaimedNotification], *, until: datetime) -> None:
-        await self.postpone([w.id for w in work], until=until)
-
-    async def postpone(self, ids: Sequence[int], *, until: datetime) -> None:
-        n = t.notifications
-        async with self._db.transaction() as conn:
-            await conn.execute(
-                update(n)
-                .where(n.c.id.in_(list(ids)), n.c.status == RECEIVED)
-                .values(next_attempt_at=until)
-            )
-
-    async def record_failures(
-        self, failed: Sequence[FailedTry[ClaimedNotification]], *, now: datetime
-    ) -> None:
-        retries = [f for f in failed if f.decision.retry_at is not None]
-        dead = [f for f in failed if f.decision.retry_at is None]
-        n = t.notifications
-        async with self._db.transaction() as conn:
-            if retries:
-                await conn.execute(
-                    update(n)
-                    .where(n.c.id == bindparam("nid"), n.c.status == RECEIVED)
-                    .values(
-                        next_attempt_at=bindparam("due"),
-                        attempts=n.c.attempts + 1,
-                        failures=n.c.failures + bindparam("spent"),
-                        last_error=bindparam("error"),
-                    ),
-                    [
-                        {"nid": f.work.id, "due": f.decision.retry_at, "error": f.error,
-                         "spent": int(f.decision.spends_attempt)}
-                        for f in retries
-                    ],
-                )
-            if dead:
-                await conn.execute(
-                    update(n)
-                    .where(n.c.id == bindparam("nid"), n.c.status == RECEIVED)
-                    .values(
-                        status=DEAD, processed_at=now, attempts=n.c.attempts + 1,
-                        failures=n.c.failures + 1, last_error=bindparam("error"),
-                    ),
-                    [{"nid": f.work.id, "error": f"{f.decision.gave_up}; {f.error}"[:2000]}
-                     for f in dead],
-                )
+        super().__init__(db, NOTIFICATION_WORK)
 
 
 class SqlNotifications:
@@ -179,9 +117,8 @@ class SqlNotifications:
         return bool(result.rowcount)
 
     async def mark_processed(self, ids: Sequence[int], *, now: datetime) -> None:
-        n = t.notifications
         await self._conn.execute(
-            update(n).where(n.c.id.in_(list(ids))).values(status=PROCESSED, processed_at=now)
+            NOTIFICATION_WORK.finish(ids, NotificationStatus.PROCESSED, processed_at=now)
         )
 
 

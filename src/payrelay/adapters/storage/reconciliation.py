@@ -8,13 +8,14 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import and_, exists, insert, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from payrelay.adapters.storage import tables as t
 from payrelay.adapters.storage.database import Database, insert_ignoring_conflicts
-from payrelay.adapters.storage.messages import PENDING, SENT
 from payrelay.domain.events import EventType
 from payrelay.domain.order import WAS_APPROVED
 from payrelay.domain.payment import UNSETTLED, PaymentStatus
+from payrelay.domain.work import OutboxStatus
 
 
 class SqlReconciliationStore:
@@ -50,41 +51,15 @@ class SqlReconciliationStore:
             return []
         o, p = t.payments_outbox, t.payments
         async with self._db.transaction() as conn:
-            locked = list(
-                (
-                    await conn.execute(
-                        select(p.c.payment_id)
-                        .where(
-                            p.c.payment_id.in_(list(payment_ids)),
-                            # Listed before this transaction: the answer may have come since.
-                            p.c.status == PaymentStatus.APPROVED.value,
-                            p.c.order_outcome.is_(None),
-                        )
-                        .order_by(p.c.payment_id)
-                        .with_for_update(skip_locked=True)
-                    )
-                ).scalars()
-            )
+            locked = await _lock_unanswered(conn, payment_ids)  # payments rows: first
             if not locked:
                 return []
-            approvals = (
-                await conn.execute(
-                    select(o.c.seq, o.c.payment_id)
-                    .where(
-                        o.c.payment_id.in_(locked),
-                        o.c.routing_key == EventType.PAYMENT_APPROVED.value,
-                        # A dead approval waits for a person's replay, not for the next SLA.
-                        o.c.status == SENT,
-                    )
-                    .order_by(o.c.seq)
-                    .with_for_update(skip_locked=True)
-                )
-            ).all()
+            approvals = await _lock_sent_approvals(conn, locked)  # outbox rows: second
             if approvals:
                 await conn.execute(
                     update(o)
                     .where(o.c.seq.in_([seq for seq, _ in approvals]))
-                    .values(status=PENDING, next_attempt_at=now)
+                    .values(status=OutboxStatus.PENDING, next_attempt_at=now)
                 )
             # Restart the SLA clock, so one stuck payment is re-sent once per SLA, not per
             # run. These rows are locked by this transaction already: no wait, no cycle. (A
@@ -180,3 +155,39 @@ class SqlReconciliationStore:
                     started_at=started_at, finished_at=finished_at, report=json.dumps(report)
                 )
             )
+
+
+async def _lock_unanswered(conn: AsyncConnection, payment_ids: Sequence[str]) -> list[str]:
+    """Lock, in ascending payment_id, those still approved and unanswered; skip busy ones."""
+    p = t.payments
+    query = (
+        select(p.c.payment_id)
+        .where(
+            p.c.payment_id.in_(list(payment_ids)),
+            # Listed before this transaction: the answer may have come since.
+            p.c.status == PaymentStatus.APPROVED.value,
+            p.c.order_outcome.is_(None),
+        )
+        .order_by(p.c.payment_id)
+        .with_for_update(skip_locked=True)
+    )
+    return list((await conn.execute(query)).scalars())
+
+
+async def _lock_sent_approvals(
+    conn: AsyncConnection, payment_ids: Sequence[str]
+) -> list[tuple[int, str]]:
+    """Lock, in ascending seq, the sent approvals of these payments; skip busy ones."""
+    o = t.payments_outbox
+    query = (
+        select(o.c.seq, o.c.payment_id)
+        .where(
+            o.c.payment_id.in_(list(payment_ids)),
+            o.c.routing_key == EventType.PAYMENT_APPROVED.value,
+            # A dead approval waits for a person's replay, not for the next SLA.
+            o.c.status == OutboxStatus.SENT,
+        )
+        .order_by(o.c.seq)
+        .with_for_update(skip_locked=True)
+    )
+    return [(seq, payment_id) for seq, payment_id in (await conn.execute(query)).all()]

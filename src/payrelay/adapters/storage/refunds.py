@@ -2,23 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import update
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from payrelay.adapters.storage import tables as t
 from payrelay.adapters.storage.database import Database, insert_ignoring_conflicts
+from payrelay.adapters.storage.work_queue import SqlWorkQueue, WorkTable
 from payrelay.domain.money import Money
 from payrelay.domain.work import RefundStatus
-from payrelay.ports import FailedTry, RefundRequest
-
-REQUESTED, SUCCEEDED, HELD, DEAD = (
-    RefundStatus.REQUESTED, RefundStatus.SUCCEEDED, RefundStatus.HELD, RefundStatus.DEAD
-)
+from payrelay.ports import RefundRequest
 
 
 class SqlRefunds:
@@ -34,7 +30,7 @@ class SqlRefunds:
                 amount_minor=refund.amount.minor_units,
                 currency=refund.amount.currency,
                 reason=refund.reason,
-                status=HELD if hold else REQUESTED,
+                status=RefundStatus.HELD if hold else RefundStatus.REQUESTED,
                 attempts=0,
                 next_attempt_at=now,
                 created_at=now,
@@ -50,79 +46,19 @@ class SqlRefunds:
         await self._conn.execute(
             update(r)
             .where(r.c.payment_id == refund.payment_id)
-            .values(status=SUCCEEDED, gateway_refund_id=gateway_refund_id, updated_at=now)
+            .values(
+                status=RefundStatus.SUCCEEDED, gateway_refund_id=gateway_refund_id,
+                updated_at=now,
+            )
         )
 
     async def hold(self, refund: RefundRequest, *, error: str, now: datetime) -> None:
         r = t.refunds
         await self._conn.execute(
             update(r)
-            .where(r.c.payment_id == refund.payment_id, r.c.status == REQUESTED)
-            .values(status=HELD, last_error=error[:500], updated_at=now)
+            .where(r.c.payment_id == refund.payment_id, r.c.status == RefundStatus.REQUESTED)
+            .values(status=RefundStatus.HELD, last_error=error[:500], updated_at=now)
         )
-
-
-class SqlRefundQueue:
-    def __init__(self, db: Database) -> None:
-        self._db = db
-
-    async def claim_due(
-        self, *, limit: int, now: datetime, lease: timedelta
-    ) -> list[RefundRequest]:
-        r = t.refunds
-        due = (
-            select(r.c.payment_id)
-            .where(r.c.status == REQUESTED, r.c.next_attempt_at <= now)
-            .order_by(r.c.next_attempt_at)
-            .limit(limit)
-            .with_for_update(skip_locked=True)
-        )
-        async with self._db.transaction() as conn:
-            rows = (
-                await conn.execute(
-                    update(r)
-                    .where(r.c.payment_id.in_(due.scalar_subquery()))
-                    .values(next_attempt_at=now + lease)
-                    .returning(r)
-                )
-            ).all()
-        return [_request(row) for row in rows]
-
-    async def record_failures(
-        self, failed: Sequence[FailedTry[RefundRequest]], *, now: datetime
-    ) -> None:
-        for each in failed:
-            await self._record_failure(each, now=now)
-
-    async def _record_failure(self, failed: FailedTry[RefundRequest], *, now: datetime) -> None:
-        r, refund, decision = t.refunds, failed.work, failed.decision
-        if decision.retry_at is None:
-            values: dict[str, Any] = {
-                "status": DEAD, "failures": r.c.failures + 1,
-                "last_error": f"{decision.gave_up}; {failed.error}"[:2000],
-            }
-        else:
-            values = {
-                "next_attempt_at": decision.retry_at,
-                "failures": r.c.failures + int(decision.spends_attempt),
-                "last_error": failed.error[:500],
-            }
-        async with self._db.transaction() as conn:
-            await conn.execute(
-                update(r)
-                .where(r.c.payment_id == refund.payment_id, r.c.status == REQUESTED)
-                .values(attempts=r.c.attempts + 1, updated_at=now, **values)
-            )
-
-    async def extend(self, work: Sequence[RefundRequest], *, until: datetime) -> None:
-        r = t.refunds
-        async with self._db.transaction() as conn:
-            await conn.execute(
-                update(r)
-                .where(r.c.payment_id.in_([w.payment_id for w in work]),
-                       r.c.status == RefundStatus.REQUESTED)
-                .values(next_attempt_at=until)
-            )
 
 
 def _request(row: Row[Any]) -> RefundRequest:
@@ -136,3 +72,22 @@ def _request(row: Row[Any]) -> RefundRequest:
         failures=row.failures,
         created_at=row.created_at,
     )
+
+
+REFUND_WORK: WorkTable[RefundRequest] = WorkTable(
+    table=t.refunds,
+    key="payment_id",
+    order="next_attempt_at",
+    waiting=RefundStatus.REQUESTED,
+    dead=RefundStatus.DEAD,
+    work=_request,
+    key_of=lambda r: r.payment_id,
+    stamped_on_failure=("updated_at",),
+)
+
+
+class SqlRefundQueue(SqlWorkQueue[RefundRequest]):
+    """Refunds waiting for the gateway."""
+
+    def __init__(self, db: Database) -> None:
+        super().__init__(db, REFUND_WORK)

@@ -5,9 +5,13 @@ gateway wrote finer than its currency also keeps that text (`amount_written`) an
 problem (`amount_problem`); its `amount_minor` is then the value rounded toward zero, an
 approximation that the non-null `amount_problem` marks as such. Outbox, inbox and timeline
 tables have the same shape on both sides, so one relay and one timeline reader serve both.
+The `status` of stored work (notifications, outboxes, refunds) is one of its enum's values
+in `domain/work.py`, held there by a CHECK constraint built from that same enum.
 """
 
 from __future__ import annotations
+
+from enum import StrEnum
 
 from sqlalchemy import (
     BigInteger,
@@ -23,9 +27,15 @@ from sqlalchemy import (
 )
 
 from payrelay.adapters.storage.types import UTCDateTime
+from payrelay.domain.work import NotificationStatus, OutboxStatus, RefundStatus, check_in
 
 payments_metadata = MetaData()
 orders_metadata = MetaData()
+
+
+def _status_check(table: str, status: type[StrEnum]) -> CheckConstraint:
+    """`status` holds one of the enum's values and nothing else, as the code knows them."""
+    return CheckConstraint(check_in("status", status), name=f"ck_{table}_status")
 
 
 def _outbox(metadata: MetaData) -> Table:
@@ -40,14 +50,13 @@ def _outbox(metadata: MetaData) -> Table:
         Column("body", LargeBinary, nullable=False),
         Column("order_id", String(64)),
         Column("payment_id", String(64)),
-        Column("status", String(16), nullable=False),  # pending | sent | dead
-        Column("attempts", Integer, nullable=False, default=0),
-        # Times an in-process consumer failed on it: the retry schedule, then a dead letter.
-        Column("refusals", Integer, nullable=False, default=0, server_default="0"),
+        Column("status", String(16), nullable=False),  # an OutboxStatus
+        Column("attempts", Integer, nullable=False, default=0),  # failed tries, of any kind
         Column("created_at", UTCDateTime, nullable=False),
         Column("next_attempt_at", UTCDateTime, nullable=False),  # also the claim lease
         Column("sent_at", UTCDateTime),
         Column("last_error", Text),
+        _status_check("outbox", OutboxStatus),
     )
     Index("ix_outbox_due", table.c.status, table.c.next_attempt_at)
     return table
@@ -125,7 +134,7 @@ notifications = Table(
     Column("action", String(64)),
     Column("resource_id", String(64)),
     Column("request_id", String(200)),
-    Column("status", String(16), nullable=False),  # received | processed | ignored | dead
+    Column("status", String(16), nullable=False),  # a NotificationStatus
     Column("attempts", Integer, nullable=False, default=0),  # tries of any kind: the backoff
     # Tries that counted towards giving up (decide_retry); outages do not count.
     Column("failures", Integer, nullable=False, default=0, server_default="0"),
@@ -134,6 +143,7 @@ notifications = Table(
     Column("processed_at", UTCDateTime),
     Column("last_error", Text),
     *_width_checks("notifications", NOTIFICATION_WIDTHS),
+    _status_check("notifications", NotificationStatus),
 )
 Index("ix_notifications_due", notifications.c.status, notifications.c.next_attempt_at)
 
@@ -183,7 +193,7 @@ refunds = Table(
     Column("amount_minor", BigInteger, nullable=False),
     Column("currency", String(3), nullable=False),
     Column("reason", String(64), nullable=False),
-    Column("status", String(16), nullable=False),  # requested | succeeded | held | dead
+    Column("status", String(16), nullable=False),  # a RefundStatus
     Column("attempts", Integer, nullable=False, default=0),
     Column("failures", Integer, nullable=False, default=0, server_default="0"),
     Column("next_attempt_at", UTCDateTime, nullable=False),  # also the claim lease
@@ -191,6 +201,7 @@ refunds = Table(
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
     Column("last_error", Text),
+    _status_check("refunds", RefundStatus),
 )
 Index("ix_refunds_due", refunds.c.status, refunds.c.next_attempt_at)
 
