@@ -11,19 +11,19 @@ import asyncio
 import contextlib
 import random
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import httpx
 
 from payrelay.adapters.gateways.mercadopago import MercadoPagoGateway
 from payrelay.adapters.payments_client import HttpPaymentsClient
+from payrelay.adapters.resources import AdapterResources
 from payrelay.adapters.storage.database import Database
 from payrelay.adapters.storage.dead_letters import SqlDeadLetterBox, open_dead_letter_box
 from payrelay.adapters.storage.migrations import Schema, ensure_current, upgrade_database
 from payrelay.adapters.storage.orders import SqlOrdersUnitOfWork
 from payrelay.adapters.storage.payments import (
-    SqlNotificationLog,
     SqlNotificationQueue,
     SqlPaymentsUnitOfWork,
 )
@@ -63,36 +63,6 @@ __all__ = [
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
-
-
-@dataclass
-class AdapterResources:
-    """What `bootstrap` opened for one System, released by `close()` (the `Resources` port).
-
-    Entrypoints never reach in here; tests and tools that must run SQL do, through
-    `adapter_resources(system)`.
-    """
-
-    payments_db: Database
-    orders_db: Database
-    notification_log: SqlNotificationLog
-    http_clients: list[httpx.AsyncClient] = field(default_factory=list)
-
-    @classmethod
-    def open(cls, settings: Settings) -> AdapterResources:
-        payments_db = Database(settings.payments_database_url)
-        orders_db = Database(settings.orders_database_url)
-        return cls(payments_db, orders_db, SqlNotificationLog(payments_db))
-
-    def database(self, side: Side) -> Database:
-        return self.orders_db if side is Side.ORDERS else self.payments_db
-
-    async def close(self) -> None:
-        await self.notification_log.close()  # its last group commit needs the database
-        for client in self.http_clients:
-            await client.aclose()
-        await self.payments_db.dispose()
-        await self.orders_db.dispose()
 
 
 def adapter_resources(system: System) -> AdapterResources:
@@ -138,7 +108,9 @@ async def bootstrap(
     check_schema: Iterable[Role] = tuple(Role),
 ) -> System:
     """Build every component from settings; overrides replace the adapters they name."""
-    resources = AdapterResources.open(settings)
+    resources = AdapterResources.open(
+        payments_url=settings.payments_database_url, orders_url=settings.orders_database_url
+    )
     try:
         if gateway is None:
             gateway = _build_gateway(settings, resources.http_clients)
@@ -147,7 +119,8 @@ async def bootstrap(
         if transport is None:
             transport = await build_transport(settings, clock=clock)
         for side in {role.side for role in check_schema}:
-            await ensure_current(resources.database(side), Schema(side.value))
+            db = resources.orders_db if side is Side.ORDERS else resources.payments_db
+            await ensure_current(db, Schema(side.value))
     except BaseException:
         await resources.close()
         raise

@@ -1,0 +1,37 @@
+"""What `bootstrap` opens for one System (engines, the group-committing notification log,
+HTTP clients), and releases in the one order that works."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import httpx
+
+from payrelay.adapters.storage.database import Database
+from payrelay.adapters.storage.payments import SqlNotificationLog
+
+
+@dataclass
+class AdapterResources:
+    """What `bootstrap` opened for one System, released by `close()` (the `Resources` port).
+
+    Entrypoints never reach in here; tests and tools that must run SQL do, through
+    `adapter_resources(system)`.
+    """
+
+    payments_db: Database
+    orders_db: Database
+    notification_log: SqlNotificationLog
+    http_clients: list[httpx.AsyncClient] = field(default_factory=list)
+
+    @classmethod
+    def open(cls, *, payments_url: str, orders_url: str) -> AdapterResources:
+        payments_db, orders_db = Database(payments_url), Database(orders_url)
+        return cls(payments_db, orders_db, SqlNotificationLog(payments_db))
+
+    async def close(self) -> None:
+        await self.notification_log.close()  # its last group commit needs the database
+        for client in self.http_clients:
+            await client.aclose()
+        await self.payments_db.dispose()
+        await self.orders_db.dispose()
