@@ -88,6 +88,15 @@ async def test_payments_save_checks_the_version_read(storage: Storage) -> None:
         assert await tx.payments.get("1000000001") == refunded
 
 
+async def test_payments_save_of_a_version_never_stored_writes_nothing(storage: Storage) -> None:
+    """`expected_version=1` says "I read version 1": with no row there, someone else's
+    story is being overwritten (or the row was never there), so nothing is written."""
+    async with storage.payments.begin() as tx:
+        with pytest.raises(ConcurrentUpdate):
+            await tx.payments.save(payment(version=2), expected_version=1, now=AT)
+        assert await tx.payments.get("1000000001") is None
+
+
 async def test_a_lost_race_leaves_the_rest_of_the_transaction(storage: Storage) -> None:
     """The processor catches ConcurrentUpdate and commits the batch's other payments."""
     async with storage.payments.begin() as tx:

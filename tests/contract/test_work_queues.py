@@ -156,9 +156,6 @@ async def test_failures_of_rows_no_longer_claimed_change_nothing(
     case: QueueCase, storage: Storage
 ) -> None:
     """A give-up recorded twice (two workers, one lease apart) writes one dead row."""
-    if case.name == "payments_outbox" and storage.backend != "memory":
-        # SqlOutboxRelayStore._dead_letter does not check that the row is still pending.
-        pytest.xfail("the SQL outbox writes a second dead letter for a row already dead")
     await case.add(storage, "1000000001")
     (work,) = await claim(case, storage)
     decision = RetryDecision(None, True, "permanent: failed 3 times")

@@ -15,7 +15,7 @@ from payrelay.adapters.storage.database import Database
 from payrelay.faults import FaultPoint, Faults
 from payrelay.messaging import ORDER_SIDE_SUBSCRIPTION
 from payrelay.ports import OutboundMessage
-from tests.support import Customer, StackFactory, eventually
+from tests.support import Customer, StackFactory, adapters_of, eventually
 
 pytestmark = pytest.mark.parametrize(
     "backend", ["sqlite", "postgres", "postgres+rabbitmq"], indirect=True
@@ -80,7 +80,7 @@ async def test_a_poison_payment_event_is_dead_in_the_orders_database_before_it_i
         order_id = await customer.order("13.00")
         faults.arm(FaultPoint.ORDER_CONSUMER_BEFORE_COMMIT, times=None)
         payment_id = await customer.pay(await customer.checkout(order_id))
-        payments, orders = stack.system.payments.db, stack.system.orders.db
+        payments, orders = adapters_of(stack).payments_db, adapters_of(stack).orders_db
         seen: list[tuple[list[str], int]] = []
 
         async def dead_and_sent() -> bool:

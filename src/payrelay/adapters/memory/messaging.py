@@ -228,19 +228,16 @@ def _dead_letter(
     state.dead_letters[row_id] = DeadLetterRow(
         id=row_id, message_id=str(row.message_id), exchange=row.exchange,
         routing_key=row.routing_key, queue=None, body=row.body, reason=reason,
-        error=failed.error[:2000], attempts=row.failures + 1, dead_at=now,
+        error=failed.error[:2000], attempts=row.attempts + 1, dead_at=now,
     )
 
 
 def _message(row: OutboxRow) -> OutboundMessage:
-    """The row as the relay sees it; `attempts` counts only tries that spent nothing.
-
-    Spent failures stay in the row (they number its dead letter) but are not handed out:
-    `OutboundMessage.refusals` is leaving the port with consumer-side failure handling.
-    """
+    """The row as the relay sees it: one count of failed tries, as the SQL outbox keeps
+    (the relay only ever retries transport trouble, which spends nothing)."""
     return OutboundMessage(
         message_id=row.message_id, exchange=row.exchange, routing_key=row.routing_key,
         correlation_id=row.correlation_id, body=row.body,
-        attempts=row.attempts - row.failures, order_id=row.order_id,
+        attempts=row.attempts, order_id=row.order_id,
         payment_id=row.payment_id, created_at=row.created_at,
     )

@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import or_, select, update
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql import Executable
 
 from payrelay.adapters.storage import tables as t
 from payrelay.adapters.storage.database import (
@@ -157,21 +158,28 @@ class SqlPayments:
             "updated_at": now,
         }
         p = t.payments
-        # One statement for a new payment and a known one. Two processors that both found
-        # no row (FOR UPDATE locks nothing that does not exist) both get here: the second
-        # waits on the primary key until the first commits, then meets a row whose version
-        # it did not read, and writes nothing. An UPDATE-then-INSERT raised IntegrityError.
-        upsert = (
-            dialect_insert(self._db, p)
-            .values(payment_id=s.payment_id, **values)
-            .on_conflict_do_update(
-                index_elements=[p.c.payment_id],
-                set_=values,
-                where=p.c.version == (expected_version or 0),  # versions start at 1
+        statement: Executable
+        if expected_version is not None:  # a known payment: only the version read is replaced
+            statement = (
+                update(p)
+                .where(p.c.payment_id == s.payment_id, p.c.version == expected_version)
+                .values(**values)
+                .returning(p.c.version)
             )
-            .returning(p.c.version)
-        )
-        if (await self._conn.execute(upsert)).first() is None:
+        else:
+            # A new payment. Two processors that both found no row (FOR UPDATE locks nothing
+            # that does not exist) both get here: the second waits on the primary key until
+            # the first commits, then meets a row (versions start at 1, never 0) and writes
+            # nothing. A plain INSERT raised IntegrityError there.
+            statement = (
+                dialect_insert(self._db, p)
+                .values(payment_id=s.payment_id, **values)
+                .on_conflict_do_update(
+                    index_elements=[p.c.payment_id], set_=values, where=p.c.version == 0
+                )
+                .returning(p.c.version)
+            )
+        if (await self._conn.execute(statement)).first() is None:
             raise ConcurrentUpdate(
                 f"payment {s.payment_id} is no longer at version {expected_version}"
             )
