@@ -334,9 +334,17 @@ async def test_publisher_and_consumer_survive_server_side_closes_mid_stream(
     first_close_done = asyncio.Event()
     handler = Handler(hold_first=first_close_done)  # its first batch is open across a close
     await consumer.subscribe(ORDER_SIDE_SUBSCRIPTION, handler)
-    messages = [message(n) for n in range(200)]
+    # Fresh messages for as long as the closes take (rabbitmqctl is slow on a loaded
+    # machine: a fixed number of them could all be confirmed before the first close).
+    messages: list[OutboundMessage] = []
+    numbers = itertools.count()
+
+    def fresh(count: int) -> list[OutboundMessage]:
+        batch = [message(next(numbers)) for _ in range(count)]
+        messages.extend(batch)
+        return batch
+
     relay = PacedRelay(publisher)
-    stream = iter(messages[:160])  # the last 40 wait for both closes to be over
 
     pids: list[str] = []
 
@@ -348,11 +356,11 @@ async def test_publisher_and_consumer_survive_server_side_closes_mid_stream(
         await eventually(both_connected, what="the publisher and consumer connections")
         closing = asyncio.create_task(close_connections(rabbitmqctl, pids))
         while not closing.done():  # publishing all along, so the close lands mid-stream
-            await relay.publish(list(itertools.islice(stream, 2)))
+            await relay.publish(fresh(2))
         await closing
         first_close_done.set()
     assert relay.resent > 0  # the publisher was cut while it had messages in flight
-    await relay.publish([*stream, *messages[160:]])  # only a restored consumer takes these
+    await relay.publish(fresh(40))  # only a restored consumer takes these
     await relay.drain(timeout=20)
 
     everything = {str(m.message_id) for m in messages}

@@ -157,32 +157,36 @@ class SqlPayments:
             "version": payment.version,
             "updated_at": now,
         }
-        p = t.payments
-        statement: Executable
-        if expected_version is not None:  # a known payment: only the version read is replaced
-            statement = (
-                update(p)
-                .where(p.c.payment_id == s.payment_id, p.c.version == expected_version)
-                .values(**values)
-                .returning(p.c.version)
-            )
-        else:
-            # A new payment. Two processors that both found no row (FOR UPDATE locks nothing
-            # that does not exist) both get here: the second waits on the primary key until
-            # the first commits, then meets a row (versions start at 1, never 0) and writes
-            # nothing. A plain INSERT raised IntegrityError there.
-            statement = (
-                dialect_insert(self._db, p)
-                .values(payment_id=s.payment_id, **values)
-                .on_conflict_do_update(
-                    index_elements=[p.c.payment_id], set_=values, where=p.c.version == 0
-                )
-                .returning(p.c.version)
-            )
+        statement = self._write(s.payment_id, values, expected_version=expected_version)
         if (await self._conn.execute(statement)).first() is None:
             raise ConcurrentUpdate(
                 f"payment {s.payment_id} is no longer at version {expected_version}"
             )
+
+    def _write(
+        self, payment_id: str, values: dict[str, Any], *, expected_version: int | None
+    ) -> Executable:
+        """The statement that writes `values` only over the version the caller read."""
+        p = t.payments
+        if expected_version is not None:  # a known payment: only the version read is replaced
+            return (
+                update(p)
+                .where(p.c.payment_id == payment_id, p.c.version == expected_version)
+                .values(**values)
+                .returning(p.c.version)
+            )
+        # A new payment. Two processors that both found no row (FOR UPDATE locks nothing
+        # that does not exist) both get here: the second waits on the primary key until
+        # the first commits, then meets a row (versions start at 1, never 0) and writes
+        # nothing. A plain INSERT raised IntegrityError there.
+        return (
+            dialect_insert(self._db, p)
+            .values(payment_id=payment_id, **values)
+            .on_conflict_do_update(
+                index_elements=[p.c.payment_id], set_=values, where=p.c.version == 0
+            )
+            .returning(p.c.version)
+        )
 
     async def record_outcome(self, envelope: Envelope, *, now: datetime) -> bool:
         """Store the order side's decision, unless a later decision is already stored."""
