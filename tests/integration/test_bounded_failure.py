@@ -26,16 +26,21 @@ from tests.support import POSTGRES_URL, Customer, StackFactory, adapters_of, eve
 PAYRELAY = str(Path(sys.executable).with_name("payrelay"))
 
 
-def cli(stack: EmbeddedStack, *args: str) -> subprocess.CompletedProcess[str]:
-    """`payrelay …` against the stack's databases, as an operator would run it."""
+async def cli(stack: EmbeddedStack, *args: str) -> subprocess.CompletedProcess[str]:
+    """`payrelay …` against the stack's databases, as an operator would run it.
+
+    In a thread: the stack keeps running meanwhile, as a live system would, so a write
+    it has open when the command starts commits instead of holding SQLite's lock."""
     env = {
         **os.environ,
         "PAYRELAY_PAYMENTS_DATABASE_URL": stack.settings.payments_database_url,
         "PAYRELAY_ORDERS_DATABASE_URL": stack.settings.orders_database_url,
         "COLUMNS": "250",
     }
-    return subprocess.run([PAYRELAY, *args], env=env, capture_output=True, text=True,
-                          timeout=60, check=False)
+    return await asyncio.to_thread(
+        subprocess.run, [PAYRELAY, *args], env=env, capture_output=True, text=True,
+        timeout=60, check=False,
+    )
 
 
 async def notification_status(db: Database, payment_id: str) -> str | None:
@@ -66,12 +71,12 @@ async def test_a_payment_that_stays_unknown_ends_dead_and_is_listed_and_replayab
         assert row.last_error.startswith("not_visible: unknown to the gateway after 1s")
         assert "HTTP 404" in row.last_error
 
-        listed = cli(stack, "dlq", "list")
+        listed = await cli(stack, "dlq", "list")
         assert listed.returncode == 0, listed.stderr
         assert f"notification-{row.id}" in listed.stdout
         assert "not_visible" in listed.stdout and "777000111" in listed.stdout
 
-        replayed = cli(stack, "dlq", "replay", f"notification-{row.id}")
+        replayed = await cli(stack, "dlq", "replay", f"notification-{row.id}")
         assert replayed.returncode == 0, replayed.stderr
         # Due again from a clean count: it runs the same path, and ends dead again.
         async with db.read() as conn:
