@@ -23,6 +23,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -63,7 +64,7 @@ class Run:
             "plan": self.plan.__dict__, "ceilings": {}, "ingest": {}, "end_to_end": {},
             "skipped": [], "failed": [],
         }
-        self.console = Console()
+        self.console = Console(width=160)
 
     async def measure(self, section: str, name: str,
                       work: Callable[[Path], Awaitable[dict[str, Any]]]) -> None:
@@ -99,6 +100,9 @@ async def run_ceilings(run: Run) -> None:
     run.results["ceilings"]["raw_ingest"] = section = {}
     with tempfile.TemporaryDirectory(prefix="payrelay-bench-") as tmp:
         section["sqlite"] = await raw(f"sqlite+aiosqlite:///{tmp}/raw.db", Path(tmp))
+    if POSTGRES_RABBITMQ not in run.args.backend:
+        run.skip("ceilings on PostgreSQL and RabbitMQ", "not asked for (--backend)")
+        return
     if not run.servers_up(POSTGRES_RABBITMQ):
         run.skip("ceilings on PostgreSQL and RabbitMQ", "server not reachable")
         return
@@ -122,10 +126,10 @@ async def main_async(args: argparse.Namespace) -> int:
         if not run.servers_up(backend):
             run.skip(f"ingest and end to end on {backend}", "server not reachable")
             continue
-        await run.measure("ingest", backend, lambda tmp, b=backend: scenarios.ingest(
-            b, tmp, run.plan, **run.servers))
-        await run.measure("end_to_end", backend, lambda tmp, b=backend: scenarios.end_to_end(
-            b, tmp, run.plan, **run.servers))
+        await run.measure("ingest", backend, partial(
+            scenarios.ingest, backend, plan=run.plan, **run.servers))
+        await run.measure("end_to_end", backend, partial(
+            scenarios.end_to_end, backend, plan=run.plan, **run.servers))
     for backend in {EMBEDDED, POSTGRES_RABBITMQ} - set(args.backend):
         run.skip(f"ingest and end to end on {backend}", "not asked for (--backend)")
     results = run.results

@@ -40,8 +40,8 @@ class Plan:
     stall_timeout: float = 10.0
 
 
-QUICK = Plan(rates=(50,), step_seconds=2.0, saturation_count=150, warmup=20,
-             ceiling_seconds=2.0, drain_timeout=20.0)
+QUICK = Plan(rates=(40,), step_seconds=1.5, saturation_count=60, warmup=10,
+             ceiling_seconds=1.5, drain_timeout=20.0)
 
 
 # -- ingest alone ------------------------------------------------------------------------
