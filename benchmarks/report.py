@@ -45,7 +45,15 @@ def ratios(results: dict[str, Any]) -> dict[str, Any]:
 
 
 def _ms(value: float | None) -> str:
-    return "-" if value is None else f"{value:.1f}"
+    """A percentile; '>cutoff' where it falls on an order not PAID by the step's end."""
+    return ">cutoff" if value is None else f"{value:.1f}"
+
+
+def _unpaid(step: dict[str, Any]) -> str:
+    if step["drained"]:
+        return "all PAID"
+    return (f"{step['unpaid_at_cutoff']} of {step['webhooks']} not PAID "
+            f"{step['cutoff_after_last_send_s']:g} s after the last webhook")
 
 
 def render(results: dict[str, Any], console: Console) -> None:
@@ -80,14 +88,15 @@ def render(results: dict[str, Any], console: Console) -> None:
         r = ratio_of.get(f"end_to_end/{backend}", {})
         sat = got["saturation"]
         shown = ", ".join(f"{v} {k.removeprefix('paid_per_s_over_')}" for k, v in r.items())
-        table.add_row(f"webhook->PAID {backend}", "burst", str(sat["paid_per_s"]),
-                      _ms(sat["p50_ms"]), _ms(sat["p99_ms"]), shown)
+        table.add_row(f"webhook->PAID {backend}", f"burst {sat['webhooks']}",
+                      str(sat["paid_per_s"]), _ms(sat["p50_ms"]), _ms(sat["p99_ms"]),
+                      f"{shown}; {_unpaid(sat)}")
         for rate, at in got["at_rate"].items():
             if "skipped" in at:
                 table.add_row("", rate, "skipped", "", "", at["skipped"])
             else:
                 table.add_row("", rate, str(at["paid_per_s"]), _ms(at["p50_ms"]),
-                              _ms(at["p99_ms"]), "" if at["drained"] else "NOT drained")
+                              _ms(at["p99_ms"]), _unpaid(at))
     console.print(table)
     for item in results.get("skipped", []):
         console.print(f"skipped {item['scenario']}: {item['reason']}")
