@@ -127,17 +127,8 @@ async def rabbitmq_confirmed(broker_url: str, prefix: str, *, seconds: float,
             consumed += 1
 
         tag = await queue.consume(on_message)
-        body = b'{"type":"payment.approved","payment_id":"1000000001"}' * 4
-        until = time.monotonic() + seconds
-        published, started = 0, time.monotonic()
-        while time.monotonic() < until:
-            await asyncio.gather(*(
-                publish.default_exchange.publish(
-                    aio_pika.Message(body, delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-                                     message_id=str(uuid.uuid4())),
-                    routing_key=name)
-                for _ in range(window)))
-            published += window
+        started = time.monotonic()
+        published = await _publish_for(publish, name, seconds=seconds, window=window)
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(10):
                 while consumed < published:
@@ -149,3 +140,19 @@ async def rabbitmq_confirmed(broker_url: str, prefix: str, *, seconds: float,
         await connection.close()
     return {"messages_per_s": round(consumed / elapsed, 1), "published": published,
             "consumed": consumed, "confirm_window": window, "seconds": round(elapsed, 2)}
+
+
+async def _publish_for(channel: aio_pika.abc.AbstractChannel, queue: str, *, seconds: float,
+                       window: int) -> int:
+    """Publish persistent messages, `window` awaiting confirms at a time; how many."""
+    body = b'{"type":"payment.approved","payment_id":"1000000001"}' * 4
+    until, published = time.monotonic() + seconds, 0
+    while time.monotonic() < until:
+        await asyncio.gather(*(
+            channel.default_exchange.publish(
+                aio_pika.Message(body, delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+                                 message_id=str(uuid.uuid4())),
+                routing_key=queue)
+            for _ in range(window)))
+        published += window
+    return published
