@@ -59,13 +59,18 @@ class Pool:
     opened: int = 0
     freed: asyncio.Condition = field(default_factory=asyncio.Condition)
 
-    async def take(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    async def take(self, *, fresh: bool = False
+                   ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        """An idle connection (the most recently used), or a new one if `fresh` or none."""
         async with self.freed:
             while not self.idle and self.opened >= self.limit:
                 await self.freed.wait()
-            if self.idle:
+            if self.idle and not fresh:
                 return self.idle.pop()
-            self.opened += 1
+            if self.idle:  # fresh, at the limit: close the least recently used instead
+                self.idle.pop(0)[1].close()
+            else:
+                self.opened += 1
         try:
             return await asyncio.open_connection(self.host, self.port)
         except OSError:
@@ -100,9 +105,10 @@ async def exchange(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
 
 
 async def send(pool: Pool, request: bytes) -> int:
-    """Status of one request; a kept-alive connection the server closed is retried once."""
+    """Status of one request (0: no answer). A kept-alive connection the server closed
+    while it sat idle (uvicorn's keep-alive timeout) is retried once, on a new connection."""
     for attempt in (1, 2):
-        reader, writer = await pool.take()
+        reader, writer = await pool.take(fresh=attempt == 2)
         try:
             status, keep = await exchange(reader, writer, request)
         except (OSError, asyncio.IncompleteReadError, ValueError, IndexError):
