@@ -73,7 +73,7 @@ class Run:
             try:
                 self.results[section][name] = await work(Path(tmp))
             except Exception as exc:
-                logs = {p.name: p.read_text()[-2000:] for p in Path(tmp).glob("*.log")}
+                logs = {p.name: p.read_text()[-2000:] for p in Path(tmp).rglob("*.log")}
                 self.results["failed"].append({"scenario": f"{section} {name}",
                                                "reason": f"{type(exc).__name__}: {exc}",
                                                "logs": logs})
