@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck clean install bench
+.PHONY: demo test lint typecheck clean install bench bench-quick bench-flood
 
 install: $(STAMP)
 
@@ -19,16 +19,24 @@ demo: $(STAMP)
 	$(BIN)/payrelay demo
 
 test: $(STAMP)
-	$(BIN)/ruff check src tests
+	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/mypy
 	$(BIN)/pytest -q
 
-# Not part of `make test`: good webhooks' p50/p99 alone and during a flood of bad requests.
+# Not part of `make test` (see docs/performance.md). `make bench`: ceilings, ingest and
+# webhook -> PAID per backend, written to bench/results/<date>.json and .png (~10 min).
 bench: $(STAMP)
+	$(BIN)/python -m benchmarks
+
+bench-quick: $(STAMP)
+	$(BIN)/python -m benchmarks --quick
+
+# Good webhooks' p50/p99 alone and during a flood of bad requests (issue 8).
+bench-flood: $(STAMP)
 	$(BIN)/python benchmarks/bad_flood.py
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests
+	$(BIN)/ruff check src tests benchmarks
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

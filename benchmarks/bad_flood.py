@@ -12,7 +12,7 @@ listener from another loopback address (127.0.0.2) with
 It prints p50/p99 for both phases and their ratio, and exits 1 if the flood moved the good
 p99 by more than `--max-ratio` (default 2). Usage:
 
-    .venv/bin/python benchmarks/bad_flood.py [--seconds 8] [--concurrency 4]    # make bench
+    .venv/bin/python benchmarks/bad_flood.py [--seconds 8] [--concurrency 4]    # make bench-flood
 """
 
 from __future__ import annotations
