@@ -68,53 +68,65 @@ class PostgresWakeups:
         for channel, wake in wakes.items():
             if channel in self._dsns:
                 by_database.setdefault(self._dsns[channel], {})[channel] = wake
-        await asyncio.gather(
-            stop.wait(), *(self._keep_listening(dsn, chans, stop)
-                           for dsn, chans in by_database.items())
-        )
-
-    async def _keep_listening(
-        self, dsn: str, wakes: dict[WakeChannel, asyncio.Event], stop: asyncio.Event
-    ) -> None:
-        rng, failures = random.Random(), 0
-        names = ", ".join(sorted(wakes))
-        while not stop.is_set():
-            try:
-                await self._listen_once(dsn, wakes, stop, reconnected=failures > 0)
-                failures = 0
-            except Exception as exc:  # any failure: reconnect; meanwhile the poll covers
-                failures += 1
-                if failures == 1:  # once per outage: the poll interval keeps workers going
-                    log.warning("wake-up listener (%s) lost: %s: %s; polling until it is "
-                                "back", names, type(exc).__name__, str(exc)[:200])
-            if not stop.is_set():
-                delay = self._reconnect.delay(max(failures, 1), rng).total_seconds()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), delay)
-
-    async def _listen_once(
-        self, dsn: str, wakes: dict[WakeChannel, asyncio.Event], stop: asyncio.Event,
-        *, reconnected: bool,
-    ) -> None:
-        """Listen on one connection until `stop` (returns) or the connection fails (raises)."""
-        conn: asyncpg.Connection[Any] = await asyncpg.connect(dsn, timeout=10)
+        listeners = [asyncio.create_task(self._keep_listening(dsn, chans))
+                     for dsn, chans in by_database.items()]
         try:
-            lost = asyncio.Event()
-            conn.add_termination_listener(lambda _conn: lost.set())
-            for channel, wake in wakes.items():
-                await conn.add_listener(channel.value, _setter(wake))
-            if reconnected:
-                log.warning("wake-up listener (%s) is back", ", ".join(sorted(wakes)))
-            for wake in wakes.values():
-                wake.set()  # whatever was committed while nobody listened
-            while not stop.is_set():
-                await _wait_any(lost, stop, self._health_check)
-                if lost.is_set():
-                    raise ConnectionError("the listening connection was closed")
-                if not stop.is_set():
-                    await conn.execute("SELECT 1", timeout=self._health_check)
+            await stop.wait()
         finally:
-            conn.terminate()  # nothing to flush on a listening connection; never blocks
+            # Cancelled rather than asked: a connect to an unreachable server must not hold
+            # up a shutdown for its timeout.
+            for listener in listeners:
+                listener.cancel()
+            await asyncio.gather(*listeners, return_exceptions=True)
+
+    async def _keep_listening(self, dsn: str, wakes: dict[WakeChannel, asyncio.Event]) -> None:
+        """Listen, and listen again after any failure, until cancelled."""
+        rng, failures = random.Random(), 0
+        while True:
+            try:
+                conn: asyncpg.Connection[Any] = await asyncpg.connect(dsn, timeout=10)
+            except Exception as exc:  # unreachable, refused, timed out: try again later
+                failures += 1
+                self._lost(wakes, exc, failures)
+            else:
+                try:
+                    await self._listen_on(conn, wakes, reconnected=failures > 0)
+                except Exception as exc:  # any failure: reconnect; meanwhile the poll covers
+                    failures = 1  # it was up: a new outage begins
+                    self._lost(wakes, exc, failures)
+                finally:
+                    conn.terminate()  # nothing to flush on a listening connection
+            await asyncio.sleep(self._reconnect.delay(failures, rng).total_seconds())
+
+    @staticmethod
+    def _lost(wakes: dict[WakeChannel, asyncio.Event], exc: Exception, failures: int) -> None:
+        if failures == 1:  # once per outage: the poll interval keeps the workers going
+            log.warning("wake-up listener (%s) lost: %s: %s; polling until it is back",
+                        _names(wakes), type(exc).__name__, str(exc)[:200])
+
+    async def _listen_on(
+        self, conn: asyncpg.Connection[Any], wakes: dict[WakeChannel, asyncio.Event], *,
+        reconnected: bool,
+    ) -> None:
+        """Listen on `conn` until it fails (raises) or the task is cancelled."""
+        lost = asyncio.Event()
+        conn.add_termination_listener(lambda _conn: lost.set())
+        for channel, wake in wakes.items():
+            await conn.add_listener(channel.value, _setter(wake))
+        if reconnected:
+            log.warning("wake-up listener (%s) is back", _names(wakes))
+        for wake in wakes.values():
+            wake.set()  # whatever was committed while nobody listened
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(lost.wait(), self._health_check)
+            if lost.is_set():
+                raise ConnectionError("the listening connection was closed")
+            await conn.execute("SELECT 1", timeout=self._health_check)
+
+
+def _names(wakes: dict[WakeChannel, asyncio.Event]) -> str:
+    return ", ".join(sorted(wakes))
 
 
 def _setter(wake: asyncio.Event) -> Any:
@@ -122,12 +134,3 @@ def _setter(wake: asyncio.Event) -> Any:
         wake.set()
 
     return on_notification
-
-
-async def _wait_any(a: asyncio.Event, b: asyncio.Event, seconds: float) -> None:
-    waiters = [asyncio.create_task(a.wait()), asyncio.create_task(b.wait())]
-    try:
-        await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for waiter in waiters:
-            waiter.cancel()
