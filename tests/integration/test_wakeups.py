@@ -23,12 +23,18 @@ from sqlalchemy import select, text
 from payrelay.adapters.storage import tables as t
 from payrelay.adapters.storage.database import Database
 from payrelay.adapters.storage.migrations import Schema, upgrade_database
-from payrelay.adapters.storage.payments import SqlNotificationQueue, SqlNotifications
+from payrelay.adapters.storage.orders import SqlOrdersUnitOfWork
+from payrelay.adapters.storage.payments import (
+    SqlNotificationQueue,
+    SqlNotifications,
+    SqlPaymentsUnitOfWork,
+)
 from payrelay.adapters.storage.wakeups import PostgresWakeups, asyncpg_dsn
 from payrelay.bootstrap import Role, System, bootstrap
 from payrelay.config import Settings
 from payrelay.domain.retry import Backoff
 from payrelay.ports import NotificationRecord, WakeChannel
+from tests.integration.test_concurrent_workers import approved
 from tests.simulated_gateway import SimulatedGateway, simulated_gateway
 from tests.support import adapters_of, eventually, fresh_postgres_databases
 
@@ -156,36 +162,82 @@ async def test_without_a_listener_the_workers_still_poll(caplog: pytest.LogCaptu
         assert len(lost) == 1, caplog.text  # once per outage, not once per try
 
 
-async def test_only_committed_due_work_notifies():
+@contextlib.asynccontextmanager
+async def woken_by(url: str, channel: WakeChannel) -> AsyncIterator[asyncio.Event]:
+    """An event that a listener on `url` sets for news on `channel` (cleared once it is up)."""
+    wake, stop = asyncio.Event(), asyncio.Event()
+    wakeups = PostgresWakeups({channel: asyncpg_dsn(url)})
+    listener = asyncio.create_task(wakeups.listen({channel: wake}, stop=stop))
+    try:
+        await eventually(_set(wake), what="the listener's first wake-up")  # it is connected
+        wake.clear()
+        yield wake
+    finally:
+        stop.set()
+        await listener
+
+
+async def quiet(wake: asyncio.Event, what: str) -> None:
+    await asyncio.sleep(0.3)
+    assert not wake.is_set(), f"{what} woke a worker"
+
+
+async def test_only_committed_due_notifications_notify():
     async with fresh_postgres_databases(1) as (url,):
         await upgrade_database(url, Schema.PAYMENTS)
         db = Database(url)
-        wake, stop = asyncio.Event(), asyncio.Event()
-        wakeups = PostgresWakeups({WakeChannel.NOTIFICATIONS: asyncpg_dsn(url)})
-        listener = asyncio.create_task(wakeups.listen({WakeChannel.NOTIFICATIONS: wake},
-                                                      stop=stop))
         try:
-            await eventually(_set(wake), what="the listener's first wake-up")  # connected
-            wake.clear()
-            with contextlib.suppress(RuntimeError):
+            async with woken_by(url, WakeChannel.NOTIFICATIONS) as wake:
+                with contextlib.suppress(RuntimeError):
+                    async with db.transaction() as conn:
+                        await SqlNotifications(conn, db).record(_notification("rolled-back"))
+                        raise RuntimeError("roll back")
+                await quiet(wake, "a rolled-back insert")
                 async with db.transaction() as conn:
-                    await SqlNotifications(conn, db).record(_notification("rolled-back"))
-                    raise RuntimeError("roll back")
-            await asyncio.sleep(0.3)
-            assert not wake.is_set(), "a rolled-back insert woke the processor"
-            async with db.transaction() as conn:
-                await SqlNotifications(conn, db).record(_notification("committed"))
-            await eventually(_set(wake), timeout=QUICKLY, what="a wake-up on commit")
-            wake.clear()
-            now = datetime.now(UTC)
-            queue = SqlNotificationQueue(db)
-            assert await queue.claim_due(limit=10, now=now, lease=timedelta(seconds=30))
-            await asyncio.sleep(0.3)
-            assert not wake.is_set(), "a claim woke the processor"
+                    await SqlNotifications(conn, db).record(_notification("committed"))
+                await eventually(_set(wake), timeout=QUICKLY, what="a wake-up on commit")
+                wake.clear()
+                now = datetime.now(UTC)
+                queue = SqlNotificationQueue(db)
+                assert await queue.claim_due(limit=10, now=now, lease=timedelta(seconds=30))
+                await quiet(wake, "a claim")
         finally:
-            stop.set()
-            await listener
             await db.dispose()
+
+
+@pytest.mark.parametrize("side", ["payments", "orders"])
+async def test_outbox_rows_notify_when_added_and_when_requeued(side: str):
+    schema, channel = {
+        "payments": (Schema.PAYMENTS, WakeChannel.PAYMENTS_OUTBOX),
+        "orders": (Schema.ORDERS, WakeChannel.ORDERS_OUTBOX),
+    }[side]
+    async with fresh_postgres_databases(1) as (url,):
+        await upgrade_database(url, schema)
+        db = Database(url)
+        uow: SqlPaymentsUnitOfWork | SqlOrdersUnitOfWork = (
+            SqlPaymentsUnitOfWork(db, _now) if side == "payments" else SqlOrdersUnitOfWork(db, _now)
+        )
+        try:
+            async with woken_by(url, channel) as wake:
+                envelope = approved("order-1", "1")
+                async with uow.begin() as tx:
+                    await tx.outbox.add(envelope, exchange="ex")
+                await eventually(_set(wake), timeout=QUICKLY, what="a wake-up for a new row")
+                wake.clear()
+                claimed = await uow.relay_store.claim_due(
+                    limit=10, now=_now(), lease=timedelta(seconds=30)
+                )
+                await uow.relay_store.mark_sent([m.message_id for m in claimed], now=_now())
+                await quiet(wake, "a claim, or marking sent,")
+                async with uow.begin() as tx:  # the reconciler's resend
+                    assert await tx.outbox.requeue(envelope.message_id)
+                await eventually(_set(wake), timeout=QUICKLY, what="a wake-up for a requeue")
+        finally:
+            await db.dispose()
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
 
 
 def _set(event: asyncio.Event) -> Any:
