@@ -40,6 +40,7 @@ from tests.integration.test_processes import (
 )
 from tests.support import RABBITMQ_URL, eventually, fresh_postgres_databases
 
+Stages = dict[str, list[float]]
 ROLES = [["processor"], ["payments-relay"], ["orders-relay"], ["order-consumer"],
          ["outcome-consumer"]]
 
@@ -71,7 +72,8 @@ async def measure(payments: int, rate: float, log_dir: Path) -> Stages:
                    "--orders-port", str(ports["orders"]),
                    "--payments-internal-port", str(ports["internal"])]
             workers = [api, *(["--role", r] for [r] in ROLES)]
-            async with processes(env, workers, log_dir), httpx.AsyncClient(timeout=10) as http:
+            async with processes(env, workers, log_dir) as procs, \
+                    httpx.AsyncClient(timeout=10) as http:
                 orders_url = f"http://127.0.0.1:{ports['orders']}"
                 await _wait_ready(http, ports)
                 preferences = [await _checkout(http, orders_url) for _ in range(payments)]
@@ -79,7 +81,18 @@ async def measure(payments: int, rate: float, log_dir: Path) -> Stages:
                 for i, preference in enumerate(preferences):
                     await asyncio.sleep(max(0.0, started + i / rate - time.monotonic()))
                     await simulator.pay(preference, "approve")
-                return await _latencies(payments_db_url, orders_db_url, payments)
+                stages = await _latencies(payments_db_url, orders_db_url, payments)
+                names = ["api", *(r for [r] in ROLES)]
+                used = zip(names, procs, strict=True)
+                print("CPU seconds (user+system, start-up included): " + ", ".join(
+                    f"{name} {_cpu_seconds(p.pid):.2f}" for name, p in used))
+                return stages
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU a process has used so far (Linux /proc): robust to a busy host."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 async def _wait_ready(http: httpx.AsyncClient, ports: dict[str, int]) -> None:
@@ -102,9 +115,6 @@ async def _checkout(http: httpx.AsyncClient, orders_url: str) -> str:
     order_id = created.json()["order_id"]
     checkout = await http.post(f"{orders_url}/orders/{order_id}/checkout")
     return str(checkout.json()["preference_id"])
-
-
-Stages = dict[str, list[float]]
 
 
 async def _latencies(payments_url: str, orders_url: str, expected: int) -> Stages:
