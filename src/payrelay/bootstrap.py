@@ -124,9 +124,8 @@ async def bootstrap(
     except BaseException:
         await resources.close()
         raise
-    faults = faults or Faults()
     shared = _Shared(
-        settings, clock, faults, random.Random(seed), FailureLog(clock),
+        settings, clock, faults or Faults(), random.Random(seed), FailureLog(clock),
         settings.retry_policy(), transport,
     )
     payments = _build_payments_side(shared, gateway, resources)
@@ -134,7 +133,8 @@ async def bootstrap(
     dead_letters = SqlDeadLetterBox(
         payments=resources.payments_db, orders=resources.orders_db, clock=clock
     )
-    return System(settings, faults, transport, payments, orders, dead_letters, resources, clock)
+    return System(settings, shared.faults, transport, payments, orders, dead_letters, resources,
+                  clock, resources.wakeups)
 
 
 def _build_gateway(settings: Settings, clients: list[httpx.AsyncClient]) -> Gateway:

@@ -28,6 +28,8 @@ from payrelay.ports import (
     PaymentsUnitOfWork,
     Resources,
     Transport,
+    WakeChannel,
+    Wakeups,
 )
 from payrelay.services.checkout import CheckoutService
 from payrelay.services.compensate import Refunder
@@ -123,12 +125,49 @@ class System:
     dead_letters: DeadLetterBox
     resources: Resources
     clock: Clock
+    wakeups: Wakeups
+    """News of work committed by other processes; in-process news sets the events directly."""
     stop: asyncio.Event = field(default_factory=asyncio.Event)
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     async def start_workers(self, roles: Iterable[Role] = WORKER_ROLES) -> None:
         roles = set(roles)
+        await self._subscribe_consumers(roles)
         poll = self.settings.poll_interval_seconds
+        p, o = self.payments, self.orders
+        # Each polling role, and the channel on which other processes' news wakes it.
+        loops: list[tuple[Role, Callable[[], Awaitable[int]], asyncio.Event, WakeChannel | None]]
+        loops = [
+            (Role.PROCESSOR, _claimed(p.processor.run_once), p.wake_processor,
+             WakeChannel.NOTIFICATIONS),
+            (Role.PAYMENTS_RELAY, _claimed(p.relay.run_once), p.wake_relay,
+             WakeChannel.PAYMENTS_OUTBOX),
+            (Role.ORDERS_RELAY, _claimed(o.relay.run_once), o.wake_relay,
+             WakeChannel.ORDERS_OUTBOX),
+            (Role.REFUNDER, _claimed(p.refunder.run_once), p.wake_refunder, WakeChannel.REFUNDS),
+            (Role.ORDER_EXPIRER, self._expire_orders, asyncio.Event(), None),
+        ]
+        wakes: dict[WakeChannel, asyncio.Event] = {}
+        for name, step, wake, channel in loops:
+            if name not in roles:
+                continue
+            if channel is not None:
+                wakes[channel] = wake
+            task = run_loop(name, step, wake=wake, stop=self.stop, poll_interval=poll)
+            self.tasks.append(asyncio.create_task(task, name=name))
+        listening = self.wakeups.listen(wakes, stop=self.stop)
+        self.tasks.append(asyncio.create_task(listening, name="wakeups"))
+        if Role.RECONCILER in roles:
+            task = run_loop(
+                Role.RECONCILER,
+                self._reconcile,
+                wake=asyncio.Event(),
+                stop=self.stop,
+                poll_interval=self.settings.reconcile_interval_seconds,
+            )
+            self.tasks.append(asyncio.create_task(task, name=Role.RECONCILER))
+
+    async def _subscribe_consumers(self, roles: set[Role]) -> None:
         p, o = self.payments, self.orders
         if Role.ORDER_CONSUMER in roles:
             await self.transport.subscribe(ORDER_SIDE_SUBSCRIPTION, o.consumer.handle)
@@ -140,28 +179,6 @@ class System:
                 uow=p.uow, subscription=PAYMENTS_SIDE_SUBSCRIPTION, clock=self.clock
             )
             await self.transport.subscribe_dead_letters(PAYMENTS_SIDE_SUBSCRIPTION, sink.handle)
-        loops: list[tuple[Role, Callable[[], Awaitable[int]], asyncio.Event]] = [
-            (Role.PROCESSOR, _claimed(p.processor.run_once), p.wake_processor),
-            (Role.PAYMENTS_RELAY, _claimed(p.relay.run_once), p.wake_relay),
-            (Role.ORDERS_RELAY, _claimed(o.relay.run_once), o.wake_relay),
-            (Role.REFUNDER, _claimed(p.refunder.run_once), p.wake_refunder),
-        ]
-        if Role.ORDER_EXPIRER in roles:
-            loops.append((Role.ORDER_EXPIRER, self._expire_orders, asyncio.Event()))
-        for name, step, wake in loops:
-            if name not in roles:
-                continue
-            task = run_loop(name, step, wake=wake, stop=self.stop, poll_interval=poll)
-            self.tasks.append(asyncio.create_task(task, name=name))
-        if Role.RECONCILER in roles:
-            task = run_loop(
-                Role.RECONCILER,
-                self._reconcile,
-                wake=asyncio.Event(),
-                stop=self.stop,
-                poll_interval=self.settings.reconcile_interval_seconds,
-            )
-            self.tasks.append(asyncio.create_task(task, name=Role.RECONCILER))
 
     async def _reconcile(self) -> int:
         report = await self.payments.reconciler.run_once()

@@ -1,5 +1,5 @@
 """What `bootstrap` opens for one System (engines, the group-committing notification log,
-HTTP clients), and releases in the one order that works."""
+the wake-up listener, HTTP clients), and releases in the one order that works."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import httpx
 
 from payrelay.adapters.storage.database import Database
 from payrelay.adapters.storage.payments import SqlNotificationLog
+from payrelay.adapters.storage.wakeups import PostgresWakeups, database_wakeups
 
 
 @dataclass
@@ -22,12 +23,14 @@ class AdapterResources:
     payments_db: Database
     orders_db: Database
     notification_log: SqlNotificationLog
+    wakeups: PostgresWakeups
     http_clients: list[httpx.AsyncClient] = field(default_factory=list)
 
     @classmethod
     def open(cls, *, payments_url: str, orders_url: str) -> AdapterResources:
         payments_db, orders_db = Database(payments_url), Database(orders_url)
-        return cls(payments_db, orders_db, SqlNotificationLog(payments_db))
+        wakeups = database_wakeups(payments=payments_db, orders=orders_db)
+        return cls(payments_db, orders_db, SqlNotificationLog(payments_db), wakeups)
 
     async def close(self) -> None:
         await self.notification_log.close()  # its last group commit needs the database

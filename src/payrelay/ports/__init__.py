@@ -56,6 +56,7 @@ from payrelay.ports.transport import (
     Subscription,
     Transport,
 )
+from payrelay.ports.wakeups import WakeChannel, Wakeups
 
 __all__ = [
     "BatchHandler",
@@ -103,5 +104,7 @@ __all__ = [
     "Subscription",
     "Timeline",
     "Transport",
+    "WakeChannel",
+    "Wakeups",
     "WorkQueue",
 ]
