@@ -4,11 +4,16 @@ HTTP clients), and releases in the one order that works."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-
-import httpx
+from typing import Protocol
 
 from payrelay.adapters.storage.database import Database
 from payrelay.adapters.storage.payments import SqlNotificationLog
+
+
+class HttpClient(Protocol):
+    """An HTTP client bootstrap built (httpx's, or the gateway's aiohttp wire)."""
+
+    async def aclose(self) -> None: ...
 
 
 @dataclass
@@ -22,7 +27,7 @@ class AdapterResources:
     payments_db: Database
     orders_db: Database
     notification_log: SqlNotificationLog
-    http_clients: list[httpx.AsyncClient] = field(default_factory=list)
+    http_clients: list[HttpClient] = field(default_factory=list)
 
     @classmethod
     def open(cls, *, payments_url: str, orders_url: str) -> AdapterResources:
