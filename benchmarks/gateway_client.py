@@ -15,8 +15,8 @@ Clients:
   limits and the Authorization header on the client;
 - `aiohttp`: one `ClientSession` on a keep-alive `TCPConnector`, JSON read as the adapter
   does (simplejson, Decimal-exact);
-- `adapter`: whatever `payrelay.adapters.gateways.mercadopago` builds today
-  (`MercadoPagoGateway.connect`), through `fetch_payment`, when it has one;
+- `adapter`: `MercadoPagoGateway.fetch_payment` over the wire bootstrap builds since
+  issue 10 (`AiohttpWire`);
 - `raw`: a hand-written keep-alive HTTP/1.1 client on asyncio streams, the floor.
 
 Usage:
@@ -116,16 +116,14 @@ async def aiohttp_session(base_url: str) -> Any:
 
 @contextlib.asynccontextmanager
 async def adapter(base_url: str) -> Any:
-    from payrelay.adapters.gateways import mercadopago
+    from payrelay.adapters.gateways.mercadopago import MercadoPagoGateway
+    from payrelay.adapters.gateways.wire import AiohttpWire
 
-    connect = getattr(mercadopago.MercadoPagoGateway, "connect", None)
-    if connect is None:
-        raise SystemExit("the adapter has no MercadoPagoGateway.connect: skip `adapter`")
-    gateway = connect(base_url=base_url, access_token=TOKEN, timeout=10.0)
+    wire = AiohttpWire(base_url, timeout=10.0)
     try:
-        yield gateway.fetch_payment
+        yield MercadoPagoGateway(wire, access_token=TOKEN).fetch_payment
     finally:
-        await gateway.aclose()
+        await wire.aclose()
 
 
 @contextlib.asynccontextmanager

@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 import httpx
 
 from payrelay.adapters.gateways.mercadopago import MercadoPagoGateway
+from payrelay.adapters.gateways.wire import AiohttpWire
 from payrelay.adapters.payments_client import HttpPaymentsClient
 from payrelay.adapters.resources import AdapterResources, HttpClient
 from payrelay.adapters.storage.database import Database
@@ -138,12 +139,9 @@ async def bootstrap(
 
 
 def _build_gateway(settings: Settings, clients: list[HttpClient]) -> Gateway:
-    gateway = MercadoPagoGateway.connect(
-        base_url=settings.gateway_base_url, timeout=settings.gateway_timeout_seconds,
-        access_token=settings.gateway_access_token.get_secret_value(),
-    )
-    clients.append(gateway)
-    return gateway
+    wire = AiohttpWire(settings.gateway_base_url, timeout=settings.gateway_timeout_seconds)
+    clients.append(wire)
+    return MercadoPagoGateway(wire, access_token=settings.gateway_access_token.get_secret_value())
 
 
 def _build_payments_client(

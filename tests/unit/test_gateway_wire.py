@@ -49,11 +49,14 @@ def answering(status: str, body: bytes, seen: list[bytes], extra: bytes = b"") -
 async def test_a_payment_arrives_exact_with_the_path_as_quoted() -> None:
     seen: list[bytes] = []
     async with serving(answering("200 OK", PAYMENT, seen)) as url:
-        gateway = MercadoPagoGateway.connect(base_url=url + "/", access_token="t", timeout=2)
+        wire = AiohttpWire(url + "/", timeout=2)
+        sent: list[tuple[str, str]] = []
+        wire.watchers.append(lambda method, path: sent.append((method, path)))
         try:
-            snapshot = await gateway.fetch_payment("7/../x")
+            snapshot = await MercadoPagoGateway(wire, access_token="t").fetch_payment("7/../x")
         finally:
-            await gateway.aclose()
+            await wire.aclose()
+    assert sent == [("GET", "/v1/payments/7%2F..%2Fx")]
     assert str(snapshot.amount.amount) == "10.10"
     head = seen[0].decode()
     assert head.startswith("GET /v1/payments/7%2F..%2Fx HTTP/1.1\r\n")
@@ -75,12 +78,12 @@ async def test_a_redirect_is_not_followed() -> None:
 async def test_a_404_is_rejected_and_a_503_unavailable() -> None:
     for status, error in (("404 Not Found", GatewayRejected), ("503 Busy", GatewayUnavailable)):
         async with serving(answering(status, b"{}", [])) as url:
-            gateway = MercadoPagoGateway.connect(base_url=url, access_token="t", timeout=2)
+            wire = AiohttpWire(url, timeout=2)
             try:
                 with pytest.raises(error):
-                    await gateway.fetch_payment("1")
+                    await MercadoPagoGateway(wire, access_token="t").fetch_payment("1")
             finally:
-                await gateway.aclose()
+                await wire.aclose()
 
 
 async def test_silence_times_out() -> None:

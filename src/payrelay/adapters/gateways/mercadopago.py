@@ -7,8 +7,7 @@ Amounts cross the wire as exact JSON numbers both ways: simplejson with `use_dec
 writes a Decimal digit for digit and reads every fractional number as a Decimal, so no
 amount ever passes through float.
 
-The HTTP is a wire (`wire.py`): aiohttp in production, an httpx client in tests. `connect`
-builds the production one.
+The HTTP is a wire (`wire.py`): aiohttp in production, an httpx client in tests.
 
 Searches page with limit/offset: MercadoPago answers 30 results unless asked for more,
 whatever `paging.total` says, so reading one page would miss the rest.
@@ -19,12 +18,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any, Self
+from typing import Any
 from urllib.parse import quote
 
 import simplejson
 
-from payrelay.adapters.gateways.wire import AiohttpWire, HttpWire, Params
+from payrelay.adapters.gateways.wire import HttpWire, Params
 from payrelay.domain.errors import GatewayRejected, GatewayUnavailable, MalformedResource
 from payrelay.domain.money import Money, read_amount
 from payrelay.domain.payment import PaymentSnapshot, PaymentStatus
@@ -45,17 +44,6 @@ class MercadoPagoGateway:
         self._headers = {"Authorization": f"Bearer {access_token}"}
         self._json_headers = {**self._headers, "Content-Type": "application/json"}
         self._page_size = search_page_size
-
-    @classmethod
-    def connect(
-        cls, *, base_url: str, access_token: str, timeout: float, search_page_size: int = 100
-    ) -> Self:
-        """The gateway over its production wire (`aclose()` releases its connections)."""
-        wire = AiohttpWire(base_url, timeout=timeout)
-        return cls(wire, access_token=access_token, search_page_size=search_page_size)
-
-    async def aclose(self) -> None:
-        await self._wire.aclose()
 
     async def create_checkout(
         self, *, order_id: str, amount: Money, description: str, notification_url: str

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import ssl
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Protocol
 
 import aiohttp
@@ -56,7 +56,10 @@ class AiohttpWire:
     (a pool slot and connecting, then each read), as httpx's timeout did."""
 
     def __init__(self, base_url: str, *, timeout: float, max_connections: int = 100) -> None:
-        self._base = base_url.rstrip("/")
+        self.base_url = self._base = base_url.rstrip("/")
+        self.watchers: list[Callable[[str, str], None]] = []
+        """Each is told (method, path as sent) before a request goes out, as httpx's
+        request hooks are: how a test sees what the adapter asked for."""
         self._timeout = aiohttp.ClientTimeout(total=None, connect=timeout, sock_read=timeout)
         self._max_connections = max_connections
         scheme = URL(self._base).scheme
@@ -69,6 +72,8 @@ class AiohttpWire:
         content: bytes | None = None, params: Params | None = None,
     ) -> tuple[int, bytes]:
         session = self._session or self._open()
+        for watcher in self.watchers:
+            watcher(method, path)
         # encoded=True: the adapter quoted each segment itself (an id's "%2F" stays one).
         url = URL(self._base + path, encoded=True)
         try:
