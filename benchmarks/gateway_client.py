@@ -10,7 +10,7 @@ pays it for every fetch).
 
 Clients:
 - `httpx-today`: `MercadoPagoGateway.fetch_payment` over `httpx.AsyncClient(base_url=...,
-  timeout=...)`, as bootstrap built it before issue 10;
+  timeout=...)`, as bootstrap built it before issue 10 (through `HttpxWire` now);
 - `httpx-tuned`: the same over httpx with trust_env=False, HTTP/1.1 only, explicit
   limits and the Authorization header on the client;
 - `aiohttp`: one `ClientSession` on a keep-alive `TCPConnector`, JSON read as the adapter
@@ -78,9 +78,10 @@ async def httpx_today(base_url: str) -> Any:
     import httpx
 
     from payrelay.adapters.gateways.mercadopago import MercadoPagoGateway
+    from payrelay.adapters.gateways.wire import HttpxWire
 
     async with httpx.AsyncClient(base_url=base_url, timeout=10.0) as client:
-        yield MercadoPagoGateway(client, access_token=TOKEN).fetch_payment
+        yield MercadoPagoGateway(HttpxWire(client), access_token=TOKEN).fetch_payment
 
 
 @contextlib.asynccontextmanager
