@@ -14,6 +14,7 @@ from collections.abc import Mapping
 import httpx
 
 from payrelay.adapters.gateways.mercadopago import MercadoPagoGateway
+from payrelay.adapters.gateways.wire import HttpxWire
 
 TOKEN = "raw-token"
 _PAYMENT = re.compile(r"^/v1/payments/(\d+)$")
@@ -80,4 +81,4 @@ def raw_gateway(
     client = httpx.AsyncClient(
         base_url="https://api.mercadopago.test", transport=httpx.MockTransport(handle)
     )
-    return MercadoPagoGateway(client, access_token=TOKEN), client
+    return MercadoPagoGateway(HttpxWire(client), access_token=TOKEN), client

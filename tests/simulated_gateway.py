@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 import httpx
 
 from payrelay.adapters.gateways.mercadopago import MercadoPagoGateway
+from payrelay.adapters.gateways.wire import HttpxWire
 from payrelay.simulator import GatewaySimulator, create_app
 
 TOKEN = "unit-gateway-token"
@@ -73,6 +74,6 @@ async def simulated_gateway(
     wire = Wire(httpx.ASGITransport(app=create_app(simulator)))
     async with httpx.AsyncClient(transport=wire, base_url="http://mercadopago.test") as client:
         gateway = MercadoPagoGateway(
-            client, access_token=TOKEN, search_page_size=search_page_size
+            HttpxWire(client), access_token=TOKEN, search_page_size=search_page_size
         )
         yield SimulatedGateway(simulator, gateway, wire, clock)

@@ -17,8 +17,9 @@ from datetime import UTC, datetime, timedelta
 import httpx
 
 from payrelay.adapters.gateways.mercadopago import MercadoPagoGateway
+from payrelay.adapters.gateways.wire import AiohttpWire
 from payrelay.adapters.payments_client import HttpPaymentsClient
-from payrelay.adapters.resources import AdapterResources
+from payrelay.adapters.resources import AdapterResources, HttpClient
 from payrelay.adapters.storage.database import Database
 from payrelay.adapters.storage.dead_letters import SqlDeadLetterBox, open_dead_letter_box
 from payrelay.adapters.storage.migrations import Schema, ensure_current, upgrade_database
@@ -137,16 +138,14 @@ async def bootstrap(
                   clock, resources.wakeups)
 
 
-def _build_gateway(settings: Settings, clients: list[httpx.AsyncClient]) -> Gateway:
-    http = httpx.AsyncClient(
-        base_url=settings.gateway_base_url, timeout=settings.gateway_timeout_seconds
-    )
-    clients.append(http)
-    return MercadoPagoGateway(http, access_token=settings.gateway_access_token.get_secret_value())
+def _build_gateway(settings: Settings, clients: list[HttpClient]) -> Gateway:
+    wire = AiohttpWire(settings.gateway_base_url, timeout=settings.gateway_timeout_seconds)
+    clients.append(wire)
+    return MercadoPagoGateway(wire, access_token=settings.gateway_access_token.get_secret_value())
 
 
 def _build_payments_client(
-    settings: Settings, clients: list[httpx.AsyncClient]
+    settings: Settings, clients: list[HttpClient]
 ) -> PaymentsClient:
     http = httpx.AsyncClient(base_url=settings.payments_url, timeout=10.0)
     clients.append(http)

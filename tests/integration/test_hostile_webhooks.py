@@ -21,6 +21,7 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
+from payrelay.adapters.gateways.wire import AiohttpWire
 from payrelay.adapters.storage import tables as t
 from payrelay.domain.errors import UnstorableRecord
 from payrelay.domain.signature import signature_header
@@ -80,12 +81,12 @@ def gateway_requests(stack) -> list[str]:
     """Every path payrelay's gateway client asks the simulator for, from now on."""
     seen: list[str] = []
 
-    async def hook(request: httpx.Request) -> None:
-        seen.append(request.url.raw_path.decode())
+    def hook(method: str, path: str) -> None:
+        seen.append(path)
 
-    (client,) = [c for c in adapters_of(stack).http_clients
-                 if str(c.base_url).rstrip("/") == stack.simulator_url]
-    client.event_hooks = {"request": [hook], "response": []}
+    (wire,) = [c for c in adapters_of(stack).http_clients
+               if isinstance(c, AiohttpWire) and c.base_url == stack.simulator_url]
+    wire.watchers.append(hook)
     return seen
 
 

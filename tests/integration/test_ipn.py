@@ -15,6 +15,7 @@ import httpx
 import pytest
 from sqlalchemy import select
 
+from payrelay.adapters.gateways.wire import AiohttpWire
 from payrelay.adapters.storage import tables as t
 from payrelay.faults import Faults
 from payrelay.services.ingest import IncomingWebhook, WebhookIngest
@@ -47,14 +48,14 @@ def count_payment_fetches(stack) -> list[str]:
     """The payment ids payrelay's gateway client GETs from the simulator, as it does."""
     fetched: list[str] = []
 
-    async def seen(request: httpx.Request) -> None:
-        parts = request.url.path.split("/")
-        if request.method == "GET" and parts[1:3] == ["v1", "payments"] and parts[3].isdigit():
+    def seen(method: str, path: str) -> None:
+        parts = path.split("/")
+        if method == "GET" and parts[1:3] == ["v1", "payments"] and parts[3].isdigit():
             fetched.append(parts[3])
 
-    (client,) = [c for c in adapters_of(stack).http_clients
-                 if str(c.base_url).rstrip("/") == stack.simulator_url]
-    client.event_hooks = {"request": [seen], "response": []}
+    (wire,) = [c for c in adapters_of(stack).http_clients
+               if isinstance(c, AiohttpWire) and c.base_url == stack.simulator_url]
+    wire.watchers.append(seen)
     return fetched
 
 

@@ -14,6 +14,7 @@ import pytest
 from starlette.types import Receive, Scope, Send
 
 from payrelay.entrypoints.http_server import EmbeddedServer, ServerLimits
+from payrelay.entrypoints.rejections import Rejections
 from tests.integration.test_webhooks import notifications_count, post, signed
 from tests.support import StackFactory, adapters_of
 
@@ -102,6 +103,26 @@ async def test_a_request_over_the_header_size_limit_is_400(make_stack: StackFact
         writer.close()
         assert answer.startswith(b"HTTP/1.1 400")
         assert stack.rejections.counts == {"invalid HTTP": 1}
+
+
+async def test_many_small_headers_over_the_size_limit_are_400(make_stack: StackFactory):
+    # h11 bounds only headers still incomplete; the httptools protocol bounds both.
+    pytest.importorskip("httptools")
+    async with make_stack(start_workers=False, http_max_header_bytes=1024) as stack:
+        reader, writer = await asyncio.open_connection(*address(stack.payments_url))
+        # Complete, and in one read: llhttp parses it all in one go.
+        pads = b"".join(b"x-pad-%d: %s\r\n" % (n, b"a" * 40) for n in range(60))
+        writer.write(b"GET /healthz HTTP/1.1\r\nhost: x\r\n" + pads + b"\r\n")
+        answer = await reader.read()
+        writer.close()
+        assert answer.startswith(b"HTTP/1.1 400")
+        assert stack.rejections.counts == {"invalid HTTP": 1}
+
+
+def test_the_listeners_parse_with_httptools_where_it_is_installed() -> None:
+    pytest.importorskip("httptools")
+    config = ServerLimits().uvicorn_config(Held(), Rejections())
+    assert isinstance(config.http, type) and config.http.__name__ == "GuardedHttpTools"
 
 
 class Held:

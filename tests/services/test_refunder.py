@@ -7,6 +7,7 @@ from datetime import timedelta
 import httpx
 
 from payrelay.adapters.gateways.mercadopago import MercadoPagoGateway
+from payrelay.adapters.gateways.wire import HttpxWire
 from payrelay.domain.events import RejectionReason
 from payrelay.domain.money import Money
 from payrelay.domain.work import NotificationStatus, RefundStatus
@@ -78,7 +79,7 @@ async def test_refused_credentials_give_up_after_the_permanent_tries(world: Worl
     await owe_refund(world, payment_id)
     async with httpx.AsyncClient(transport=world.mp.wire,
                                  base_url="http://mercadopago.test") as client:
-        refunder = world.refunder(MercadoPagoGateway(client, access_token="revoked"))
+        refunder = world.refunder(MercadoPagoGateway(HttpxWire(client), access_token="revoked"))
         for _ in range(POLICY.permanent_tries - 1):
             assert (await refunder.run_once()).retried == 1
             world.clock.now = world.p.refunds[payment_id].next_attempt_at

@@ -4,12 +4,17 @@ the wake-up listener, HTTP clients), and releases in the one order that works.""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-
-import httpx
+from typing import Protocol
 
 from payrelay.adapters.storage.database import Database
 from payrelay.adapters.storage.payments import SqlNotificationLog
 from payrelay.adapters.storage.wakeups import PostgresWakeups, database_wakeups
+
+
+class HttpClient(Protocol):
+    """An HTTP client bootstrap built (httpx's, or the gateway's aiohttp wire)."""
+
+    async def aclose(self) -> None: ...
 
 
 @dataclass
@@ -24,7 +29,7 @@ class AdapterResources:
     orders_db: Database
     notification_log: SqlNotificationLog
     wakeups: PostgresWakeups
-    http_clients: list[httpx.AsyncClient] = field(default_factory=list)
+    http_clients: list[HttpClient] = field(default_factory=list)
 
     @classmethod
     def open(cls, *, payments_url: str, orders_url: str) -> AdapterResources:

@@ -18,6 +18,7 @@ from payrelay.entrypoints.demo import (
     FaultProfile,
     run_demo,
 )
+from payrelay.entrypoints.event_loop import run as run_on_loop
 from payrelay.entrypoints.exits import exit_on_failure
 
 if TYPE_CHECKING:
@@ -51,7 +52,7 @@ def demo(
         postgres_url=postgres_url, rabbitmq_url=rabbitmq_url,
     )
     try:
-        report = asyncio.run(run_demo(options, console))
+        report = run_on_loop(run_demo(options, console))
     except ValueError as exc:
         Console(stderr=True).print(f"[red]{exc}[/red]")
         raise typer.Exit(2) from exc
@@ -86,7 +87,7 @@ def migrate() -> None:
     from payrelay.config import Settings
 
     with exit_on_failure("migrate"):
-        asyncio.run(run_migrations(Settings()))
+        run_on_loop(run_migrations(Settings()))
     Console().print("payments and orders databases are at the current schema")
 
 
@@ -119,7 +120,7 @@ def reconcile(
             await system.close()
 
     with exit_on_failure("reconcile"):
-        report = asyncio.run(run())
+        report = run_on_loop(run())
     console = Console()
     if as_json:
         console.print_json(json.dumps(report))
@@ -179,7 +180,7 @@ def serve(
     # Exit 1 when a database or the broker is unreachable (the supervisor restarts it), 2 when
     # a person must act (a setting, the schema): see entrypoints/exits.py.
     with exit_on_failure("serve"):
-        asyncio.run(
+        run_on_loop(
             run(
                 Settings(), roles, host=host, payments_port=payments_port,
                 orders_port=orders_port, payments_internal_port=payments_internal_port,
@@ -201,7 +202,7 @@ def _with_box(action: Callable[[DeadLetterBox], Awaitable[T]]) -> T:
             return await action(box)
 
     with exit_on_failure("dlq"):
-        return asyncio.run(run())
+        return run_on_loop(run())
 
 
 @dlq.command("list")

@@ -1,4 +1,4 @@
-"""uvicorn's h11 protocol with the read deadlines and connection cap uvicorn lacks.
+"""uvicorn's HTTP protocols with the read deadlines and connection cap uvicorn lacks.
 
 uvicorn closes a connection idle between requests (`timeout_keep_alive`), but a connection
 that sends its request line or its body slowly is kept for ever: 300 such connections stayed
@@ -10,8 +10,13 @@ deadline, not an idle timer, so dripping one byte a second does not extend it:
 - body: from the end of the headers until the end of the body, `body_timeout`.
 
 Past a deadline the connection is closed, and the refusal is counted and logged. The phase
-is read from h11's own state after each chunk of data (`their_state`), so nothing of
-uvicorn's request handling is copied here.
+is read from the parser after each chunk of data (h11's `their_state`; httptools'
+callbacks), so nothing of uvicorn's request handling is copied here.
+
+httptools (llhttp, in C) is used where it is installed: it parses a request for a fraction
+of h11's CPU (issue 10). It has no bound of its own on header size, which h11 has
+(`h11_max_incomplete_event_size`), so `http_httptools.GuardedHttpTools` counts header
+bytes itself and answers 400 past `max_header_bytes`, as h11 does. Without httptools, h11.
 
 On the public listener the protocol also shares the per-client budget of rejections
 (http_guard): a timeout or malformed HTTP spends it like a 4xx does, and a new connection
@@ -36,12 +41,12 @@ from uvicorn.server import ServerState
 from payrelay.entrypoints.rate_limit import KeyedBuckets
 from payrelay.entrypoints.rejections import Rejections, ServerRejection
 
-__all__ = ["ReadLimits", "guarded_h11"]
+__all__ = ["Guard", "GuardedH11", "Phase", "ReadLimits", "guarded_protocol"]
 
 # uvicorn's protocol logs a warning for each malformed request or unsupported upgrade, which
 # a client can repeat as fast as it likes. The rejection log says the same, rate-limited;
 # uvicorn's errors (an exception in the app) still get through at ERROR.
-_UVICORN_LOG = "uvicorn.error.payrelay"
+UVICORN_LOG = "uvicorn.error.payrelay"
 
 
 @dataclass(frozen=True)
@@ -52,14 +57,78 @@ class ReadLimits:
     budget: KeyedBuckets | None = None
     """Per-client rejections, keyed by the TCP peer; None where the peer is a proxy."""
     tarpit: float = 1.0
+    max_header_bytes: int = 16 * 1024
+    """The request line and headers (httptools only; h11 is given the same bound)."""
 
 
-class _Phase(Enum):
+class Phase(Enum):
     HEADERS = "headers"
     BODY = "body"
 
 
-class _GuardedH11(H11Protocol):
+class Guard:
+    """One connection's deadlines and refusals, whichever parser reads it."""
+
+    def __init__(self, limits: ReadLimits, rejections: Rejections,
+                 loop: asyncio.AbstractEventLoop) -> None:
+        self.limits, self._rejections, self._loop = limits, rejections, loop
+        self._transport: asyncio.Transport | None = None
+        self._address = "unknown"
+        self._phase: Phase | None = None
+        self._deadline: asyncio.TimerHandle | None = None
+
+    def open(self, transport: asyncio.Transport, client: tuple[str, int] | None,
+             connections: int) -> None:
+        """At connection_made: refuse past the cap, hold a client out of budget, or watch."""
+        self._transport, self._address = transport, client[0] if client else "unknown"
+        if connections > self.limits.max_connections:
+            self.refuse(ServerRejection.TOO_MANY_CONNECTIONS)
+            return
+        budget = self.limits.budget
+        if budget is not None and not budget.has_token(self._address):
+            self._rejections.record(ServerRejection.RATE_LIMITED, address=self._address)
+            transport.pause_reading()
+            self._deadline = self._loop.call_later(self.limits.tarpit, transport.close)
+            return
+        self.watch(Phase.HEADERS)
+
+    def watch(self, phase: Phase | None) -> None:
+        """Keep the deadline of `phase`, started when the phase began; None: no deadline."""
+        if phase is self._phase:
+            return
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
+        self._phase = phase
+        if phase is None or self._transport is None or self._transport.is_closing():
+            return
+        timeout, reason = (
+            (self.limits.header_timeout, ServerRejection.HEADER_TIMEOUT)
+            if phase is Phase.HEADERS
+            else (self.limits.body_timeout, ServerRejection.BODY_TIMEOUT)
+        )
+        self._deadline = self._loop.call_later(timeout, self.refuse, reason)
+
+    def close(self) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+        self.watch(None)
+
+    def refuse(self, reason: ServerRejection) -> None:
+        self._deadline = None
+        if self._transport is None or self._transport.is_closing():
+            return
+        self.record(reason)
+        # A route waiting for the body learns of the disconnect and gives up (http_guard).
+        self._transport.close()
+
+    def record(self, reason: ServerRejection, *, status: int | None = None) -> None:
+        self._rejections.record(reason, address=self._address, status=status)
+        if self.limits.budget is not None and reason is not ServerRejection.TOO_MANY_CONNECTIONS:
+            self.limits.budget.spend(self._address)
+
+
+class GuardedH11(H11Protocol):
     limits: ClassVar[ReadLimits]
     rejections: ClassVar[Rejections]
 
@@ -71,92 +140,47 @@ class _GuardedH11(H11Protocol):
         _loop: asyncio.AbstractEventLoop | None = None,
     ) -> None:
         super().__init__(config, server_state, app_state, _loop)
-        self.logger = logging.getLogger(_UVICORN_LOG)
-        self._phase: _Phase | None = None
-        self._deadline: asyncio.TimerHandle | None = None
+        self.logger = logging.getLogger(UVICORN_LOG)
+        self._guard = Guard(self.limits, self.rejections, self.loop)
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
-        if len(self.connections) > self.limits.max_connections:
-            self._refuse(ServerRejection.TOO_MANY_CONNECTIONS)
-            return
-        budget = self.limits.budget
-        if budget is not None and not budget.has_token(self._address()):
-            self._tarpit()
-            return
-        self._watch(_Phase.HEADERS)
+        self._guard.open(transport, self.client, len(self.connections))
 
     def data_received(self, data: bytes) -> None:
         super().data_received(data)
-        self._watch(self._reading_phase())
+        self._guard.watch(self._reading_phase())
 
     def on_response_complete(self) -> None:
         super().on_response_complete()
         # Between requests uvicorn's keep-alive timer applies; the next request's headers
         # get their deadline from its first byte (data_received).
-        self._watch(None if self.conn.their_state is h11.IDLE else self._reading_phase())
+        self._guard.watch(None if self.conn.their_state is h11.IDLE else self._reading_phase())
 
     def connection_lost(self, exc: Exception | None) -> None:
-        if self._deadline is not None:
-            self._deadline.cancel()
-        self._watch(None)
+        self._guard.close()
         super().connection_lost(exc)
 
     def send_400_response(self, msg: str) -> None:
-        self._record(ServerRejection.INVALID_HTTP, status=400)
+        self._guard.record(ServerRejection.INVALID_HTTP, status=400)
         super().send_400_response(msg)
 
-    def _reading_phase(self) -> _Phase | None:
+    def _reading_phase(self) -> Phase | None:
         state = self.conn.their_state
         if state is h11.IDLE:
-            return _Phase.HEADERS
+            return Phase.HEADERS
         if state is h11.SEND_BODY:
-            return _Phase.BODY
+            return Phase.BODY
         return None  # the request is in; the app, not the client, is what runs now
-
-    def _watch(self, phase: _Phase | None) -> None:
-        """Keep the deadline of `phase`, started when the phase began; None: no deadline."""
-        if phase is self._phase:
-            return
-        if self._deadline is not None:
-            self._deadline.cancel()
-            self._deadline = None
-        self._phase = phase
-        if phase is None or self.transport.is_closing():
-            return
-        timeout, reason = (
-            (self.limits.header_timeout, ServerRejection.HEADER_TIMEOUT)
-            if phase is _Phase.HEADERS
-            else (self.limits.body_timeout, ServerRejection.BODY_TIMEOUT)
-        )
-        self._deadline = self.loop.call_later(timeout, self._refuse, reason)
-
-    def _refuse(self, reason: ServerRejection) -> None:
-        self._deadline = None
-        if self.transport.is_closing():
-            return
-        self._record(reason)
-        # A route waiting for the body learns of the disconnect and gives up (http_guard).
-        self.transport.close()
-
-    def _tarpit(self) -> None:
-        self.rejections.record(ServerRejection.RATE_LIMITED, address=self._address())
-        self.transport.pause_reading()
-        self._deadline = self.loop.call_later(self.limits.tarpit, self.transport.close)
-
-    def _address(self) -> str:
-        return self.client[0] if self.client else "unknown"
-
-    def _record(self, reason: ServerRejection, *, status: int | None = None) -> None:
-        address = self._address()
-        self.rejections.record(reason, address=address, status=status)
-        if self.limits.budget is not None and reason is not ServerRejection.TOO_MANY_CONNECTIONS:
-            self.limits.budget.spend(address)
-
-
-def guarded_h11(limits: ReadLimits, rejections: Rejections) -> type[H11Protocol]:
-    """The protocol class for `uvicorn.Config(http=...)`, bound to these limits."""
-    logging.getLogger(_UVICORN_LOG).setLevel(logging.ERROR)
-    return type(
-        "GuardedH11Protocol", (_GuardedH11,), {"limits": limits, "rejections": rejections}
-    )
+def guarded_protocol(limits: ReadLimits, rejections: Rejections) -> type[asyncio.Protocol]:
+    """The protocol class for `uvicorn.Config(http=...)`, bound to these limits: httptools
+    where it is installed, h11 otherwise."""
+    logging.getLogger(UVICORN_LOG).setLevel(logging.ERROR)
+    base: type[asyncio.Protocol]
+    try:
+        from payrelay.entrypoints.http_httptools import GuardedHttpTools
+    except ImportError:  # httptools is in requirements.lock; h11 always works
+        base = GuardedH11
+    else:
+        base = GuardedHttpTools
+    return type(base.__name__, (base,), {"limits": limits, "rejections": rejections})

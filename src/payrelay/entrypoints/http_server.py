@@ -23,7 +23,7 @@ import uvicorn
 from starlette.types import ASGIApp
 
 from payrelay.entrypoints.http_guard import RequestCap
-from payrelay.entrypoints.http_protocol import ReadLimits, guarded_h11
+from payrelay.entrypoints.http_protocol import ReadLimits, guarded_protocol
 from payrelay.entrypoints.rate_limit import KeyedBuckets
 from payrelay.entrypoints.rejections import Rejections
 
@@ -66,10 +66,11 @@ class ServerLimits:
         read = ReadLimits(
             self.header_timeout, self.body_timeout, self.max_connections,
             budget=None if self.forwarded_allow_ips else budget,
+            max_header_bytes=self.max_header_bytes,
         )
         return uvicorn.Config(
             RequestCap(app, limit=self.max_concurrent_requests, rejections=rejections),
-            http=guarded_h11(read, rejections),
+            http=guarded_protocol(read, rejections),
             ws="none",
             timeout_keep_alive=self.keep_alive,
             h11_max_incomplete_event_size=self.max_header_bytes,

@@ -13,6 +13,7 @@ from payrelay.domain.order import Order
 from payrelay.entrypoints.api_fields import AmountText, CurrencyCode, Description, OrderId, Sku
 from payrelay.entrypoints.health import health_router
 from payrelay.entrypoints.http_errors import install_error_handlers
+from payrelay.entrypoints.telemetry import NO_TELEMETRY
 from payrelay.ports import OrderLine, Transport
 from payrelay.services.orders import OrderService
 from payrelay.system import OrdersSide
@@ -76,7 +77,7 @@ def create_orders_app(side: OrdersSide, transport: Transport) -> FastAPI:
     Its errors are answered by the shared handlers (http_errors): InvalidMoney 422,
     NotFound 404, Conflict 409, a payments service or gateway failure 502.
     """
-    app = FastAPI(title="payrelay orders", version="1")
+    app = FastAPI(title="payrelay orders", version="1", telemetry=NO_TELEMETRY)
     install_error_handlers(app)
     app.include_router(_routes(side.service))
     app.include_router(health_router({"database": side.reads.check, "transport": transport.check}))

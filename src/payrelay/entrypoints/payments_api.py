@@ -22,6 +22,7 @@ from payrelay.entrypoints.http_errors import error_response, install_error_handl
 from payrelay.entrypoints.http_guard import RejectionBudget
 from payrelay.entrypoints.rate_limit import KeyedBuckets
 from payrelay.entrypoints.rejections import Rejections
+from payrelay.entrypoints.telemetry import NO_TELEMETRY
 from payrelay.ports import Transport
 from payrelay.services.ingest import IncomingWebhook
 from payrelay.system import PaymentsSide
@@ -60,7 +61,7 @@ def create_public_app(
     """
     app = FastAPI(
         title="payrelay payments (public)", version="1",
-        docs_url=None, redoc_url=None, openapi_url=None,
+        docs_url=None, redoc_url=None, openapi_url=None, telemetry=NO_TELEMETRY,
     )
     install_error_handlers(app)
     app.include_router(_webhook_routes(side))
@@ -78,7 +79,7 @@ def create_internal_app(
 ) -> FastAPI:
     """What only the shop's own services reach: `/checkout` (behind the service token),
     `/admin` (if given, behind its own token), `/docs` and health."""
-    app = FastAPI(title="payrelay payments (internal)", version="1")
+    app = FastAPI(title="payrelay payments (internal)", version="1", telemetry=NO_TELEMETRY)
     install_error_handlers(app)
     checkout = Depends(require_bearer(service_token, name="service token"))
     app.include_router(_checkout_routes(side), dependencies=[checkout])

@@ -24,7 +24,11 @@ from payrelay.simulator.state import GatewaySimulator
 
 def create_app(simulator: GatewaySimulator) -> FastAPI:
     """Build the ASGI app around one simulator (nothing is built at import)."""
-    app = FastAPI(title="payrelay MercadoPago simulator", docs_url=None, redoc_url=None)
+    # FastAPI's OpenTelemetry off: unconfigured, it still reads os.environ on every request.
+    app = FastAPI(
+        title="payrelay MercadoPago simulator", docs_url=None, redoc_url=None,
+        telemetry={"tracing": False, "metrics": False, "logs": False, "operation_spans": False},
+    )
     app.state.simulator = simulator
     app.add_exception_handler(SimulatorError, _mp_error)  # type: ignore[arg-type]
     app.include_router(_gateway_routes())

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
 from types import TracebackType
 from typing import Self
 
@@ -69,8 +70,17 @@ def run_simulator(
         faults=faults,
         approve_delay=approve_delay,
     )
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(_serve_forever(host, port, simulator))
+    with contextlib.suppress(KeyboardInterrupt), asyncio.Runner(loop_factory=_loop()) as run:
+        run.run(_serve_forever(host, port, simulator))
+
+
+def _loop() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop where it is installed (uvicorn picks httptools by itself the same way)."""
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    return uvloop.new_event_loop
 
 
 async def _serve_forever(host: str, port: int, simulator: GatewaySimulator) -> None:

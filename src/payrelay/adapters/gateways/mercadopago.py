@@ -7,20 +7,23 @@ Amounts cross the wire as exact JSON numbers both ways: simplejson with `use_dec
 writes a Decimal digit for digit and reads every fractional number as a Decimal, so no
 amount ever passes through float.
 
+The HTTP is a wire (`wire.py`): aiohttp in production, an httpx client in tests.
+
 Searches page with limit/offset: MercadoPago answers 30 results unless asked for more,
 whatever `paging.total` says, so reading one page would miss the rest.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 from urllib.parse import quote
 
-import httpx
 import simplejson
 
+from payrelay.adapters.gateways.wire import HttpWire, Params
 from payrelay.domain.errors import GatewayRejected, GatewayUnavailable, MalformedResource
 from payrelay.domain.money import Money, read_amount
 from payrelay.domain.payment import PaymentSnapshot, PaymentStatus
@@ -33,12 +36,13 @@ class MercadoPagoGateway:
     provider = PROVIDER
 
     def __init__(
-        self, client: httpx.AsyncClient, *, access_token: str, search_page_size: int = 100
+        self, wire: HttpWire, *, access_token: str, search_page_size: int = 100
     ) -> None:
-        """`client` carries the base URL and timeouts; the token is sent as a Bearer header.
+        """`wire` carries the base URL and timeouts; the token is sent as a Bearer header.
         `search_page_size`: rows asked per page when searching an order's payments."""
-        self._client = client
+        self._wire = wire
         self._headers = {"Authorization": f"Bearer {access_token}"}
+        self._json_headers = {**self._headers, "Content-Type": "application/json"}
         self._page_size = search_page_size
 
     async def create_checkout(
@@ -61,10 +65,7 @@ class MercadoPagoGateway:
             "POST",
             "/checkout/preferences",
             content=dumps_exact(body),
-            headers={
-                "Content-Type": "application/json",
-                "X-Idempotency-Key": f"payrelay-checkout-{order_id}",
-            },
+            headers={**self._json_headers, "X-Idempotency-Key": f"payrelay-checkout-{order_id}"},
         )
         return Checkout(
             order_id=order_id,
@@ -111,7 +112,7 @@ class MercadoPagoGateway:
             "POST",
             f"/v1/payments/{_segment(payment_id)}/refunds",
             content=dumps_exact({"amount": amount.amount}),
-            headers={"Content-Type": "application/json", "X-Idempotency-Key": idempotency_key},
+            headers={**self._json_headers, "X-Idempotency-Key": idempotency_key},
         )
         return str(data["id"])
 
@@ -119,24 +120,21 @@ class MercadoPagoGateway:
         data = await self._request("GET", "/v1/payments/search", params=params)
         return parse_page(data)
 
-    async def _request(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
-        headers = {**self._headers, **kwargs.pop("headers", {})}
-        try:
-            response = await self._client.request(method, path, headers=headers, **kwargs)
-        except httpx.TimeoutException as exc:
-            raise GatewayUnavailable(f"{method} {path}: timed out") from exc
-        except httpx.TransportError as exc:
-            raise GatewayUnavailable(f"{method} {path}: {type(exc).__name__}") from exc
-        if response.status_code >= 500 or response.status_code == 429:
-            raise GatewayUnavailable(f"{method} {path}: HTTP {response.status_code}")
-        if response.status_code >= 400:
-            raise GatewayRejected(
-                f"{method} {path}: HTTP {response.status_code}", response.status_code
-            )
+    async def _request(
+        self, method: str, path: str, *, content: bytes | None = None,
+        headers: Mapping[str, str] | None = None, params: Params | None = None,
+    ) -> dict[str, Any]:
+        status, body = await self._wire.request(
+            method, path, headers=headers or self._headers, content=content, params=params
+        )
+        if status >= 500 or status == 429:
+            raise GatewayUnavailable(f"{method} {path}: HTTP {status}")
+        if status >= 400:
+            raise GatewayRejected(f"{method} {path}: HTTP {status}", status)
         try:
             # allow_nan: a NaN amount is a malformed payment (parse_payment refuses the
             # float it becomes), not an unreadable answer to retry.
-            data = simplejson.loads(response.content, use_decimal=True, allow_nan=True)
+            data = simplejson.loads(body, use_decimal=True, allow_nan=True)
         except ValueError as exc:
             raise GatewayUnavailable(f"{method} {path}: answer is not JSON") from exc
         if not isinstance(data, dict):
