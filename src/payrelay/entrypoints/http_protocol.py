@@ -41,7 +41,7 @@ from uvicorn.server import ServerState
 from payrelay.entrypoints.rate_limit import KeyedBuckets
 from payrelay.entrypoints.rejections import Rejections, ServerRejection
 
-__all__ = ["Guard", "GuardedH11", "Phase", "ReadLimits", "guarded_protocol"]
+__all__ = ["UVICORN_LOG", "Guard", "GuardedH11", "Phase", "ReadLimits"]
 
 # uvicorn's protocol logs a warning for each malformed request or unsupported upgrade, which
 # a client can repeat as fast as it likes. The rejection log says the same, rate-limited;
@@ -172,15 +172,3 @@ class GuardedH11(H11Protocol):
         if state is h11.SEND_BODY:
             return Phase.BODY
         return None  # the request is in; the app, not the client, is what runs now
-def guarded_protocol(limits: ReadLimits, rejections: Rejections) -> type[asyncio.Protocol]:
-    """The protocol class for `uvicorn.Config(http=...)`, bound to these limits: httptools
-    where it is installed, h11 otherwise."""
-    logging.getLogger(UVICORN_LOG).setLevel(logging.ERROR)
-    base: type[asyncio.Protocol]
-    try:
-        from payrelay.entrypoints.http_httptools import GuardedHttpTools
-    except ImportError:  # httptools is in requirements.lock; h11 always works
-        base = GuardedH11
-    else:
-        base = GuardedHttpTools
-    return type(base.__name__, (base,), {"limits": limits, "rejections": rejections})

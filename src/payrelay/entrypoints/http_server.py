@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import socket
 from collections.abc import Generator
 from dataclasses import dataclass
@@ -23,7 +24,7 @@ import uvicorn
 from starlette.types import ASGIApp
 
 from payrelay.entrypoints.http_guard import RequestCap
-from payrelay.entrypoints.http_protocol import ReadLimits, guarded_protocol
+from payrelay.entrypoints.http_protocol import UVICORN_LOG, GuardedH11, ReadLimits
 from payrelay.entrypoints.rate_limit import KeyedBuckets
 from payrelay.entrypoints.rejections import Rejections
 
@@ -160,3 +161,18 @@ class EmbeddedServer:
             self._server.should_exit = True
             await self._task  # uvicorn closes the listening socket on its way out
         self._server, self._task = None, None
+
+
+def guarded_protocol(limits: ReadLimits, rejections: Rejections) -> type[asyncio.Protocol]:
+    """The protocol class for `uvicorn.Config(http=...)`, bound to these limits: httptools
+    where it is installed, h11 otherwise. Chosen here, above both parsers, so neither
+    protocol module imports the other."""
+    logging.getLogger(UVICORN_LOG).setLevel(logging.ERROR)
+    base: type[asyncio.Protocol]
+    try:
+        from payrelay.entrypoints.http_httptools import GuardedHttpTools
+    except ImportError:  # httptools is in requirements.lock; h11 always works
+        base = GuardedH11
+    else:
+        base = GuardedHttpTools
+    return type(base.__name__, (base,), {"limits": limits, "rejections": rejections})
