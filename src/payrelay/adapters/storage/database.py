@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Table, event
+from sqlalchemy import Subquery, Table, event, literal, select, union_all
 from sqlalchemy.dialects.postgresql import Insert as PgInsert
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import Insert as SqliteInsert
@@ -23,6 +23,7 @@ from sqlalchemy.exc import (
     OperationalError,
 )
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.types import TypeEngine
 
 from payrelay.domain.errors import StorageRefused, StorageUnavailable, UnstorableRecord
 
@@ -78,11 +79,34 @@ class Database:
         await self.engine.dispose()
 
 
-def dialect_insert(db: Database, table: Table) -> PgInsert | SqliteInsert:
+def dialect_insert(db: Database | AsyncConnection, table: Table) -> PgInsert | SqliteInsert:
     """INSERT in the dialect at hand, which knows its ON CONFLICT clauses."""
-    if db.dialect == "postgresql":
+    name = db.dialect if isinstance(db, Database) else db.dialect.name
+    if name == "postgresql":
         return pg_insert(table)
     return sqlite_insert(table)
+
+
+# A batch's ids go into one IN list; both drivers cap a statement's parameters (asyncpg at
+# 32,767, SQLite at 32,766), and a consumer batch is far below this.
+_IN_LIST_MAX = 1000
+
+
+def batch_rows(table: Table, rows: Sequence[Mapping[str, Any]], *,
+               extra: Mapping[str, TypeEngine[Any]] | None = None) -> Subquery:
+    """`rows` as a derived table typed as `table`'s columns (and `extra` ones), for one
+    UPDATE … FROM over a whole batch, with RETURNING to say which rows matched. SQLite has
+    no column list for a VALUES alias, so it is a UNION ALL of one-row SELECTs."""
+    types = {**{c: table.c[c].type for c in rows[0] if c in table.c}, **(extra or {})}
+    selects = [select(*(literal(row[c], types[c]).label(c) for c in rows[0]))
+               for row in rows]
+    return (union_all(*selects) if len(selects) > 1 else selects[0]).subquery("batch")
+
+
+def chunks(items: Sequence[str]) -> Iterator[Sequence[str]]:
+    """`items` in IN lists small enough for any driver."""
+    for start in range(0, len(items), _IN_LIST_MAX):
+        yield items[start:start + _IN_LIST_MAX]
 
 
 def insert_ignoring_conflicts(db: Database, table: Table) -> PgInsert | SqliteInsert:
