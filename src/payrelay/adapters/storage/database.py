@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Subquery, Table, event, literal, select, union_all
+from sqlalchemy import Table, event
 from sqlalchemy.dialects.postgresql import Insert as PgInsert
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import Insert as SqliteInsert
@@ -23,7 +23,6 @@ from sqlalchemy.exc import (
     OperationalError,
 )
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
-from sqlalchemy.types import TypeEngine
 
 from payrelay.domain.errors import StorageRefused, StorageUnavailable, UnstorableRecord
 
@@ -90,17 +89,6 @@ def dialect_insert(db: Database | AsyncConnection, table: Table) -> PgInsert | S
 # A batch's ids go into one IN list; both drivers cap a statement's parameters (asyncpg at
 # 32,767, SQLite at 32,766), and a consumer batch is far below this.
 _IN_LIST_MAX = 1000
-
-
-def batch_rows(table: Table, rows: Sequence[Mapping[str, Any]], *,
-               extra: Mapping[str, TypeEngine[Any]] | None = None) -> Subquery:
-    """`rows` as a derived table typed as `table`'s columns (and `extra` ones), for one
-    UPDATE … FROM over a whole batch, with RETURNING to say which rows matched. SQLite has
-    no column list for a VALUES alias, so it is a UNION ALL of one-row SELECTs."""
-    types = {**{c: table.c[c].type for c in rows[0] if c in table.c}, **(extra or {})}
-    selects = [select(*(literal(row[c], types[c]).label(c) for c in rows[0]))
-               for row in rows]
-    return (union_all(*selects) if len(selects) > 1 else selects[0]).subquery("batch")
 
 
 def chunks(items: Sequence[str]) -> Iterator[Sequence[str]]:

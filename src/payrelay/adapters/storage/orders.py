@@ -7,12 +7,13 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Integer, case, insert, literal, select, update
+from sqlalchemy import func, insert, select
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from payrelay.adapters.storage import tables as t
-from payrelay.adapters.storage.database import Database, batch_rows, chunks, dialect_insert
+from payrelay.adapters.storage.batch_update import EXPECTED, update_batch
+from payrelay.adapters.storage.database import Database, chunks, dialect_insert
 from payrelay.adapters.storage.messages import (
     SqlDeadLetters,
     SqlInbox,
@@ -88,23 +89,19 @@ class SqlOrders:
         if not updates:
             return
         o = t.orders
-        batch = batch_rows(o, [
-            {"order_id": u.order.order_id, "expected": u.expected_version,
+        rows = [
+            {"order_id": u.order.order_id, EXPECTED: u.expected_version,
              "status": u.order.status.value, "paid_by": u.order.paid_by,
              "version": u.order.version,
-             "review_reason": u.order.review_reason.value if u.order.review_reason else None}
+             "review_reason": u.order.review_reason.value if u.order.review_reason else None,
+             "paid_at": now if u.order.status is OrderStatus.PAID else None}
             for u in sorted(updates, key=lambda u: u.order.order_id)  # the lock order
-        ], extra={"expected": Integer()})
-        statement = (
-            update(o)
-            .where(o.c.order_id == batch.c.order_id, o.c.version == batch.c.expected)
-            .values(status=batch.c.status, paid_by=batch.c.paid_by, version=batch.c.version,
-                    review_reason=batch.c.review_reason, updated_at=now,
-                    paid_at=case((batch.c.status == OrderStatus.PAID.value,
-                                  literal(now, o.c.paid_at.type)), else_=o.c.paid_at))
-            .returning(o.c.order_id)
-        )
-        written = len((await self._conn.execute(statement)).all())
+        ]
+        written = len(await update_batch(self._conn, o, rows, key="order_id", values=lambda b: {
+            "status": b.status, "paid_by": b.paid_by, "version": b.version,
+            "review_reason": b.review_reason, "updated_at": now,
+            "paid_at": func.coalesce(b.paid_at, o.c.paid_at),  # set when it becomes paid
+        }))
         if written != len(updates):
             stale = ", ".join(u.order.order_id for u in updates[:5])
             raise ConcurrentUpdate(

@@ -11,7 +11,8 @@ from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from payrelay.adapters.storage import tables as t
-from payrelay.adapters.storage.database import Database, batch_rows, chunks, dialect_insert
+from payrelay.adapters.storage.batch_update import EXPECTED, update_batch
+from payrelay.adapters.storage.database import Database, chunks, dialect_insert
 from payrelay.domain.errors import ConcurrentUpdate
 from payrelay.domain.events import Envelope
 from payrelay.domain.money import AmountProblem, InexactAmount, Money
@@ -71,17 +72,9 @@ class SqlPayments:
         return set((await self._conn.execute(statement)).scalars())
 
     async def _update_known(self, rows: list[dict[str, Any]]) -> set[str]:
-        if not rows:
-            return set()
-        p = t.payments
-        batch = batch_rows(p, rows)
-        statement = (
-            update(p)
-            .where(p.c.payment_id == batch.c.payment_id, p.c.version == batch.c.version - 1)
-            .values({c: batch.c[c] for c in _PAYMENT_COLUMNS})
-            .returning(p.c.payment_id)
-        )
-        return set((await self._conn.execute(statement)).scalars())
+        rows = [{**row, EXPECTED: row["version"] - 1} for row in rows]
+        return await update_batch(self._conn, t.payments, rows, key="payment_id",
+                                  values=lambda b: {c: getattr(b, c) for c in _PAYMENT_COLUMNS})
 
     async def record_outcome(self, envelope: Envelope, *, now: datetime) -> bool:
         """Store the order side's decision, unless a later decision is already stored."""
