@@ -136,7 +136,14 @@ class SqlOrders:
         if not records:
             return
         op = t.order_payments
-        statement = dialect_insert(self._conn, op).values([
+        statement = dialect_insert(self._conn, op)
+        columns = ("order_id", "last_version", "last_status", "outcome", "outcome_reason",
+                   "approved_at")
+        # A list of parameters: compiled once whatever the batch's size.
+        await self._conn.execute(statement.on_conflict_do_update(
+            index_elements=[op.c.payment_id],
+            set_={c: statement.excluded[c] for c in columns},
+        ), [
             {
                 "payment_id": r.payment_id,
                 "order_id": r.order_id,
@@ -150,12 +157,6 @@ class SqlOrders:
             }
             for r in records
         ])
-        columns = ("order_id", "last_version", "last_status", "outcome", "outcome_reason",
-                   "approved_at")
-        await self._conn.execute(statement.on_conflict_do_update(
-            index_elements=[op.c.payment_id],
-            set_={c: statement.excluded[c] for c in columns},
-        ))
 
 
 def _order(row: Row[Any]) -> Order:

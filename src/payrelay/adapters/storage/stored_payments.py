@@ -64,12 +64,13 @@ class SqlPayments:
         if not rows:
             return set()
         p = t.payments
-        insert = dialect_insert(self._db, p).values(rows)
+        insert = dialect_insert(self._db, p)
         statement = insert.on_conflict_do_update(
             index_elements=[p.c.payment_id],
             set_={c: insert.excluded[c] for c in _PAYMENT_COLUMNS}, where=p.c.version == 0,
         ).returning(p.c.payment_id)
-        return set((await self._conn.execute(statement)).scalars())
+        # A list of parameters: compiled once, sent as one multi-row INSERT per batch.
+        return set((await self._conn.execute(statement, rows)).scalars())
 
     async def _update_known(self, rows: list[dict[str, Any]]) -> set[str]:
         rows = [{**row, EXPECTED: row["version"] - 1} for row in rows]
