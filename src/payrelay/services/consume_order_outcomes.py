@@ -27,7 +27,7 @@ from payrelay.ports import (
     RefundRequest,
     TimelineEntry,
 )
-from payrelay.services.consume_envelope import ConsumerStats, decode_envelope, tell
+from payrelay.services.consume_envelope import ConsumerStats, decode_batch, tell
 
 __all__ = ["OrderOutcomeConsumer"]
 
@@ -61,16 +61,10 @@ class OrderOutcomeConsumer:
         stats = ConsumerStats()
         async with self._uow.begin() as tx:
             now = self._clock()
-            envelopes = []
-            for delivery in batch:
-                envelope = await decode_envelope(
-                    delivery, tx.dead_letters, subscription=PAYMENTS_SIDE_SUBSCRIPTION,
-                    prefix="order.", now=now, stats=stats,
-                )
-                if envelope is None:
-                    stats.dead_lettered += 1
-                else:
-                    envelopes.append(envelope)
+            envelopes = await decode_batch(
+                batch, tx.dead_letters, subscription=PAYMENTS_SIDE_SUBSCRIPTION, prefix="order.",
+                now=now, stats=stats,
+            )
             await self._record(tx, envelopes, now, stats)
             self._faults.check(FaultPoint.OUTCOME_CONSUMER_BEFORE_COMMIT)
         self.stats.add(stats)

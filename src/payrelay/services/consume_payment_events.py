@@ -35,7 +35,7 @@ from payrelay.ports import (
     OrderUpdate,
     TimelineEntry,
 )
-from payrelay.services.consume_envelope import ConsumerStats, decode_envelope, tell
+from payrelay.services.consume_envelope import ConsumerStats, decode_batch, tell
 
 __all__ = ["PaymentEventConsumer"]
 
@@ -103,16 +103,10 @@ class PaymentEventConsumer:
         stats = ConsumerStats()
         async with self._uow.begin() as tx:
             now = self._clock()
-            envelopes = []
-            for delivery in batch:
-                envelope = await decode_envelope(
-                    delivery, tx.dead_letters, subscription=ORDER_SIDE_SUBSCRIPTION,
-                    prefix="payment.", now=now, stats=stats,
-                )
-                if envelope is None:
-                    stats.dead_lettered += 1
-                else:
-                    envelopes.append(envelope)
+            envelopes = await decode_batch(
+                batch, tx.dead_letters, subscription=ORDER_SIDE_SUBSCRIPTION, prefix="payment.",
+                now=now, stats=stats,
+            )
             await self._apply(tx, envelopes, now, stats)
             self._faults.check(FaultPoint.ORDER_CONSUMER_BEFORE_COMMIT)
         self.stats.add(stats)
