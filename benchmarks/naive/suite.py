@@ -1,8 +1,10 @@
 """The naive pattern's scenarios: a healthy order service, a slow one, and one down 30 s.
 
 Each runs on a stack of its own (`stack.py`), warmed up first, at `plan.naive_rate`
-webhooks/s (100/s, as payrelay's 100/s step) for `plan.step_seconds`; the outage scenario's
-load lasts `naive_down_seconds` longer, so the order service is down in the middle of it.
+webhooks/s (100/s, as payrelay's 100/s step) for `plan.step_seconds`. In the outage
+scenario the order service is killed a quarter of `step_seconds` in and the load lasts
+`naive_down_seconds` plus half `step_seconds`, so it is down in the middle of the load and
+meets some load after its restart.
 After the gateway has given up or got its 2xx for every webhook, the orders database is
 read until it stops changing (a backlog still being applied) or `drain_timeout` passes:
 then the orders still pending and the orders updated twice are counted.
@@ -31,7 +33,7 @@ from benchmarks.scenarios import Plan
 
 __all__ = ["SCENARIOS", "OrderSide", "naive_scenario"]
 
-QUIET_SECONDS = 1.5
+QUIET_SECONDS = 1.0
 """How long the orders must stay unchanged for the naive side to count as settled."""
 
 
@@ -111,30 +113,46 @@ async def warm_up(stack: NaiveStack, plan: Plan) -> None:
         raise RuntimeError(f"naive warm-up webhooks not all taken: {warm['status']}")
 
 
+def outcome(sent: dict[str, Any], tally: Tally) -> dict[str, Any]:
+    """What the gateway saw beside what the orders database says."""
+    deliveries = sum(len(a) for a in sent["attempts"])
+    return {
+        **answers(sent), **tally.as_dict(),
+        # A delivery that led to no UPDATE: its message died in the killed order service
+        # (no-ack: the broker forgot it on delivery), or it never reached the broker.
+        "deliveries_not_applied": max(0, deliveries - tally.updates),
+    }
+
+
 async def naive_scenario(side: OrderSide, work_dir: Path, plan: Plan, *, postgres_url: str,
                          rabbitmq_url: str) -> dict[str, Any]:
     """One scenario on a stack of its own: what the gateway saw, what the orders say."""
     slow = plan.naive_slow_update_seconds if side is OrderSide.SLOW else 0.0
     down = plan.naive_down_seconds if side is OrderSide.DOWN else 0.0
+    seconds = plan.step_seconds / 2 + down if down else plan.step_seconds
     async with naive_stack(work_dir, postgres_url=postgres_url, rabbitmq_url=rabbitmq_url,
                            rpc_timeout=plan.naive_rpc_timeout,
                            slow_update_seconds=slow) as stack:
         await warm_up(stack, plan)
-        pairs = await stack.deployment.seed(int(plan.naive_rate * (plan.step_seconds + down)))
-        order_ids = [o for o, _ in pairs]
-        fault = (asyncio.create_task(outage(stack, after=plan.step_seconds / 2, seconds=down))
+        pairs = await stack.deployment.seed(int(plan.naive_rate * seconds))
+        fault = (asyncio.create_task(outage(stack, after=plan.step_seconds / 4, seconds=down))
                  if down else None)
-        sent = await deliver(stack.webhooks_url, [p for _, p in pairs], plan)
-        times = await fault if fault else {}
-        tally, settled, waited = await settle(stack, order_ids, timeout=plan.drain_timeout)
+        try:
+            sent = await deliver(stack.webhooks_url, [p for _, p in pairs], plan)
+            times = await fault if fault else {}
+        finally:
+            if fault:  # the sender failed: no restart into a stack being torn down
+                fault.cancel()
+        tally, settled, waited = await settle(stack, [o for o, _ in pairs],
+                                              timeout=plan.drain_timeout)
     return {
         "order_service": {"slow_update_s": slow, "down_s": down, **{
             k.replace("_at", "_after_start_s"): round(v - sent["started_at"], 2)
             for k, v in times.items()}},
         "offered_per_s": plan.naive_rate, "webhooks": len(pairs),
         "rpc_timeout_s": plan.naive_rpc_timeout, "retry_after_s": list(plan.naive_retry_after),
-        **answers(sent), **tally.as_dict(), "settled": settled,
-        "settle_waited_s": waited, "settle_timeout_s": plan.drain_timeout,
+        **outcome(sent, tally), "settled": settled, "settle_waited_s": waited,
+        "settle_timeout_s": plan.drain_timeout,
     }
 
 
