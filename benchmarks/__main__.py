@@ -6,7 +6,7 @@ RabbitMQ prefix), measures, removes what it created, writes bench/results/<date>
 .png, and prints a table. Every payrelay figure is also given as a ratio to a ceiling
 measured in the same run, since absolute numbers on a shared machine mean little.
 
-    python -m benchmarks [--quick] [--backend embedded] [--out bench/results]
+    python -m benchmarks [--quick] [--backend embedded] [--only naive] [--out bench/results]
 """
 
 from __future__ import annotations

@@ -130,6 +130,7 @@ async def naive_scenario(side: OrderSide, work_dir: Path, plan: Plan, *, postgre
     slow = plan.naive_slow_update_seconds if side is OrderSide.SLOW else 0.0
     down = plan.naive_down_seconds if side is OrderSide.DOWN else 0.0
     seconds = plan.step_seconds / 2 + down if down else plan.step_seconds
+    began = time.monotonic()
     async with naive_stack(work_dir, postgres_url=postgres_url, rabbitmq_url=rabbitmq_url,
                            rpc_timeout=plan.naive_rpc_timeout,
                            slow_update_seconds=slow) as stack:
@@ -152,7 +153,7 @@ async def naive_scenario(side: OrderSide, work_dir: Path, plan: Plan, *, postgre
         "offered_per_s": plan.naive_rate, "webhooks": len(pairs),
         "rpc_timeout_s": plan.naive_rpc_timeout, "retry_after_s": list(plan.naive_retry_after),
         **outcome(sent, tally), "settled": settled, "settle_waited_s": waited,
-        "settle_timeout_s": plan.drain_timeout,
+        "settle_timeout_s": plan.drain_timeout, "wall_s": round(time.monotonic() - began, 1),
     }
 
 
