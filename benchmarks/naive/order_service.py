@@ -31,11 +31,12 @@ import asyncpg
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
 
 from benchmarks.naive.rpc import UPDATE_ORDER
+from payrelay.domain.order import OrderStatus
 from payrelay.entrypoints.event_loop import run
 
 __all__ = ["PAY_ORDER", "OrderService"]
 
-PAY_ORDER = ("UPDATE orders SET status = 'paid', paid_at = now(), version = version + 1"
+PAY_ORDER = ("UPDATE orders SET status = $2, paid_at = now(), version = version + 1"
              " WHERE order_id = $1")
 POOL_SIZE = 10
 
@@ -65,7 +66,7 @@ class OrderService:
     async def apply(self, pattern: str | None, data: dict[str, Any]) -> dict[str, Any]:
         if pattern != UPDATE_ORDER:
             raise LookupError(f"no handler for {pattern!r}")
-        done = await self.pool.execute(PAY_ORDER, data["order_id"])
+        done = await self.pool.execute(PAY_ORDER, data["order_id"], OrderStatus.PAID.value)
         return {"order_id": data["order_id"], "updated": done.endswith(" 1")}
 
 

@@ -25,6 +25,7 @@ from typing import Any
 
 import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractIncomingMessage
+from aio_pika.exceptions import AMQPException
 
 __all__ = ["DIRECT_REPLY_TO", "UPDATE_ORDER", "OrderRpc", "RpcFailed"]
 
@@ -73,6 +74,8 @@ class OrderRpc:
             reply = await asyncio.wait_for(answer, self.timeout)
         except TimeoutError as exc:
             raise RpcFailed(f"{pattern}: no answer within {self.timeout:g}s") from exc
+        except (AMQPException, ConnectionError) as exc:
+            raise RpcFailed(f"{pattern}: not sent ({type(exc).__name__})") from exc
         finally:
             self.waiting.pop(correlation_id, None)
         if reply.get("err"):

@@ -29,6 +29,7 @@ from payrelay.adapters.storage import tables as t
 from payrelay.adapters.storage.database import Database
 from payrelay.adapters.storage.migrations import Schema, upgrade_database
 from payrelay.bootstrap import scratch_databases
+from payrelay.domain.order import OrderStatus
 from payrelay.entrypoints.http_server import EmbeddedServer
 from payrelay.simulator.app import create_app as create_simulator_app
 from payrelay.simulator.state import GatewaySimulator
@@ -56,6 +57,8 @@ ORDER_SERVICE = "order-service"
 
 @dataclass
 class NaiveStack:
+    """The running naive side: where to send webhooks, the order service to kill, a tally."""
+
     deployment: Deployment  # its payments_url is the naive webhook server's
     procs: Children
     ready_file: Path  # the order service writes its pid there once it consumes
@@ -80,9 +83,10 @@ class NaiveStack:
         await wait_port_file(self.ready_file, self.procs)
 
     async def tally(self, order_ids: list[str]) -> Tally:
+        """Pending, updated twice, most and all updates: `version` starts at 1, +1 each."""
         o = t.orders.c
         query = select(
-            func.count().filter(o.status == "pending_payment"),
+            func.count().filter(o.status == OrderStatus.PENDING_PAYMENT),
             func.count().filter(o.version >= 3),
             func.coalesce(func.max(o.version), 1) - 1,
             func.coalesce(func.sum(o.version - 1), 0),
