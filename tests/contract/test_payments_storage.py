@@ -10,7 +10,7 @@ from payrelay.domain.errors import ConcurrentUpdate
 from payrelay.domain.events import Envelope, EventType, RejectionReason
 from payrelay.domain.money import Money
 from payrelay.domain.payment import PaymentStatus
-from payrelay.ports import Checkout
+from payrelay.ports import Checkout, PaymentSave
 from tests.contract.builders import AT, TEN, envelope, notification, payment, refund_request
 from tests.contract.conftest import Storage
 
@@ -175,3 +175,25 @@ async def test_a_stored_payment_keeps_every_field(storage: Storage) -> None:
         found = await tx.payments.get(stored.payment_id)
     assert found == stored
     assert found is not None and found.snapshot.amount_refunded == Money.parse("0", "BRL")
+
+
+async def test_a_batch_save_writes_all_but_the_payments_another_writer_moved_on(
+    storage: Storage,
+) -> None:
+    async with storage.payments.begin() as tx:
+        await tx.payments.save_many([PaymentSave(payment("1"), None),
+                                     PaymentSave(payment("2"), None)], now=AT)
+    refreshed, moved = payment("1"), payment("2", version=2)
+    async with storage.payments.begin() as tx:
+        lost = await tx.payments.save_many([
+            PaymentSave(refreshed, 1),  # a refresh keeps its version
+            PaymentSave(moved, 1),
+            PaymentSave(payment("3"), None),
+            PaymentSave(payment("4", version=3), 2),  # read at 2: never stored
+        ], now=AT)
+        assert lost == {"4"}
+        believed_new = PaymentSave(payment("1", version=2), None)  # it is not
+        assert await tx.payments.save_many([believed_new], now=AT) == {"1"}
+    async with storage.payments.begin() as tx:
+        assert dict(await tx.payments.get_many(["1", "2", "3", "4"])) == {
+            "1": refreshed, "2": moved, "3": payment("3")}

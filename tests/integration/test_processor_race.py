@@ -29,7 +29,7 @@ from payrelay.adapters.storage.payments import (
 from payrelay.domain.payment import Payment, SnapshotVerdict
 from payrelay.domain.retry import Backoff, RetryPolicy
 from payrelay.faults import Faults
-from payrelay.ports import NotificationRecord, PaymentsUnitOfWork
+from payrelay.ports import NotificationRecord, PaymentSave, PaymentsUnitOfWork
 from payrelay.services.process import PaymentProcessor
 from tests.raw_gateway import payment_body, raw_gateway
 from tests.support import fresh_postgres_databases
@@ -66,8 +66,8 @@ class _TxReadingTogether:
             await self._barrier.wait()
         return found
 
-    async def save_many(self, payments: Sequence[Payment], **kwargs: Any) -> set[str]:
-        lost: set[str] = await self._tx.payments.save_many(payments, **kwargs)
+    async def save_many(self, saves: Sequence[PaymentSave], **kwargs: Any) -> set[str]:
+        lost: set[str] = await self._tx.payments.save_many(saves, **kwargs)
         return lost
 
 

@@ -51,6 +51,14 @@ class Notifications(Protocol):
     async def mark_processed(self, ids: Sequence[int], *, now: datetime) -> None: ...
 
 
+@dataclass(frozen=True, slots=True)
+class PaymentSave:
+    """A payment to write, and the version its caller read (None: it found none)."""
+
+    payment: Payment
+    expected_version: int | None
+
+
 class Payments(Protocol):
     async def get(self, payment_id: str) -> Payment | None: ...
 
@@ -66,9 +74,8 @@ class Payments(Protocol):
         having written nothing; two processors racing on a new payment meet here."""
         ...
 
-    async def save_many(self, payments: Sequence[Payment], *, now: datetime) -> set[str]:
-        """`save` for a batch in one statement, one payment once: each is written over the
-        version just below its own (a new one, version 1, over none). Returns the ids of
+    async def save_many(self, saves: Sequence[PaymentSave], *, now: datetime) -> set[str]:
+        """`save` for a batch, one payment once, in a statement or two. Returns the ids of
         those another writer moved on first: nothing of them is written, the rest is."""
         ...
 

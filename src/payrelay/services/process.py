@@ -45,6 +45,7 @@ from payrelay.ports import (
     FailedTry,
     Gateway,
     NotificationQueue,
+    PaymentSave,
     PaymentsTx,
     PaymentsUnitOfWork,
     TimelineEntry,
@@ -211,8 +212,10 @@ class PaymentProcessor:
             decisions = [(snapshot, notifications,
                           apply_snapshot(current.get(snapshot.payment_id), snapshot))
                          for snapshot, notifications in snapshots]
-            lost_ids = await tx.payments.save_many(
-                [d.payment for _, _, d in decisions if d.payment is not None], now=now)
+            lost_ids = await tx.payments.save_many([
+                PaymentSave(d.payment, current[s.payment_id].version
+                            if s.payment_id in current else None)
+                for s, _, d in decisions if d.payment is not None], now=now)
             lost: list[tuple[ClaimedNotification, PayrelayError]] = []
             done: list[int] = []
             changes = _Changes(now)

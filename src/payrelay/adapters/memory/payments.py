@@ -22,7 +22,7 @@ from payrelay.domain.errors import ConcurrentUpdate
 from payrelay.domain.events import Envelope
 from payrelay.domain.payment import Payment
 from payrelay.domain.work import NotificationStatus, RefundStatus
-from payrelay.ports import Checkout, Clock, NotificationRecord, RefundRequest
+from payrelay.ports import Checkout, Clock, NotificationRecord, PaymentSave, RefundRequest
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -138,14 +138,13 @@ class MemoryPayments:
         rows = self._state.payments
         return {p: rows[p].payment for p in payment_ids if p in rows}
 
-    async def save_many(self, payments: Sequence[Payment], *, now: datetime) -> set[str]:
+    async def save_many(self, saves: Sequence[PaymentSave], *, now: datetime) -> set[str]:
         lost = set()
-        for payment in payments:
-            expected = payment.version - 1 if payment.version > 1 else None
+        for save in saves:
             try:
-                await self.save(payment, expected_version=expected, now=now)
+                await self.save(save.payment, expected_version=save.expected_version, now=now)
             except ConcurrentUpdate:
-                lost.add(payment.payment_id)
+                lost.add(save.payment.payment_id)
         return lost
 
     async def save(

@@ -17,6 +17,7 @@ from payrelay.domain.errors import ConcurrentUpdate
 from payrelay.domain.events import Envelope
 from payrelay.domain.money import AmountProblem, InexactAmount, Money
 from payrelay.domain.payment import Payment, PaymentSnapshot, PaymentStatus
+from payrelay.ports import PaymentSave
 
 
 class SqlPayments:
@@ -42,20 +43,19 @@ class SqlPayments:
     async def save(
         self, payment: Payment, *, expected_version: int | None, now: datetime
     ) -> None:
-        if expected_version != (payment.version - 1 if payment.version > 1 else None):
-            raise ValueError(f"payment {payment.payment_id}: a version grows by one per save")
-        if await self.save_many([payment], now=now):
+        if await self.save_many([PaymentSave(payment, expected_version)], now=now):
             raise ConcurrentUpdate(
                 f"payment {payment.payment_id} is no longer at version {expected_version}"
             )
 
-    async def save_many(self, payments: Sequence[Payment], *, now: datetime) -> set[str]:
-        # In id order: the lock order. Versions grow by one per save, so the version read
-        # is the one below the new one.
-        rows = [_payment_values(p, now) for p in sorted(payments, key=lambda p: p.payment_id)]
-        written = await self._insert_new([r for r in rows if r["version"] == 1])
-        written |= await self._update_known([r for r in rows if r["version"] > 1])
-        return {payment.payment_id for payment in payments} - written
+    async def save_many(self, saves: Sequence[PaymentSave], *, now: datetime) -> set[str]:
+        ordered = sorted(saves, key=lambda s: s.payment.payment_id)  # the lock order
+        written = await self._insert_new(
+            [_payment_values(s.payment, now) for s in ordered if s.expected_version is None])
+        written |= await self._update_known([
+            {**_payment_values(s.payment, now), EXPECTED: s.expected_version}
+            for s in ordered if s.expected_version is not None])
+        return {s.payment.payment_id for s in saves} - written
 
     async def _insert_new(self, rows: list[dict[str, Any]]) -> set[str]:
         """A new payment expects no row. Two processors that both found none both get
@@ -73,7 +73,6 @@ class SqlPayments:
         return set((await self._conn.execute(statement, rows)).scalars())
 
     async def _update_known(self, rows: list[dict[str, Any]]) -> set[str]:
-        rows = [{**row, EXPECTED: row["version"] - 1} for row in rows]
         return await update_batch(self._conn, t.payments, rows, key="payment_id",
                                   values=lambda b: {c: getattr(b, c) for c in _PAYMENT_COLUMNS})
 
