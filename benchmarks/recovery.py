@@ -168,6 +168,7 @@ async def kill_mid_load(deployment: Deployment, watch: PaidWatch, ids: list[str]
     processor and the consumer process and start each again at once: when (epoch s)."""
     await watch.until(ids[:1], cutoff=time.monotonic() + plan.drain_timeout)
     await asyncio.sleep(plan.step_seconds / 2)
+    await watch.poll()  # so an order seen PAID after the kill was not PAID at the kill
     killed_at = time.time()
     for role in (PROCESSOR, CONSUMER):
         name = deployment.process_of(role)
