@@ -202,9 +202,14 @@ def after_kill(ids: list[str], sent: dict[str, Any], watch: PaidWatch, killed_at
     last_before = watch.last(before)
     all_before = all(o in watch.seen for o in before)
     last = watch.last(ids)
+    # The first of them PAID again shows when the restarted consumer took over; the last,
+    # when the dead processor's leases ran out and its batch went through.
+    first_again = min((watch.seen[o] for o in unpaid_then if o in watch.seen), default=None)
     return {
         "killed_after_load_start_s": round(killed_at - sent["started_at"], 2),
         "sent_before_kill": len(before), "unpaid_at_kill": len(unpaid_then),
+        "first_of_them_paid_after_s": (
+            round(first_again - killed_at, 2) if first_again else None),
         "sent_before_kill_all_paid_after_s": (
             round(last_before - killed_at, 2) if all_before and last_before else None),
         "all_paid_after_kill_s": round(last - killed_at, 2) if drained and last else None,
