@@ -154,7 +154,7 @@ async def slow_orders(work_dir: Path, plan: Plan, **servers: str) -> dict[str, A
     return {
         "model": f"every UPDATE statement on orders sleeps {plan.slow_order_seconds} s "
                  "(statement-level trigger), whatever its row count",
-        "offered_per_s": plan.slow_order_rate,
+        "update_cost_s": plan.slow_order_seconds, "offered_per_s": plan.slow_order_rate,
         "cutoff_after_last_send_s": plan.drain_timeout,
         **timed(pairs, sent, watch, drained=drained, ended=ended),
     }

@@ -112,6 +112,11 @@ def _end_to_end_rows(table: Table, results: dict[str, Any]) -> None:
                           _ms(at["p99_ms"]), _unpaid(at))
 
 
+def _or_cutoff(value: float | None, unit: str) -> str:
+    """A recovery figure; '>cutoff' where the orders it waits for were not all PAID."""
+    return ">cutoff" if value is None else f"{value} {unit}"
+
+
 def _all_paid(got: dict[str, Any]) -> str:
     return ("all PAID" if got["drained"] else
             f"{got['unpaid_at_cutoff']} of {got['webhooks']} not PAID at the cutoff")
@@ -120,19 +125,22 @@ def _all_paid(got: dict[str, Any]) -> str:
 def _recovery_rows(table: Table, recovery: dict[str, Any]) -> None:
     """Backlog drain, slow order side, kill -9 (benchmarks/recovery.py), where measured."""
     if got := recovery.get("backlog_drain"):
+        drained = (f" drained in {got['drain_s']} s from the restart" if got["drained"] else
+                   f"; {got['unpaid_at_cutoff']} not PAID {got['drain_s']:.0f} s after the restart")
         table.add_row(f"backlog drain, consumers stopped {got['stopped_s']:.0f} s",
-                      str(got["offered_per_s"]), f"{got['drain_events_per_s']} events/s",
-                      "", "", f"backlog {got['backlog']} drained in {got['drain_s']} s "
-                      f"from restart; {_all_paid(got)}")
+                      str(got["offered_per_s"]),
+                      _or_cutoff(got["drain_events_per_s"], "events/s"), "", "",
+                      f"backlog {got['backlog']}{drained}")
     if got := recovery.get("slow_orders"):
-        table.add_row("slow order side, 200 ms per UPDATE", str(got["offered_per_s"]),
-                      f"{got['paid_per_s']} PAID/s", _ms(got["p50_ms"]), _ms(got["p99_ms"]),
-                      _all_paid(got))
+        table.add_row(f"slow order side, {got['update_cost_s'] * 1000:.0f} ms per UPDATE",
+                      str(got["offered_per_s"]), f"{got['paid_per_s']} PAID/s",
+                      _ms(got["p50_ms"]), _ms(got["p99_ms"]), _all_paid(got))
     if got := recovery.get("kill_9"):
         table.add_row("kill -9 processor + consumer", str(got["offered_per_s"]),
                       f"{got['paid_per_s']} PAID/s", _ms(got["p50_ms"]), _ms(got["p99_ms"]),
-                      f"sent before the kill all PAID "
-                      f"{got['sent_before_kill_all_paid_after_s']} s after it; {_all_paid(got)}")
+                      "sent before the kill all PAID "
+                      f"{_or_cutoff(got['sent_before_kill_all_paid_after_s'], 's')} after it; "
+                      f"{_all_paid(got)}")
 
 
 def plot(results: dict[str, Any], path: Path) -> str | None:
