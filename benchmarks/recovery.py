@@ -26,6 +26,7 @@ import signal
 import tempfile
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -73,6 +74,23 @@ def timed(pairs: list[tuple[str, str]], sent: dict[str, Any], watch: PaidWatch, 
         "webhook_answers": http_summary(sent),
         **censored_percentiles(latencies, len(pairs) - len(latencies)),
     }
+
+
+def serving_after(deployment: Deployment, role: str, since: float) -> float | None:
+    """Seconds from `since` (epoch) until the latest run of `role`'s process logged that it
+    serves (`payrelay serve` logs "serving roles" once its workers run), None if not yet.
+
+    Read from the log's own timestamp (local time, as `logging` writes it), not polled.
+    """
+    log = deployment.procs.log_dir / f"{deployment.process_of(role)}.log"
+    lines = [line for line in log.read_text(errors="replace").splitlines()
+             if "serving roles" in line]
+    try:
+        stamp = datetime.strptime(lines[-1][:23], "%Y-%m-%d %H:%M:%S,%f").astimezone()
+    except (IndexError, ValueError):
+        return None
+    logged = stamp.timestamp()
+    return round(logged - since, 2) if logged >= since else None
 
 
 async def wait_drained(watch: PaidWatch, ids: list[str], timeout: float
@@ -123,6 +141,7 @@ async def backlog_drain(work_dir: Path, plan: Plan, **servers: str) -> dict[str,
             drained, ended = await wait_drained(watch, ids, plan.backlog_drain_timeout)
             first = min((watch.seen[o] for o in ids if o in watch.seen), default=None)
         deployment.procs.check_alive()
+        serving = serving_after(deployment, CONSUMER, restarted_at)
     drain_s = ended - restarted_at
     return {
         "stop_signal": "SIGTERM", "consumer_exit_code": exit_code,
@@ -130,6 +149,7 @@ async def backlog_drain(work_dir: Path, plan: Plan, **servers: str) -> dict[str,
         "all_in_broker_before_restart": in_broker, "backlog": backlog,
         "drain_s": round(drain_s, 2),
         "drain_events_per_s": round(backlog / drain_s, 1) if drained and drain_s > 0 else None,
+        "serving_after_restart_s": serving,
         "first_paid_after_restart_s": round(first - restarted_at, 2) if first else None,
         **timed(pairs, sent, watch, drained=drained, ended=ended),
     }
@@ -189,7 +209,10 @@ async def kill_9(work_dir: Path, plan: Plan, **servers: str) -> dict[str, Any]:
                 kill_mid_load(deployment, watch, ids, plan))
             drained, ended = await wait_drained(watch, ids, plan.drain_timeout)
         deployment.procs.check_alive()
+        serving = {role: serving_after(deployment, role, killed_at)
+                   for role in (PROCESSOR, CONSUMER)}
     return {"killed": [PROCESSOR, CONSUMER], "offered_per_s": plan.recovery_rate,
+            "restarted_serving_after_s": serving,
             **after_kill(ids, sent, watch, killed_at, drained=drained),
             **timed(pairs, sent, watch, drained=drained, ended=ended)}
 
@@ -202,8 +225,8 @@ def after_kill(ids: list[str], sent: dict[str, Any], watch: PaidWatch, killed_at
     last_before = watch.last(before)
     all_before = all(o in watch.seen for o in before)
     last = watch.last(ids)
-    # The first of them PAID again shows when the restarted consumer took over; the last,
-    # when the dead processor's leases ran out and its batch went through.
+    # The last of them shows when the dead processor's leases ran out and its claimed
+    # notifications went through; `restarted_serving_after_s`, how long the restart took.
     first_again = min((watch.seen[o] for o in unpaid_then if o in watch.seen), default=None)
     return {
         "killed_after_load_start_s": round(killed_at - sent["started_at"], 2),
