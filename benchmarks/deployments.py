@@ -18,7 +18,7 @@ from __future__ import annotations
 import contextlib
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -60,9 +60,10 @@ class Deployment:
     processes: int
     procs: Children
     """The payrelay processes, by name (`serve-0`...), to stop, kill or restart one."""
-    layout: tuple[tuple[str, ...], ...]
-    """The roles of each process: `layout[i]` runs in `serve-{i}`."""
-    env: dict[str, str]
+    layout: tuple[tuple[str, ...], ...] = ()
+    """The roles of each process: `layout[i]` runs in `serve-{i}` (none for a stack that is
+    not payrelay, such as the naive pattern's)."""
+    env: dict[str, str] = field(default_factory=dict)
     """payrelay's settings as the processes got them (database URLs, broker prefix)."""
 
     def process_of(self, role: str) -> str:
