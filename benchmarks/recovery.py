@@ -150,6 +150,11 @@ async def backlog_drain(work_dir: Path, plan: Plan, **servers: str) -> dict[str,
         "drain_s": round(drain_s, 2),
         "drain_events_per_s": round(backlog / drain_s, 1) if drained and drain_s > 0 else None,
         "serving_after_restart_s": serving,
+        # The same backlog over the time once the process served: without its start-up,
+        # which swings with the machine's load more than the drain does.
+        "drain_events_per_s_once_serving": (
+            round(backlog / (drain_s - serving), 1)
+            if drained and serving is not None and drain_s > serving else None),
         "first_paid_after_restart_s": round(first - restarted_at, 2) if first else None,
         **timed(pairs, sent, watch, drained=drained, ended=ended),
     }
