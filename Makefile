@@ -24,7 +24,8 @@ test: $(STAMP)
 	$(BIN)/pytest -q
 
 # Not part of `make test` (see docs/performance.md). `make bench`: ceilings, ingest and
-# webhook -> PAID per backend, written to bench/results/<date>.json and .png (~10 min).
+# webhook -> PAID per backend, recovery (backlog drain, slow order side, kill -9), the naive
+# pattern, written to bench/results/<date>.json and .png (~13 min; `--only SECTION`).
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks
 

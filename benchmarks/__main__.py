@@ -6,7 +6,8 @@ RabbitMQ prefix), measures, removes what it created, writes bench/results/<date>
 .png, and prints a table. Every payrelay figure is also given as a ratio to a ceiling
 measured in the same run, since absolute numbers on a shared machine mean little.
 
-    python -m benchmarks [--quick] [--backend embedded] [--only naive] [--out bench/results]
+    python -m benchmarks [--quick] [--backend embedded] [--only recovery] [--only naive]
+                         [--out bench/results]
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
@@ -30,7 +31,7 @@ from urllib.parse import urlsplit
 
 from rich.console import Console
 
-from benchmarks import ceilings, report, scenarios
+from benchmarks import ceilings, recovery, report, scenarios
 from benchmarks.deployments import EMBEDDED, POSTGRES_RABBITMQ
 from benchmarks.naive.suite import SCENARIOS as NAIVE_SCENARIOS
 from payrelay.bootstrap import scratch_databases
@@ -39,8 +40,11 @@ DEFAULT_POSTGRES_URL = os.environ.get(
     "PAYRELAY_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
 DEFAULT_RABBITMQ_URL = os.environ.get(
     "PAYRELAY_TEST_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/")
-SECTIONS = ("ceilings", "pipeline", "naive")
-"""What `--only` can pick: the ceilings, ingest and end to end, the naive pattern."""
+Scenario = Callable[..., Awaitable[dict[str, Any]]]
+"""A scenario of a split-only section: called with `work_dir`, `plan=` and the servers."""
+SECTIONS = ("ceilings", "pipeline", "recovery", "naive")
+"""What `--only` can pick: the ceilings, ingest and end to end, the recovery scenarios, the
+naive pattern."""
 
 
 def reachable(url: str, default_port: int) -> bool:
@@ -65,7 +69,7 @@ class Run:
             "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
                         "platform": platform.platform()},
             "plan": self.plan.__dict__, "ceilings": {}, "ingest": {}, "end_to_end": {},
-            "naive": {}, "skipped": [], "failed": [],
+            "recovery": {}, "naive": {}, "skipped": [], "failed": [],
         }
         self.console = Console(width=160)
 
@@ -138,15 +142,16 @@ async def run_pipeline(run: Run) -> None:
         run.skip(f"ingest and end to end on {backend}", "not asked for (--backend)")
 
 
-async def run_naive(run: Run) -> None:
-    """The naive pattern side by side (benchmarks/naive): on PostgreSQL + RabbitMQ only."""
+async def run_split_only(run: Run, section: str, chosen: Mapping[str, Scenario]) -> None:
+    """A section that runs on PostgreSQL + RabbitMQ only (recovery, naive), scenario by
+    scenario, each in `results[section][name]`."""
     if POSTGRES_RABBITMQ not in run.args.backend:
-        run.skip("naive", "runs on postgres+rabbitmq, not asked for (--backend)")
+        run.skip(section, "runs on postgres+rabbitmq, not asked for (--backend)")
     elif not run.servers_up(POSTGRES_RABBITMQ):
-        run.skip("naive", "PostgreSQL or RabbitMQ not reachable")
+        run.skip(section, "PostgreSQL or RabbitMQ not reachable")
     else:
-        for name, scenario in NAIVE_SCENARIOS.items():
-            await run.measure("naive", name, partial(scenario, plan=run.plan, **run.servers))
+        for name, scenario in chosen.items():
+            await run.measure(section, name, partial(scenario, plan=run.plan, **run.servers))
 
 
 async def main_async(args: argparse.Namespace) -> int:
@@ -159,8 +164,9 @@ async def main_async(args: argparse.Namespace) -> int:
                                       "reason": f"{type(exc).__name__}: {exc}"})
     if run.wanted("pipeline"):
         await run_pipeline(run)
-    if run.wanted("naive"):
-        await run_naive(run)
+    for section, chosen in (("recovery", recovery.SCENARIOS), ("naive", NAIVE_SCENARIOS)):
+        if run.wanted(section):
+            await run_split_only(run, section, chosen)
     results = run.results
     results["wall_seconds"] = round(time.monotonic() - started, 1)
     results["ratios"] = report.ratios(results)

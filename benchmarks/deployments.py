@@ -18,7 +18,7 @@ from __future__ import annotations
 import contextlib
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -28,6 +28,7 @@ from benchmarks.harness import (
     PAYRELAY,
     SECRET,
     TOKEN,
+    Children,
     children,
     free_port,
     migrate,
@@ -57,6 +58,20 @@ class Deployment:
     orders_db: Database
     simulator: GatewaySimulator
     processes: int
+    procs: Children
+    """The payrelay processes, by name (`serve-0`...), to stop, kill or restart one."""
+    layout: tuple[tuple[str, ...], ...] = ()
+    """The roles of each process: `layout[i]` runs in `serve-{i}` (none for a stack that is
+    not payrelay, such as the naive pattern's)."""
+    env: dict[str, str] = field(default_factory=dict)
+    """payrelay's settings as the processes got them (database URLs, broker prefix)."""
+
+    def process_of(self, role: str) -> str:
+        """The name of the process that runs `role`, for `procs.stop` and `procs.restart`."""
+        for index, roles in enumerate(self.layout):
+            if role in roles or not roles:  # () is every role, in one process
+                return f"serve-{index}"
+        raise KeyError(f"no process runs {role!r} on {self.backend}")
 
     async def seed(self, count: int) -> list[tuple[str, str]]:
         """`count` pending orders, each with an approved payment: (order id, payment id)."""
@@ -150,12 +165,14 @@ async def deployed(backend: str, work_dir: Path, *, postgres_url: str, rabbitmq_
         orders_db = Database(env["PAYRELAY_ORDERS_DATABASE_URL"])
         try:
             async with children(env, work_dir) as procs:
-                layout = [()] if backend == EMBEDDED else SPLIT_ROLES
+                layout: tuple[tuple[str, ...], ...] = (
+                    ((),) if backend == EMBEDDED else SPLIT_ROLES)
                 for i, roles in enumerate(layout):
                     args = [a for role in roles for a in ("--role", role)]
                     procs.start(f"serve-{i}", [*PAYRELAY, "serve", *args, *ports])
                 payments_url = f"http://127.0.0.1:{payments_port}"
                 await wait_ready([f"{payments_url}/readyz"], procs)
-                yield Deployment(backend, payments_url, orders_db, simulator, len(layout))
+                yield Deployment(backend, payments_url, orders_db, simulator, len(layout),
+                                 procs, layout, env)
         finally:
             await orders_db.dispose()

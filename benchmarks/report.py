@@ -65,6 +65,7 @@ def render(results: dict[str, Any], console: Console) -> None:
     _ceiling_rows(table, results.get("ceilings", {}))
     _ingest_rows(table, results)
     _end_to_end_rows(table, results)
+    _recovery_rows(table, results.get("recovery", {}))
     naive_rows(table, results)
     console.print(table)
     for item in results.get("skipped", []):
@@ -112,6 +113,37 @@ def _end_to_end_rows(table: Table, results: dict[str, Any]) -> None:
         for rate, at in got["at_rate"].items():
             table.add_row("", rate, str(at["paid_per_s"]), _ms(at["p50_ms"]),
                           _ms(at["p99_ms"]), _unpaid(at))
+
+
+def _or_cutoff(value: float | None, unit: str) -> str:
+    """A recovery figure; '>cutoff' where the orders it waits for were not all PAID."""
+    return ">cutoff" if value is None else f"{value} {unit}"
+
+
+def _all_paid(got: dict[str, Any]) -> str:
+    return ("all PAID" if got["drained"] else
+            f"{got['unpaid_at_cutoff']} of {got['webhooks']} not PAID at the cutoff")
+
+
+def _recovery_rows(table: Table, recovery: dict[str, Any]) -> None:
+    """Backlog drain, slow order side, kill -9 (benchmarks/recovery.py), where measured."""
+    if got := recovery.get("backlog_drain"):
+        drained = (f" drained in {got['drain_s']} s from the restart" if got["drained"] else
+                   f"; {got['unpaid_at_cutoff']} not PAID {got['drain_s']:.0f} s after the restart")
+        table.add_row(f"backlog drain, consumers stopped {got['stopped_s']:.0f} s",
+                      str(got["offered_per_s"]),
+                      _or_cutoff(got["drain_events_per_s"], "events/s"), "", "",
+                      f"backlog {got['backlog']}{drained}")
+    if got := recovery.get("slow_orders"):
+        table.add_row(f"slow order side, {got['update_cost_s'] * 1000:.0f} ms per UPDATE",
+                      str(got["offered_per_s"]), f"{got['paid_per_s']} PAID/s",
+                      _ms(got["p50_ms"]), _ms(got["p99_ms"]), _all_paid(got))
+    if got := recovery.get("kill_9"):
+        table.add_row("kill -9 processor + consumer", str(got["offered_per_s"]),
+                      f"{got['paid_per_s']} PAID/s", _ms(got["p50_ms"]), _ms(got["p99_ms"]),
+                      "sent before the kill all PAID "
+                      f"{_or_cutoff(got['sent_before_kill_all_paid_after_s'], 's')} after it; "
+                      f"{_all_paid(got)}")
 
 
 def plot(results: dict[str, Any], path: Path) -> str | None:

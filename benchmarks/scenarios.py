@@ -40,6 +40,17 @@ class Plan:
     ceiling_seconds: float = 10.0
     drain_timeout: float = 15.0
     """How long after the last webhook a step waits for PAID; later ones count as unpaid."""
+    recovery_rate: float = 100.0
+    """Offered webhooks/s while the consumers are stopped, and around a kill -9."""
+    consumer_stop_seconds: float = 60.0
+    """How long the consumer process stays stopped under load before the backlog drains."""
+    backlog_drain_timeout: float = 120.0
+    """How long after the consumers' restart the backlog may take; later ones are unpaid."""
+    slow_order_rate: float = 50.0
+    """Offered webhooks/s (for `step_seconds`) against the slow order side."""
+    slow_order_seconds: float = 0.2
+    """What each UPDATE statement on orders costs in the slow order scenario."""
+
     # The naive pattern side by side (benchmarks/naive): its load lasts step_seconds, plus
     # the down period in the scenario where the order service is killed and restarted.
     naive_rate: float = 100.0
@@ -52,8 +63,10 @@ class Plan:
 
 
 QUICK = Plan(rates=(20,), step_seconds=1.5, saturation_count=40, warmup=5,
-             ceiling_seconds=1.5, drain_timeout=20.0, naive_rate=20.0,
-             naive_down_seconds=3.0, naive_rpc_timeout=1.0, naive_retry_after=(0.5, 1.0, 2.0))
+             ceiling_seconds=1.5, drain_timeout=20.0, recovery_rate=20,
+             consumer_stop_seconds=3.0, backlog_drain_timeout=30.0, slow_order_rate=10,
+             naive_rate=20.0, naive_down_seconds=3.0, naive_rpc_timeout=1.0,
+             naive_retry_after=(0.5, 1.0, 2.0))
 
 
 # -- ingest alone ------------------------------------------------------------------------

@@ -126,8 +126,8 @@ async def naive_stack(work_dir: Path, *, postgres_url: str, rabbitmq_url: str,
                     procs, gateway_url=sim_server.base_url, rabbitmq_url=rabbitmq_url,
                     queue=queue, rpc_timeout=rpc_timeout)
                 ready = procs.log_dir / "order-service.ready"
-                stack = NaiveStack(Deployment(NAIVE, url, orders_db, simulator, processes=2),
-                                   procs, ready)
+                stack = NaiveStack(Deployment(NAIVE, url, orders_db, simulator, processes=2,
+                                              procs=procs), procs, ready)
                 await stack.start_order_service(order_spec(
                     procs.log_dir, rabbitmq_url=rabbitmq_url, queue=queue,
                     orders_url=orders_url, ready_file=ready))

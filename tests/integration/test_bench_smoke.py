@@ -28,8 +28,8 @@ def quick_bench(out: Path, backend: str) -> dict[str, object]:
 
 
 def assert_paid(results: dict[str, object], backend: str) -> None:
-    assert {"date", "wall_seconds", "plan", "ceilings", "ingest", "end_to_end", "naive",
-            "ratios", "skipped", "failed"} <= results.keys()
+    assert {"date", "wall_seconds", "plan", "ceilings", "ingest", "end_to_end", "recovery",
+            "naive", "ratios", "skipped", "failed"} <= results.keys()
     assert results["failed"] == []
     e2e = results["end_to_end"][backend]  # type: ignore[index]
     assert e2e["saturation"]["paid"] == e2e["saturation"]["webhooks"] > 0
@@ -56,6 +56,8 @@ def assert_naive_side_by_side(results: dict[str, object]) -> None:
 def test_quick_bench_on_the_embedded_default(tmp_path: Path):
     results = quick_bench(tmp_path, "embedded")
     assert_paid(results, "embedded")
+    assert results["recovery"] == {}
+    assert "recovery" in {s["scenario"] for s in results["skipped"]}  # type: ignore[attr-defined]
     assert "naive" in [s["scenario"] for s in results["skipped"]]  # type: ignore[attr-defined]
 
 
@@ -70,3 +72,8 @@ def test_quick_bench_on_postgres_and_rabbitmq(tmp_path: Path):
     ceilings = results["ceilings"]
     assert {"postgres", "sqlite"} <= ceilings["raw_ingest"].keys()  # type: ignore[index]
     assert {"postgres_transactions", "rabbitmq_confirmed"} <= ceilings.keys()  # type: ignore[operator]
+    recovery = results["recovery"]
+    assert recovery.keys() == {"backlog_drain", "slow_orders", "kill_9"}  # type: ignore[attr-defined]
+    for scenario in recovery.values():  # type: ignore[attr-defined]
+        assert scenario["paid"] == scenario["webhooks"] > 0
+    assert recovery["backlog_drain"]["backlog"] > 0  # type: ignore[index]
