@@ -18,6 +18,10 @@ from pathlib import Path
 from payrelay.adapters.storage.provision import scratch_databases
 from payrelay.adapters.transports.rabbitmq import RabbitMQTransport
 
+CONSUMER_RETRY_DELAYS = (0.5, 1.0, 2.0, 5.0, 10.0, 20.0)
+"""A consumer's retries span ~40 s, longer than any outage a run injects; the broker has
+one retry queue per delay, which the cleanup must know to delete them all."""
+
 
 @dataclass(frozen=True, slots=True)
 class Backing:
@@ -41,6 +45,7 @@ class Backing:
             "PAYRELAY_PAYMENTS_DATABASE_URL": self.payments_database_url,
             "PAYRELAY_ORDERS_DATABASE_URL": self.orders_database_url,
             "PAYRELAY_BROKER_URL": self.broker_url,
+            "PAYRELAY_CONSUMER_RETRY_DELAYS": ",".join(map(str, CONSUMER_RETRY_DELAYS)),
         }
         if self.broker_prefix:
             env["PAYRELAY_BROKER_NAME_PREFIX"] = self.broker_prefix
@@ -73,4 +78,6 @@ async def given_servers(postgres_url: str, rabbitmq_url: str) -> AsyncIterator[B
             )
         finally:
             # Never connected: deleting needs only the names, which the prefix determines.
-            await RabbitMQTransport(rabbitmq_url, name_prefix=prefix).delete_topology()
+            await RabbitMQTransport(
+                rabbitmq_url, name_prefix=prefix, retry_delays=CONSUMER_RETRY_DELAYS
+            ).delete_topology()

@@ -18,7 +18,7 @@ from sqlalchemy.engine import make_url
 from payrelay.adapters.storage import tables as t
 from payrelay.adapters.storage.database import Database
 from payrelay.adapters.transports.rabbitmq import RabbitMQTransport
-from payrelay.chaos.backing import Backing
+from payrelay.chaos.backing import CONSUMER_RETRY_DELAYS, Backing
 from payrelay.chaos.facts import POISON_MARKER
 from payrelay.chaos.options import FaultKind
 from payrelay.chaos.schedule import PlannedFault
@@ -121,6 +121,8 @@ class Injectors:
         transport = RabbitMQTransport(
             self.backing.broker_url, name_prefix=self.backing.broker_prefix,
             connection_name=f"{self.backing.broker_prefix}chaos-poison",
+            # The exchanges only: the queues are payrelay's, declared by its processes.
+            subscriptions=(), retry_delays=CONSUMER_RETRY_DELAYS,
         )
         await transport.connect()
         try:

@@ -8,6 +8,7 @@ import logging
 import shutil
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
@@ -16,6 +17,9 @@ from payrelay.chaos import ChaosOptions, FaultKind
 from payrelay.chaos.options import DEFAULT_POSTGRES_URL, DEFAULT_RABBITMQ_URL
 from payrelay.entrypoints.event_loop import run as run_on_loop
 from payrelay.entrypoints.exits import ExitCode, exit_on_failure
+
+if TYPE_CHECKING:
+    from payrelay.chaos.report import ChaosReport
 
 __all__ = ["chaos", "parse_faults"]
 
@@ -56,7 +60,7 @@ def chaos(
     """Run payrelay as real processes under faults, then check nothing was lost or doubled."""
     from payrelay.chaos.run import run_chaos
 
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(message)s")
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(message)s")  # faults
     options = ChaosOptions(
         payments=payments, rate=rate, duration=duration, seed=seed, faults=parse_faults(faults),
         embedded=embedded, postgres_url=postgres_url, rabbitmq_url=rabbitmq_url, sla=sla,
@@ -66,14 +70,19 @@ def chaos(
     directory.mkdir(parents=True, exist_ok=True)
     with exit_on_failure("chaos"):
         report = run_on_loop(run_chaos(options, directory))
+    _show(report, as_json=as_json, directory=directory, keep=log_dir is not None)
+    if not report.ok:
+        raise typer.Exit(ExitCode.VIOLATED)
+
+
+def _show(report: ChaosReport, *, as_json: bool, directory: Path, keep: bool) -> None:
+    """Print the report; the logs go unless asked for or needed (a failed run)."""
     console = Console()
     if as_json:
         console.print_json(json.dumps(report.to_json()))
     else:
         report.render(console)
-    if log_dir is None and report.ok:
+    if not keep and report.ok:
         shutil.rmtree(directory, ignore_errors=True)
     elif not as_json:
         console.print(f"logs: {directory}", highlight=False)
-    if not report.ok:
-        raise typer.Exit(ExitCode.VIOLATED)
