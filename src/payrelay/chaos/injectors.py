@@ -95,6 +95,8 @@ class Injectors:
 
     async def _kill(self, fault: PlannedFault) -> str:
         assert fault.target is not None
+        if fault.target in self.topology.down:
+            return "skipped: already down (an earlier kill's pause)"
         pid = self.topology.workers[fault.target].pid
         await self.topology.kill(fault.target)
         await asyncio.sleep(fault.seconds)

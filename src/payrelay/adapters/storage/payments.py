@@ -33,7 +33,7 @@ from payrelay.domain.events import Envelope
 from payrelay.domain.money import AmountProblem, InexactAmount, Money
 from payrelay.domain.payment import Payment, PaymentSnapshot, PaymentStatus
 from payrelay.domain.work import NotificationStatus
-from payrelay.ports import Checkout, ClaimedNotification, Clock, NotificationRecord
+from payrelay.ports import Checkout, ClaimedNotification, Clock, Inbox, NotificationRecord
 
 
 class SqlNotificationLog:
@@ -271,7 +271,7 @@ class SqlPaymentsTx:
         self.checkouts = SqlCheckouts(conn, db)
         self.refunds = SqlRefunds(conn, db)
         self.outbox = SqlOutbox(conn, t.payments_outbox, now=now)
-        self.inbox = SqlInbox(conn, t.payments_inbox)
+        self.inbox: Inbox = SqlInbox(conn, t.payments_inbox)
         self.timeline = SqlTimeline(conn, t.payments_timeline)
         self.dead_letters = SqlDeadLetters(conn, t.payments_dead_letters)
 
