@@ -89,7 +89,8 @@ class ChaosReport:
         console.print(table)
         for finding in v.findings[:SHOWN_FINDINGS]:
             console.print(f"[red]{finding.violation.value}[/red] order_id={finding.order_id} "
-                          f"payment_id={finding.payment_id} {finding.detail}", highlight=False)
+                          f"payment_id={finding.payment_id} {finding.detail}", highlight=False,
+                          soft_wrap=True)
         if len(v.findings) > SHOWN_FINDINGS:
             console.print(f"... and {len(v.findings) - SHOWN_FINDINGS} more (see --json)")
         console.print(self.summary_line(), highlight=False, soft_wrap=True)

@@ -72,9 +72,12 @@ def plan_faults(
 def _spread(
     kind: FaultKind, rng: random.Random, window: float, targets: list[str]
 ) -> list[PlannedFault]:
-    """Faults of one kind at random times (exponential gaps) over the window."""
+    """Faults of one kind at random times (exponential gaps) over the window; at least one,
+    so that a short run still meets every kind switched on."""
     found: list[PlannedFault] = []
     at = rng.expovariate(1 / MEAN_GAP_SECONDS[kind])
+    if at >= window:
+        at = rng.uniform(window / 2, window)
     while at < window:
         if kind is FaultKind.KILL:
             found.append(PlannedFault(at, kind, rng.choice(targets),
