@@ -58,7 +58,7 @@ def clean() -> Facts:
                          Step("B", "3", REJECTED), Step("B", "3", "stale.payment.approved")],
         dead_letters=[b'{"' + POISON_MARKER + b'": 1}'],
         dead_work=0,
-        reconciler_notified=frozenset({"3"}),
+        reconciler_found=frozenset({"3"}),
         backlog=PaymentsBacklog(0, 0, 5, 3),
         orders_outbox_pending=0,
         retries=0,

@@ -3,7 +3,7 @@
 Each approved payment the gateway holds is classified the way RabbitMQ's Jepsen tests
 classify messages: applied (it paid its order), compensated (rejected with a reason and
 refunded), held (rejected, its refund left to a person), recovered (either of the first
-two, found by the reconciler), in flight (younger than the SLA), stuck or lost. Money is
+two, and payrelay first heard of it from the reconciler: its webhooks were lost), in flight (younger than the SLA), stuck or lost. Money is
 checked per order against the gateway's ledger, and every effect a message causes must
 appear at most once. Each violation is a `Finding` with its order and payment.
 """
@@ -53,6 +53,7 @@ _ONCE_PER_PAYMENT = frozenset({
     "refund.requested", "refund.held", "refund.succeeded",
 })
 _ONCE_PER_ORDER = frozenset({"order.created", "order.cancelled", "order.expired"})
+RECOVERED = "recovered (payrelay first heard of it from the reconciler)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,8 +112,8 @@ def _classify(
             kind = "held"
     if kind is not None:
         verdict.classes[kind] += 1
-        if p.payment_id in facts.reconciler_notified:
-            verdict.classes["recovered (found or refetched by the reconciler)"] += 1
+        if p.payment_id in facts.reconciler_found:
+            verdict.classes[RECOVERED] += 1
         return
     if young:
         verdict.classes["in flight (younger than the SLA)"] += 1

@@ -69,8 +69,8 @@ class Facts:
     """The bodies of dead messages, both sides."""
     dead_work: int
     """Notifications and refunds given up as dead."""
-    reconciler_notified: frozenset[str]
-    """Payments the reconciler recorded a notification for (it found them, or refetched)."""
+    reconciler_found: frozenset[str]
+    """Payments payrelay first heard of from the reconciler, not from a webhook."""
     backlog: PaymentsBacklog
     orders_outbox_pending: int
     retries: int
@@ -94,7 +94,7 @@ async def read_facts(endpoints: Endpoints, payments_db: Database, orders_db: Dat
         dead_letters=[*await _dead_bodies(payments_db, t.payments_dead_letters),
                       *await _dead_bodies(orders_db, t.orders_dead_letters)],
         dead_work=await _dead_work(payments_db),
-        reconciler_notified=await _reconciler_notified(payments_db),
+        reconciler_found=await _reconciler_found(payments_db),
         backlog=await queries.payments_backlog(payments_db),
         orders_outbox_pending=await queries.outbox_pending(orders_db, orders_side=True),
         retries=await queries.retries(payments_db, orders_side=False)
@@ -172,8 +172,12 @@ async def _dead_work(db: Database) -> int:
     return dead
 
 
-async def _reconciler_notified(db: Database) -> frozenset[str]:
+async def _reconciler_found(db: Database) -> frozenset[str]:
     n = t.notifications
-    query = select(n.c.resource_id).where(n.c.action == "reconciler")
+    query = select(n.c.resource_id, n.c.action).order_by(n.c.id)
+    first: dict[str, str | None] = {}
     async with db.read() as conn:
-        return frozenset(str(pid) for pid in (await conn.execute(query)).scalars() if pid)
+        for payment_id, action in (await conn.execute(query)).all():
+            if payment_id:
+                first.setdefault(str(payment_id), action)
+    return frozenset(pid for pid, action in first.items() if action == "reconciler")

@@ -23,6 +23,8 @@ class ChaosReport:
     faults: list[InjectedFault]
     figures: dict[str, int | str] = field(default_factory=dict)
     """What the run did: customers, payments, restarts, timings..."""
+    drain: dict[str, dict[str, float | int]] = field(default_factory=dict)
+    """Per fault kind, seconds from a fault's end until the backlog was empty (drain.py)."""
     log_dir: str = ""
 
     @property
@@ -53,6 +55,7 @@ class ChaosReport:
             "evidence_of_recovery": v.evidence,
             "approval_to_paid_ms": v.latency_ms,
             "faults_by_kind": self.faults_by_kind(),
+            "drain_after_fault": self.drain,
             "faults": [
                 {"kind": f.planned.kind.value, "target": f.planned.target,
                  "started_s": round(f.started, 3), "ended_s": round(f.ended, 3),
@@ -82,6 +85,11 @@ class ChaosReport:
                 f"{k} {ms:.0f} ms" for k, ms in v.latency_ms.items()))
         table.add_row("faults injected", ", ".join(
             f"{kind} {n}" for kind, n in sorted(self.faults_by_kind().items())) or "none")
+        for kind, times in self.drain.items():
+            shown = f"p50 {times['p50_s']} s, max {times['max_s']} s" if "p50_s" in times \
+                else "-"
+            table.add_row(f"backlog drained after {kind}", f"{shown} "
+                          f"({times['never_drained']} of {times['faults']} never)")
         for violation in Violation:
             count = v.count(violation)
             mark = "[green]0[/green]" if not count else f"[red]{count}[/red]"

@@ -14,6 +14,7 @@ from pathlib import Path
 from payrelay.adapters.storage.database import Database
 from payrelay.chaos.backing import Backing, embedded_files, given_servers
 from payrelay.chaos.checker import check
+from payrelay.chaos.drain import BacklogSampler
 from payrelay.chaos.drivers import Customer, Driving, draw_plans, drive, payments_in
 from payrelay.chaos.facts import Facts, read_facts
 from payrelay.chaos.injectors import Injectors, SimulatorKnobs
@@ -83,6 +84,8 @@ async def _drive_and_check(
     driving = Driving(topology.endpoints, options.seed, options.rate,
                       options.second_payment_after, options.duration)
     started = loop.time()
+    sampler, sampling = BacklogSampler(dbs.payments, dbs.orders, started), asyncio.Event()
+    sampled = asyncio.create_task(sampler.run(sampling))
     faults = asyncio.create_task(run_schedule(planned, injectors.inject, started_at=started))
     customers = await drive(driving, plans)
     injected = await faults
@@ -91,6 +94,8 @@ async def _drive_and_check(
         await topology.restart(name)
     driven = loop.time()
     facts, moving = await _settle(topology, dbs, options)
+    sampling.set()
+    await sampled
     verdict = check(facts, now=datetime.now(UTC), sla=timedelta(seconds=options.sla),
                     poison_sent=injectors.poison_sent)
     figures = _figures(customers, topology, injectors, facts)
@@ -100,8 +105,10 @@ async def _drive_and_check(
         "settled": "yes" if not moving else "NO: " + ", ".join(
             f"{what} {n}" for what, n in moving.items()),
     }
-    return ChaosReport("embedded (SQLite, local transport)" if backing.embedded
-                       else "PostgreSQL + RabbitMQ", options.seed, verdict, injected, figures)
+    backend = "embedded (SQLite, local transport)" if backing.embedded else \
+        "PostgreSQL + RabbitMQ"
+    return ChaosReport(backend, options.seed, verdict, injected, figures,
+                       drain=sampler.drain_times(injected))
 
 
 def _figures(customers: list[Customer], topology: Topology, injectors: Injectors,
@@ -110,6 +117,8 @@ def _figures(customers: list[Customer], topology: Topology, injectors: Injectors
         "customers": len(customers),
         "customers who gave up": sum(1 for c in customers if c.gave_up),
         "payments made (gateway)": len(facts.gateway),
+        "gateway payments payrelay never recorded": sum(
+            1 for pid in facts.gateway if pid not in facts.payments),
         "orders": len(facts.orders),
         "payrelay processes": len(topology.workers),
         "processes restarted": topology.restarts(),
