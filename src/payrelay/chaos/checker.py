@@ -5,7 +5,8 @@ classify messages: applied (it paid its order), compensated (rejected with a rea
 refunded), held (rejected, its refund left to a person), recovered (either of the first
 two, and payrelay first heard of it from the reconciler: its webhooks were lost), in
 flight (younger than the SLA), stuck or lost. Money is checked per order against the
-gateway's ledger, and every effect a message causes must appear at most once. Each violation is a `Finding` with its order and payment.
+gateway's ledger, and every effect a message causes must appear at most once. Each
+violation is a `Finding` with its order and payment.
 """
 
 from __future__ import annotations
