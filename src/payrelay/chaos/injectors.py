@@ -88,7 +88,8 @@ class Injectors:
             return await self._pg_terminate()
         if fault.kind in (FaultKind.NOTIFY, FaultKind.GATEWAY):
             await self.knobs.hold(fault.kind, fault.seconds)
-            return f"gateway faults on for {fault.seconds:.1f}s"
+            what = "webhook" if fault.kind is FaultKind.NOTIFY else "API 5xx/slow"
+            return f"gateway's {what} faults on for {fault.seconds:.1f}s"
         if fault.kind is FaultKind.POISON:
             return await self._poison()
         return await self._republish()

@@ -74,7 +74,8 @@ async def _drive_and_check(
 ) -> ChaosReport:
     loop = asyncio.get_running_loop()
     plans = draw_plans(options.payments, options.seed)
-    window = sum(map(payments_in, plans)) / options.rate
+    # Faults go on while customers who pay again "later" are still paying.
+    window = sum(map(payments_in, plans)) / options.rate + options.second_payment_after[1]
     if options.duration is not None:
         window = min(window, options.duration)
     planned = plan_faults(options.active_faults(), seed=options.seed, window=window,
