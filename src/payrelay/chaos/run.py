@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
+import signal
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -15,12 +16,12 @@ from payrelay.adapters.storage.database import Database
 from payrelay.chaos.backing import Backing, embedded_files, given_servers
 from payrelay.chaos.checker import check
 from payrelay.chaos.drain import BacklogSampler
-from payrelay.chaos.drivers import Customer, Driving, draw_plans, drive, payments_in
+from payrelay.chaos.drivers import Customer, Driving, Plan, draw_plans, drive, payments_in
 from payrelay.chaos.facts import Facts, read_facts
 from payrelay.chaos.injectors import Injectors, SimulatorKnobs
 from payrelay.chaos.options import ChaosOptions
 from payrelay.chaos.report import ChaosReport
-from payrelay.chaos.schedule import plan_faults, run_schedule
+from payrelay.chaos.schedule import PlannedFault, plan_faults, run_schedule
 from payrelay.chaos.topology import Topology, running_topology
 from payrelay.domain.payment import PaymentStatus
 from payrelay.domain.work import RefundStatus
@@ -45,7 +46,21 @@ async def _backing(options: ChaosOptions, data_dir: Path) -> AsyncIterator[Backi
 
 
 async def run_chaos(options: ChaosOptions, log_dir: Path) -> ChaosReport:
-    """The whole run; `log_dir` receives every process's log and the findings."""
+    """The whole run; `log_dir` receives every process's log and the findings.
+
+    SIGTERM cancels it like Ctrl+C does: every process it started is stopped and the
+    scratch databases and queues are removed on the way out.
+    """
+    loop, task = asyncio.get_running_loop(), asyncio.current_task()
+    assert task is not None
+    loop.add_signal_handler(signal.SIGTERM, task.cancel)
+    try:
+        return await _run(options, log_dir)
+    finally:
+        loop.remove_signal_handler(signal.SIGTERM)
+
+
+async def _run(options: ChaosOptions, log_dir: Path) -> ChaosReport:
     async with contextlib.AsyncExitStack() as stack:
         backing = await stack.enter_async_context(_backing(options, log_dir))
         topology = await stack.enter_async_context(
@@ -74,12 +89,6 @@ async def _drive_and_check(
 ) -> ChaosReport:
     loop = asyncio.get_running_loop()
     plans = draw_plans(options.payments, options.seed)
-    # Faults go on while customers who pay again "later" are still paying.
-    window = sum(map(payments_in, plans)) / options.rate + options.second_payment_after[1]
-    if options.duration is not None:
-        window = min(window, options.duration)
-    planned = plan_faults(options.active_faults(), seed=options.seed, window=window,
-                          targets=sorted(topology.workers))
     knobs = SimulatorKnobs(topology.endpoints.simulator_url, options.seed)
     injectors = Injectors(topology, backing, knobs, random.Random(f"{options.seed}:inject"))
     driving = Driving(topology.endpoints, options.seed, options.rate,
@@ -87,6 +96,7 @@ async def _drive_and_check(
     started = loop.time()
     sampler, sampling = BacklogSampler(dbs.payments, dbs.orders, started), asyncio.Event()
     sampled = asyncio.create_task(sampler.run(sampling))
+    planned = _planned_faults(options, plans, topology)
     faults = asyncio.create_task(run_schedule(planned, injectors.inject, started_at=started))
     customers = await drive(driving, plans)
     injected = await faults
@@ -99,8 +109,7 @@ async def _drive_and_check(
     await sampled
     verdict = check(facts, now=datetime.now(UTC), sla=timedelta(seconds=options.sla),
                     poison_sent=injectors.poison_sent)
-    figures = _figures(customers, topology, injectors, facts)
-    figures |= {
+    figures = _figures(customers, topology, injectors, facts) | {
         "driving (s)": f"{driven - started:.1f}",
         "settling (s)": f"{loop.time() - driven:.1f}",
         "settled": "yes" if not moving else "NO: " + ", ".join(
@@ -110,6 +119,17 @@ async def _drive_and_check(
         "PostgreSQL + RabbitMQ"
     return ChaosReport(backend, options.seed, verdict, injected, figures,
                        drain=sampler.drain_times(injected))
+
+
+def _planned_faults(
+    options: ChaosOptions, plans: list[Plan], topology: Topology
+) -> list[PlannedFault]:
+    # Faults go on while customers who pay again "later" are still paying.
+    window = sum(map(payments_in, plans)) / options.rate + options.second_payment_after[1]
+    if options.duration is not None:
+        window = min(window, options.duration)
+    return plan_faults(options.active_faults(), seed=options.seed, window=window,
+                       targets=sorted(topology.workers))
 
 
 def _figures(customers: list[Customer], topology: Topology, injectors: Injectors,

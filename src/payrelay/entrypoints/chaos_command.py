@@ -3,6 +3,7 @@ an invariant checker at the end (see `payrelay/chaos/`)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import shutil
@@ -68,8 +69,12 @@ def chaos(
     )
     directory = log_dir or Path(tempfile.mkdtemp(prefix="payrelay-chaos-"))
     directory.mkdir(parents=True, exist_ok=True)
-    with exit_on_failure("chaos"):
-        report = run_on_loop(run_chaos(options, directory))
+    try:
+        with exit_on_failure("chaos"):
+            report = run_on_loop(run_chaos(options, directory))
+    except (KeyboardInterrupt, asyncio.CancelledError) as exc:
+        Console(stderr=True).print(f"payrelay chaos: interrupted; logs in {directory}")
+        raise typer.Exit(130) from exc
     _show(report, as_json=as_json, directory=directory, keep=log_dir is not None)
     if not report.ok:
         raise typer.Exit(ExitCode.VIOLATED)
