@@ -95,18 +95,19 @@ async def _drive_and_check(
                       options.second_payment_after, options.duration)
     started = loop.time()
     sampler, sampling = BacklogSampler(dbs.payments, dbs.orders, started), asyncio.Event()
-    sampled = asyncio.create_task(sampler.run(sampling))
     planned = _planned_faults(options, plans, topology)
-    faults = asyncio.create_task(run_schedule(planned, injectors.inject, started_at=started))
-    customers = await drive(driving, plans)
-    injected = await faults
-    await knobs.calm()
-    for name in sorted(topology.down):  # a fault cut short: every process runs again
-        await topology.restart(name)
-    driven = loop.time()
-    facts, moving = await _settle(topology, dbs, options)
-    sampling.set()
-    await sampled
+    # A task group: if the run is cancelled (SIGTERM, Ctrl+C), no fault goes on firing.
+    async with asyncio.TaskGroup() as tg:
+        tg.create_task(sampler.run(sampling))
+        faults = tg.create_task(run_schedule(planned, injectors.inject, started_at=started))
+        customers = await drive(driving, plans)
+        injected = await faults
+        await knobs.calm()
+        for name in sorted(topology.down):  # a fault cut short: every process runs again
+            await topology.restart(name)
+        driven = loop.time()
+        facts, moving = await _settle(topology, dbs, options)
+        sampling.set()
     verdict = check(facts, now=datetime.now(UTC), sla=timedelta(seconds=options.sla),
                     poison_sent=injectors.poison_sent)
     figures = _figures(customers, topology, injectors, facts) | {

@@ -92,14 +92,17 @@ class Topology:
     down: set[str] = field(default_factory=set)
     """Workers a fault killed and has not started again: the supervisor leaves them be."""
     unexpected_exits: list[tuple[str, int]] = field(default_factory=list)
+    closing: bool = False
+    """Set once the run ends: from then on nothing is started again."""
 
     async def kill(self, name: str) -> None:
         self.down.add(name)
         await self.workers[name].kill()
 
     async def restart(self, name: str) -> None:
-        await self.workers[name].start()
-        self.down.discard(name)
+        if not self.closing:
+            await self.workers[name].start()
+            self.down.discard(name)
 
     async def supervise(self, stop: asyncio.Event) -> None:
         """Start again any worker that exited by itself (a serve process exits 1 when its
@@ -109,7 +112,7 @@ class Topology:
                 if name in self.down:
                     continue
                 code = proc.reap()
-                if code is not None:
+                if code is not None and not self.closing:
                     log.warning("chaos: %s exited by itself (%s); starting it again", name, code)
                     self.unexpected_exits.append((name, code))
                     await proc.start()
@@ -172,6 +175,7 @@ async def running_topology(
         yield topology
     finally:
         # Payrelay first, so nothing is left calling a gateway that is gone.
+        topology.closing = True
         await asyncio.gather(*(p.stop() for p in workers.values()))
         await simulator.stop()
 
