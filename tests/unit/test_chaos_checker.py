@@ -67,12 +67,12 @@ def clean() -> Facts:
 
 
 def verdict_of(facts: Facts) -> dict[Violation, int]:
-    verdict = check(facts, now=NOW, sla=SLA, poison_sent=1)
+    verdict = check(facts, now=NOW, sla=SLA)
     return {v: verdict.count(v) for v in Violation if verdict.count(v)}
 
 
 def test_a_clean_run_passes_and_classifies_every_approved_payment() -> None:
-    verdict = check(clean(), now=NOW, sla=SLA, poison_sent=1)
+    verdict = check(clean(), now=NOW, sla=SLA)
     assert verdict.ok, verdict.findings
     assert verdict.classes["applied"] == 2
     assert verdict.classes["compensated"] == 1
@@ -83,7 +83,7 @@ def test_an_approved_payment_payrelay_never_recorded_is_lost() -> None:
     facts = clean()
     facts.gateway["4"] = gateway("4", "A")
     facts = dataclasses.replace(facts, ledger={**facts.ledger, "A": money("50")})
-    found = check(facts, now=NOW, sla=SLA, poison_sent=1).findings
+    found = check(facts, now=NOW, sla=SLA).findings
     assert [(f.violation, f.order_id, f.payment_id) for f in found] == [
         (Violation.LOST, "A", "4"), (Violation.UNREFUNDED_DOUBLE_CHARGES, "A", "1")]
 

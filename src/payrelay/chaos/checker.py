@@ -81,7 +81,7 @@ class Verdict:
         return not self.findings
 
 
-def check(facts: Facts, *, now: datetime, sla: timedelta, poison_sent: int) -> Verdict:
+def check(facts: Facts, *, now: datetime, sla: timedelta) -> Verdict:
     verdict = Verdict()
     in_flight: set[str] = set()
     for payment in facts.gateway.values():
@@ -90,7 +90,7 @@ def check(facts: Facts, *, now: datetime, sla: timedelta, poison_sent: int) -> V
     _check_money(facts, verdict, in_flight)
     _check_effects_once(facts, verdict)
     _check_dead_letters(facts, verdict)
-    verdict.evidence = _evidence(facts, poison_sent)
+    verdict.evidence = _evidence(facts)
     verdict.latency_ms = _latency(facts)
     return verdict
 
@@ -188,7 +188,7 @@ def _check_dead_letters(facts: Facts, verdict: Verdict) -> None:
             f"{facts.dead_work} notifications or refunds given up as dead"))
 
 
-def _evidence(facts: Facts, poison_sent: int) -> dict[str, int]:
+def _evidence(facts: Facts) -> dict[str, int]:
     """Signs that something went wrong and was recovered from: not violations."""
     stats = facts.gateway_stats
     return {
@@ -202,7 +202,6 @@ def _evidence(facts: Facts, poison_sent: int) -> dict[str, int]:
             1 for s in facts.orders_timeline if s.step.startswith("stale.")),
         "retries of stored work": facts.retries,
         "reconciler fixes": facts.reconciler_fixes,
-        "poison messages published": poison_sent,
         "poison messages dead-lettered": sum(
             1 for b in facts.dead_letters if POISON_MARKER in b),
     }

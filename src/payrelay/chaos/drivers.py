@@ -91,18 +91,19 @@ class Driving:
 
 
 async def drive(driving: Driving, plans: list[Plan]) -> list[Customer]:
-    """Start one customer per plan at `rate` payments a second; wait for all of them."""
+    """Start one customer per plan at `rate` payments a second (until `duration`, if
+    set); wait for all of them; the customers started."""
     loop = asyncio.get_running_loop()
     started_at = loop.time()
-    customers = [Customer(i, plan) for i, plan in enumerate(plans)]
+    customers: list[Customer] = []
     limits = httpx.Limits(max_connections=64)
     async with httpx.AsyncClient(timeout=10, limits=limits) as http, asyncio.TaskGroup() as tg:
-        for customer in customers:
+        for index, plan in enumerate(plans):
             if driving.duration is not None and loop.time() - started_at > driving.duration:
-                customer.gave_up = "not started: --duration reached"
-                continue
+                break  # the rest are never started
+            customers.append(customer := Customer(index, plan))
             tg.create_task(_one_customer(http, driving, customer))
-            await asyncio.sleep(max(payments_in(customer.plan), 1) / driving.rate)
+            await asyncio.sleep(max(payments_in(plan), 1) / driving.rate)
     return customers
 
 

@@ -108,8 +108,7 @@ async def _drive_and_check(
         driven = loop.time()
         facts, moving = await _settle(topology, dbs, options)
         sampling.set()
-    verdict = check(facts, now=datetime.now(UTC), sla=timedelta(seconds=options.sla),
-                    poison_sent=injectors.poison_sent)
+    verdict = check(facts, now=datetime.now(UTC), sla=timedelta(seconds=options.sla))
     figures = _figures(customers, topology, injectors, facts) | {
         "driving (s)": f"{driven - started:.1f}",
         "settling (s)": f"{loop.time() - driven:.1f}",
