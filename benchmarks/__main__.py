@@ -6,7 +6,7 @@ RabbitMQ prefix), measures, removes what it created, writes bench/results/<date>
 .png, and prints a table. Every payrelay figure is also given as a ratio to a ceiling
 measured in the same run, since absolute numbers on a shared machine mean little.
 
-    python -m benchmarks [--quick] [--backend embedded] [--out bench/results]
+    python -m benchmarks [--quick] [--backend embedded] [--only naive] [--out bench/results]
 """
 
 from __future__ import annotations
@@ -32,12 +32,15 @@ from rich.console import Console
 
 from benchmarks import ceilings, report, scenarios
 from benchmarks.deployments import EMBEDDED, POSTGRES_RABBITMQ
+from benchmarks.naive.suite import SCENARIOS as NAIVE_SCENARIOS
 from payrelay.bootstrap import scratch_databases
 
 DEFAULT_POSTGRES_URL = os.environ.get(
     "PAYRELAY_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
 DEFAULT_RABBITMQ_URL = os.environ.get(
     "PAYRELAY_TEST_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/")
+SECTIONS = ("ceilings", "pipeline", "naive")
+"""What `--only` can pick: the ceilings, ingest and end to end, the naive pattern."""
 
 
 def reachable(url: str, default_port: int) -> bool:
@@ -62,7 +65,7 @@ class Run:
             "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
                         "platform": platform.platform()},
             "plan": self.plan.__dict__, "ceilings": {}, "ingest": {}, "end_to_end": {},
-            "skipped": [], "failed": [],
+            "naive": {}, "skipped": [], "failed": [],
         }
         self.console = Console(width=160)
 
@@ -80,6 +83,13 @@ class Run:
 
     def skip(self, scenario: str, reason: str) -> None:
         self.results["skipped"].append({"scenario": scenario, "reason": reason})
+
+    def wanted(self, section: str) -> bool:
+        """Whether `--only` asks for `section` (every section without `--only`)."""
+        if self.args.only and section not in self.args.only:
+            self.skip(section, "not asked for (--only)")
+            return False
+        return True
 
     def servers_up(self, backend: str) -> bool:
         if backend == EMBEDDED:
@@ -115,14 +125,8 @@ async def run_ceilings(run: Run) -> None:
         mq, f"payrelay-bench-{uuid.uuid4().hex[:8]}.", seconds=plan.ceiling_seconds)
 
 
-async def main_async(args: argparse.Namespace) -> int:
-    run, started = Run(args), time.monotonic()
-    try:
-        await run_ceilings(run)
-    except Exception as exc:
-        run.results["failed"].append({"scenario": "ceilings",
-                                      "reason": f"{type(exc).__name__}: {exc}"})
-    for backend in args.backend:
+async def run_pipeline(run: Run) -> None:
+    for backend in run.args.backend:
         if not run.servers_up(backend):
             run.skip(f"ingest and end to end on {backend}", "server not reachable")
             continue
@@ -130,8 +134,33 @@ async def main_async(args: argparse.Namespace) -> int:
             scenarios.ingest, backend, plan=run.plan, **run.servers))
         await run.measure("end_to_end", backend, partial(
             scenarios.end_to_end, backend, plan=run.plan, **run.servers))
-    for backend in {EMBEDDED, POSTGRES_RABBITMQ} - set(args.backend):
+    for backend in {EMBEDDED, POSTGRES_RABBITMQ} - set(run.args.backend):
         run.skip(f"ingest and end to end on {backend}", "not asked for (--backend)")
+
+
+async def run_naive(run: Run) -> None:
+    """The naive pattern side by side (benchmarks/naive): on PostgreSQL + RabbitMQ only."""
+    if POSTGRES_RABBITMQ not in run.args.backend:
+        run.skip("naive", "runs on postgres+rabbitmq, not asked for (--backend)")
+    elif not run.servers_up(POSTGRES_RABBITMQ):
+        run.skip("naive", "PostgreSQL or RabbitMQ not reachable")
+    else:
+        for name, scenario in NAIVE_SCENARIOS.items():
+            await run.measure("naive", name, partial(scenario, plan=run.plan, **run.servers))
+
+
+async def main_async(args: argparse.Namespace) -> int:
+    run, started = Run(args), time.monotonic()
+    try:
+        if run.wanted("ceilings"):
+            await run_ceilings(run)
+    except Exception as exc:
+        run.results["failed"].append({"scenario": "ceilings",
+                                      "reason": f"{type(exc).__name__}: {exc}"})
+    if run.wanted("pipeline"):
+        await run_pipeline(run)
+    if run.wanted("naive"):
+        await run_naive(run)
     results = run.results
     results["wall_seconds"] = round(time.monotonic() - started, 1)
     results["ratios"] = report.ratios(results)
@@ -156,6 +185,9 @@ def main() -> int:
     parser.add_argument("--postgres-url", default=DEFAULT_POSTGRES_URL)
     parser.add_argument("--rabbitmq-url", default=DEFAULT_RABBITMQ_URL)
     parser.add_argument("--no-plot", action="store_true")
+    parser.add_argument("--only", action="append", choices=SECTIONS,
+                        help="repeatable: run only these sections (pipeline: ingest and "
+                             "end to end); default: all")
     args = parser.parse_args()
     args.backend = args.backend or [EMBEDDED, POSTGRES_RABBITMQ]
     return asyncio.run(main_async(args))

@@ -13,7 +13,7 @@ import sys
 import tempfile
 import time
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -36,20 +36,40 @@ def free_port() -> int:
 
 @dataclass
 class Children:
-    """Processes started for one scenario, each logging to its own file in `log_dir`."""
+    """Processes started for one scenario, each logging to its own file in `log_dir`.
+
+    Each has a name, so a recovery scenario can stop or kill one and start it again with the
+    same arguments, as a supervisor would; `started` keeps every process ever started, so
+    the block's end stops them all.
+    """
 
     log_dir: Path
     env: dict[str, str]
     started: list[subprocess.Popen[bytes]]
+    args: dict[str, list[str]] = field(default_factory=dict)
+    running: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
 
     def start(self, name: str, args: Sequence[str]) -> subprocess.Popen[bytes]:
-        log = (self.log_dir / f"{name}.log").open("wb")
+        # Appended to: a restarted process's log follows the one of the run it replaces.
+        log = (self.log_dir / f"{name}.log").open("ab")
         proc = subprocess.Popen(list(args), env=self.env, stdout=log, stderr=subprocess.STDOUT)
         self.started.append(proc)
+        self.args[name], self.running[name] = list(args), proc
         return proc
 
+    async def stop(self, name: str, signum: int = signal.SIGTERM, timeout: float = 30.0
+                   ) -> int:
+        """Send `signum` to the process `name`, wait for it to exit: its exit code."""
+        proc = self.running.pop(name)
+        proc.send_signal(signum)
+        return await asyncio.to_thread(proc.wait, timeout)
+
+    def restart(self, name: str) -> subprocess.Popen[bytes]:
+        """The process `name` again, after `stop`, with the arguments it first had."""
+        return self.start(name, self.args[name])
+
     def check_alive(self) -> None:
-        for proc in self.started:
+        for proc in self.running.values():
             if proc.poll() is not None:
                 raise RuntimeError(f"{proc.args!r} exited with {proc.returncode}; logs in "
                                    f"{self.log_dir}")

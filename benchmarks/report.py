@@ -9,6 +9,7 @@ from rich.console import Console
 from rich.table import Table
 
 from benchmarks.harness import ratio
+from benchmarks.naive.figures import naive_ratios, naive_rows
 
 RAW_DB = {"embedded": "sqlite", "postgres+rabbitmq": "postgres"}
 
@@ -41,6 +42,7 @@ def ratios(results: dict[str, Any]) -> dict[str, Any]:
             entry["paid_per_s_over_postgres_transactions"] = ratio(paid, pg_tx)
             entry["paid_per_s_over_rabbitmq_messages"] = ratio(paid, mq)
         out[f"end_to_end/{backend}"] = entry
+    out.update(naive_ratios(results))
     return out
 
 
@@ -63,6 +65,7 @@ def render(results: dict[str, Any], console: Console) -> None:
     _ceiling_rows(table, results.get("ceilings", {}))
     _ingest_rows(table, results)
     _end_to_end_rows(table, results)
+    naive_rows(table, results)
     console.print(table)
     for item in results.get("skipped", []):
         console.print(f"skipped {item['scenario']}: {item['reason']}")

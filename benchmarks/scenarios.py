@@ -40,10 +40,20 @@ class Plan:
     ceiling_seconds: float = 10.0
     drain_timeout: float = 15.0
     """How long after the last webhook a step waits for PAID; later ones count as unpaid."""
+    # The naive pattern side by side (benchmarks/naive): its load lasts step_seconds, plus
+    # the down period in the scenario where the order service is killed and restarted.
+    naive_rate: float = 100.0
+    naive_down_seconds: float = 30.0
+    naive_slow_update_seconds: float = 0.2
+    naive_rpc_timeout: float = 5.0
+    """What the webhook handler waits for the order service's answer (an RxJS timeout())."""
+    naive_retry_after: tuple[float, ...] = (2.0, 5.0, 10.0)
+    """The gateway's retry schedule after a failed delivery, MercadoPago's compressed."""
 
 
 QUICK = Plan(rates=(20,), step_seconds=1.5, saturation_count=40, warmup=5,
-             ceiling_seconds=1.5, drain_timeout=20.0)
+             ceiling_seconds=1.5, drain_timeout=20.0, naive_rate=20.0,
+             naive_down_seconds=3.0, naive_rpc_timeout=1.0, naive_retry_after=(0.5, 1.0, 2.0))
 
 
 # -- ingest alone ------------------------------------------------------------------------

@@ -12,7 +12,7 @@ import pytest
 from payrelay.domain.errors import UnstorableRecord
 from payrelay.domain.events import EventType
 from payrelay.messaging import ORDERS_EXCHANGE, PAYMENTS_EXCHANGE
-from payrelay.ports import OutboxRelayStore, SeenMessage
+from payrelay.ports import InboxEntry, OutboxRelayStore, SeenMessage, TimelineEntry
 from tests.contract.builders import AT, envelope
 from tests.contract.conftest import Storage
 
@@ -126,3 +126,33 @@ async def test_a_message_id_is_stored_once(storage: Storage, side: str) -> None:
     assert await storage.timeline("order-1") == []
     async with uow(storage).begin() as tx:
         assert await tx.inbox.seen(message.message_id) is None
+
+
+@sides
+async def test_batches_of_messages_are_stored_and_found_in_one_go(
+    storage: Storage, side: str
+) -> None:
+    uow, relay, exchange = SIDES[side]
+    first, second, unseen = envelope("1"), envelope("2"), envelope("3")
+    reply = uuid.uuid4()
+    async with uow(storage).begin() as tx:
+        await tx.outbox.add_many([first, second], exchange=exchange)
+        await tx.inbox.add_many([InboxEntry(first, reply), InboxEntry(second, None)],
+                                received_at=AT)
+        await tx.timeline.record_many([
+            TimelineEntry("payment.approved", AT, "order-1", "1", "a"),
+            TimelineEntry("payment.approved", AT, "order-1", "2", "b")])
+    async with uow(storage).begin() as tx:
+        seen = await tx.inbox.seen_many([first.message_id, second.message_id,
+                                         unseen.message_id])
+    assert dict(seen) == {first.message_id: SeenMessage(reply),
+                          second.message_id: SeenMessage(None)}
+    claimed = await relay(storage).claim_due(limit=10, now=AT, lease=LEASE)
+    assert [m.message_id for m in claimed] == [first.message_id, second.message_id]
+    await relay(storage).mark_sent([m.message_id for m in claimed], now=AT)
+    async with uow(storage).begin() as tx:
+        await tx.outbox.requeue_many([second.message_id])
+    (again,) = await relay(storage).claim_due(limit=10, now=AT, lease=LEASE)
+    assert again.message_id == second.message_id
+    assert await storage.timeline("order-1") == [(side, "payment.approved", "a"),
+                                                 (side, "payment.approved", "b")]

@@ -10,7 +10,7 @@ import pytest
 from payrelay.domain.errors import ConcurrentUpdate, UnstorableRecord
 from payrelay.domain.order import Order, OrderStatus, Outcome, PaymentRecord
 from payrelay.domain.payment import PaymentStatus
-from payrelay.ports import OrderLine
+from payrelay.ports import OrderLine, OrderUpdate
 from tests.contract.builders import AT, TEN
 from tests.contract.conftest import Storage
 
@@ -73,3 +73,46 @@ async def test_an_order_id_is_stored_once(storage: Storage) -> None:
     await add_order(storage)
     with pytest.raises(UnstorableRecord):
         await add_order(storage)
+
+
+async def test_a_batch_of_orders_is_read_locked_and_saved_in_one_go(storage: Storage) -> None:
+    orders = [await add_order(storage, f"order-{n}") for n in (1, 2, 3)]
+    paid = [replace(o.move_to(OrderStatus.PAID), paid_by=str(n))
+            for n, o in enumerate(orders[:2], start=1)]
+    async with storage.orders.begin() as tx:
+        found = await tx.orders.get_many(["order-2", "order-1", "order-9"], for_update=True)
+        assert dict(found) == {"order-1": orders[0], "order-2": orders[1]}
+        await tx.orders.save_many([OrderUpdate(p, 1) for p in paid], now=AT)
+    async with storage.orders.begin() as tx:
+        assert dict(await tx.orders.get_many([o.order_id for o in orders])) == {
+            "order-1": paid[0], "order-2": paid[1], "order-3": orders[2]}
+        assert await tx.orders.unpaid_since(AT + timedelta(hours=1), limit=10) == ["order-3"]
+
+
+async def test_a_batch_save_with_one_stale_order_raises_and_writes_nothing(
+    storage: Storage,
+) -> None:
+    first, second = await add_order(storage, "order-1"), await add_order(storage, "order-2")
+    with pytest.raises(ConcurrentUpdate):
+        async with storage.orders.begin() as tx:
+            await tx.orders.save_many([OrderUpdate(first.cancel(), 1),
+                                       OrderUpdate(second.cancel(), 7)], now=AT)
+    async with storage.orders.begin() as tx:
+        assert dict(await tx.orders.get_many(["order-1", "order-2"])) == {
+            "order-1": first, "order-2": second}
+
+
+async def test_payment_records_are_inserted_and_written_over_as_a_batch(
+    storage: Storage,
+) -> None:
+    one = PaymentRecord(payment_id="1", order_id="order-1", last_version=1,
+                        last_status=PaymentStatus.PENDING)
+    two = replace(one, payment_id="2")
+    async with storage.orders.begin() as tx:
+        await tx.orders.save_payments([one])
+    later = replace(one, last_version=2, last_status=PaymentStatus.APPROVED,
+                    outcome=Outcome.applied(), approved_at=AT)
+    async with storage.orders.begin() as tx:
+        await tx.orders.save_payments([later, two])
+    async with storage.orders.begin() as tx:
+        assert dict(await tx.orders.get_payments(["1", "2", "3"])) == {"1": later, "2": two}

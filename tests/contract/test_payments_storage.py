@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 
 from payrelay.domain.errors import ConcurrentUpdate
-from payrelay.domain.events import EventType, RejectionReason
+from payrelay.domain.events import Envelope, EventType, RejectionReason
 from payrelay.domain.money import Money
 from payrelay.domain.payment import PaymentStatus
 from payrelay.ports import Checkout
@@ -125,6 +125,16 @@ async def test_an_older_outcome_never_overwrites_a_newer(storage: Storage) -> No
     assert await record(2) is False
     assert await record(3) is True  # the same decision again: not older
     assert await record(4) is True
+
+    def answer(version: int) -> Envelope:
+        return envelope(type=EventType.ORDER_PAYMENT_APPLIED, order_version=version)
+
+    async with storage.payments.begin() as tx:  # a batch, in arrival order
+        await tx.payments.record_outcomes([answer(6), answer(5)], now=AT)
+    assert await record(5) is False  # 6 stayed: the later-arriving 5 was older
+    async with storage.payments.begin() as tx:
+        await tx.payments.record_outcomes([answer(7), answer(8)], now=AT)
+    assert await record(7) is False
 
 
 async def test_one_refund_per_payment(storage: Storage) -> None:

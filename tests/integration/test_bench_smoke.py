@@ -28,8 +28,8 @@ def quick_bench(out: Path, backend: str) -> dict[str, object]:
 
 
 def assert_paid(results: dict[str, object], backend: str) -> None:
-    assert {"date", "wall_seconds", "plan", "ceilings", "ingest", "end_to_end", "ratios",
-            "skipped", "failed"} <= results.keys()
+    assert {"date", "wall_seconds", "plan", "ceilings", "ingest", "end_to_end", "naive",
+            "ratios", "skipped", "failed"} <= results.keys()
     assert results["failed"] == []
     e2e = results["end_to_end"][backend]  # type: ignore[index]
     assert e2e["saturation"]["paid"] == e2e["saturation"]["webhooks"] > 0
@@ -40,8 +40,23 @@ def assert_paid(results: dict[str, object], backend: str) -> None:
     assert "sqlite" in results["ceilings"]["raw_ingest"]  # type: ignore[index]
 
 
+def assert_naive_side_by_side(results: dict[str, object]) -> None:
+    """Each naive scenario ran and was counted; with a healthy order service, no order is
+    left pending (what the slow and the killed one leave is the finding, not a rule)."""
+    naive = results["naive"]
+    assert naive.keys() == {"healthy", "slow", "down"}  # type: ignore[attr-defined]
+    for got in naive.values():  # type: ignore[attr-defined]
+        assert got["webhook_answers"]["sent"] == got["webhooks"] > 0
+        assert {"pending", "updated_twice", "retried", "gave_up", "settled"} <= got.keys()
+    assert naive["healthy"]["pending"] == 0  # type: ignore[index]
+    assert naive["down"]["order_service"]["down_s"] > 0  # type: ignore[index]
+    assert {"naive/healthy", "naive/slow", "naive/down"} <= results["ratios"].keys()  # type: ignore[attr-defined]
+
+
 def test_quick_bench_on_the_embedded_default(tmp_path: Path):
-    assert_paid(quick_bench(tmp_path, "embedded"), "embedded")
+    results = quick_bench(tmp_path, "embedded")
+    assert_paid(results, "embedded")
+    assert "naive" in [s["scenario"] for s in results["skipped"]]  # type: ignore[attr-defined]
 
 
 @pytest.mark.postgres
@@ -51,6 +66,7 @@ def test_quick_bench_on_postgres_and_rabbitmq(tmp_path: Path):
     require_server("RabbitMQ", RABBITMQ_URL)
     results = quick_bench(tmp_path, "postgres+rabbitmq")
     assert_paid(results, "postgres+rabbitmq")
+    assert_naive_side_by_side(results)
     ceilings = results["ceilings"]
     assert {"postgres", "sqlite"} <= ceilings["raw_ingest"].keys()  # type: ignore[index]
     assert {"postgres_transactions", "rabbitmq_confirmed"} <= ceilings.keys()  # type: ignore[operator]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -40,7 +40,7 @@ PAYMENT_ID = "1000000001"
 
 
 class ReadTogether:
-    """The real unit of work, except that `payments.get` returns only once both processors
+    """The real unit of work, except that `payments.get_many` returns only once both processors
     have read: the interleaving that loses a race, every time, instead of now and then."""
 
     def __init__(self, uow: SqlPaymentsUnitOfWork, barrier: asyncio.Barrier) -> None:
@@ -60,14 +60,15 @@ class _TxReadingTogether:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._tx, name)
 
-    async def get(self, payment_id: str) -> Payment | None:
-        found = await self._tx.payments.get(payment_id)
+    async def get_many(self, payment_ids: Sequence[str]) -> Mapping[str, Payment]:
+        found = await self._tx.payments.get_many(payment_ids)
         async with asyncio.timeout(5):
             await self._barrier.wait()
         return found
 
-    async def save(self, payment: Payment, **kwargs: Any) -> None:
-        await self._tx.payments.save(payment, **kwargs)
+    async def save_many(self, payments: Sequence[Payment], **kwargs: Any) -> set[str]:
+        lost: set[str] = await self._tx.payments.save_many(payments, **kwargs)
+        return lost
 
 
 @pytest.fixture

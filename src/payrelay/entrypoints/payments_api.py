@@ -9,8 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from fastapi import APIRouter, Depends, FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, Depends, FastAPI
 from pydantic import BaseModel, ConfigDict
 
 from payrelay.domain.errors import InvalidMoney
@@ -18,13 +17,13 @@ from payrelay.domain.money import Money
 from payrelay.entrypoints.api_fields import AmountText, CurrencyCode, Description, OrderId
 from payrelay.entrypoints.auth import require_bearer
 from payrelay.entrypoints.health import health_router
-from payrelay.entrypoints.http_errors import error_response, install_error_handlers
+from payrelay.entrypoints.http_errors import install_error_handlers
 from payrelay.entrypoints.http_guard import RejectionBudget
 from payrelay.entrypoints.rate_limit import KeyedBuckets
 from payrelay.entrypoints.rejections import Rejections
 from payrelay.entrypoints.telemetry import NO_TELEMETRY
+from payrelay.entrypoints.webhook_endpoint import webhook_route
 from payrelay.ports import Transport
-from payrelay.services.ingest import IncomingWebhook
 from payrelay.system import PaymentsSide
 
 
@@ -64,7 +63,7 @@ def create_public_app(
         docs_url=None, redoc_url=None, openapi_url=None, telemetry=NO_TELEMETRY,
     )
     install_error_handlers(app)
-    app.include_router(_webhook_routes(side))
+    app.router.routes.append(webhook_route("/webhooks/mercadopago", side.ingest))
     app.include_router(_health(side, transport))
     app.add_middleware(RejectionBudget, budget=budget, rejections=rejections)
     return app
@@ -116,36 +115,3 @@ def _checkout_routes(side: PaymentsSide) -> APIRouter:
         )
 
     return router
-
-
-def _webhook_routes(side: PaymentsSide) -> APIRouter:
-    router = APIRouter()
-
-    @router.post("/webhooks/mercadopago")
-    async def mercadopago_webhook(request: Request) -> JSONResponse:
-        limit = side.ingest.max_body_bytes
-        declared = request.headers.get("content-length")
-        if declared is not None and declared.isdigit() and int(declared) > limit:
-            return error_response(413, "notification body too large")
-        body = await _read_capped(request, limit)
-        if body is None:
-            return error_response(413, "notification body too large")
-        webhook = IncomingWebhook(
-            query=dict(request.query_params), headers=dict(request.headers), body=body
-        )
-        # A refusal (NotificationRejected) is answered with its own status; a notification
-        # not recorded (StorageUnavailable) is a 503, so the gateway delivers it again later.
-        outcome = await side.ingest.ingest(webhook)
-        return JSONResponse({"status": outcome.value})
-
-    return router
-
-
-async def _read_capped(request: Request, limit: int) -> bytes | None:
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            return None
-        chunks.append(chunk)
-    return b"".join(chunks)

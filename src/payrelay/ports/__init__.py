@@ -14,13 +14,21 @@ from payrelay.ports.gateway import Gateway, PaymentPage
 from payrelay.ports.messaging import (
     DeadLetters,
     Inbox,
+    InboxEntry,
     MessagingTx,
     MessagingUnitOfWork,
     Outbox,
     SeenMessage,
     Timeline,
+    TimelineEntry,
 )
-from payrelay.ports.orders import Orders, OrdersTx, OrdersUnitOfWork, PaymentsClient
+from payrelay.ports.orders import (
+    Orders,
+    OrdersTx,
+    OrdersUnitOfWork,
+    OrderUpdate,
+    PaymentsClient,
+)
 from payrelay.ports.payments import (
     Checkouts,
     NotificationLog,
@@ -71,6 +79,7 @@ __all__ = [
     "FailedTry",
     "Gateway",
     "Inbox",
+    "InboxEntry",
     "MessagingTx",
     "MessagingUnitOfWork",
     "NotificationLog",
@@ -79,6 +88,7 @@ __all__ = [
     "Notifications",
     "OrderLine",
     "OrderRow",
+    "OrderUpdate",
     "Orders",
     "OrdersReadModel",
     "OrdersTx",
@@ -103,6 +113,7 @@ __all__ = [
     "SeenMessage",
     "Subscription",
     "Timeline",
+    "TimelineEntry",
     "Transport",
     "WakeChannel",
     "Wakeups",

@@ -7,6 +7,7 @@ commit together by construction.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime
@@ -19,9 +20,15 @@ from payrelay.ports.transport import Delivery, Subscription
 class Outbox(Protocol):
     async def add(self, envelope: Envelope, *, exchange: str) -> None: ...
 
+    async def add_many(self, envelopes: Sequence[Envelope], *, exchange: str) -> None:
+        """What `add` does, for a whole batch in one statement."""
+        ...
+
     async def requeue(self, message_id: uuid.UUID) -> bool:
         """Send an already-written message again (same id), e.g. a repeated outcome."""
         ...
+
+    async def requeue_many(self, message_ids: Sequence[uuid.UUID]) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,8 +38,22 @@ class SeenMessage:
     reply_id: uuid.UUID | None
 
 
+@dataclass(frozen=True, slots=True)
+class InboxEntry:
+    """A message applied in this transaction, and the outcome it was answered with."""
+
+    envelope: Envelope
+    reply_id: uuid.UUID | None
+
+
 class Inbox(Protocol):
     async def seen(self, message_id: uuid.UUID) -> SeenMessage | None: ...
+
+    async def seen_many(
+        self, message_ids: Sequence[uuid.UUID]
+    ) -> Mapping[uuid.UUID, SeenMessage]:
+        """The inbox entries of those of `message_ids` already applied, in one query."""
+        ...
 
     async def redirect_replies(self, payment_id: str, reply_id: uuid.UUID) -> None:
         """A payment's outcome changed: redeliveries of its events repeat the new answer."""
@@ -41,6 +62,20 @@ class Inbox(Protocol):
     async def add(
         self, envelope: Envelope, *, received_at: datetime, reply_id: uuid.UUID | None
     ) -> None: ...
+
+    async def add_many(self, entries: Sequence[InboxEntry], *, received_at: datetime) -> None:
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class TimelineEntry:
+    """One step in an order's or a payment's life, as `payrelay trace` shows it."""
+
+    step: str
+    at: datetime
+    order_id: str | None
+    payment_id: str | None
+    detail: str | None = None
 
 
 class Timeline(Protocol):
@@ -53,6 +88,8 @@ class Timeline(Protocol):
         payment_id: str | None,
         detail: str | None = None,
     ) -> None: ...
+
+    async def record_many(self, entries: Sequence[TimelineEntry]) -> None: ...
 
 
 class DeadLetters(Protocol):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime
@@ -54,6 +54,10 @@ class Notifications(Protocol):
 class Payments(Protocol):
     async def get(self, payment_id: str) -> Payment | None: ...
 
+    async def get_many(self, payment_ids: Sequence[str]) -> Mapping[str, Payment]:
+        """Those that exist, locked in payment id order (see reconciliation.py)."""
+        ...
+
     async def save(
         self, payment: Payment, *, expected_version: int | None, now: datetime
     ) -> None:
@@ -62,7 +66,17 @@ class Payments(Protocol):
         having written nothing; two processors racing on a new payment meet here."""
         ...
 
+    async def save_many(self, payments: Sequence[Payment], *, now: datetime) -> set[str]:
+        """`save` for a batch in one statement, one payment once: each is written over the
+        version just below its own (a new one, version 1, over none). Returns the ids of
+        those another writer moved on first: nothing of them is written, the rest is."""
+        ...
+
     async def record_outcome(self, envelope: Envelope, *, now: datetime) -> bool: ...
+
+    async def record_outcomes(self, envelopes: Sequence[Envelope], *, now: datetime) -> None:
+        """`record_outcome` for each, in the order given (a payment's later answer wins)."""
+        ...
 
 
 

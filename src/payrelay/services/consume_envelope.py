@@ -3,6 +3,7 @@ undecodable one as a dead letter), and count and tell what a committed batch did
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -11,7 +12,7 @@ from payrelay.domain.events import Envelope
 from payrelay.failure_log import FailureLog
 from payrelay.ports import DeadLetters, Delivery, Subscription
 
-__all__ = ["ConsumerStats", "decode_envelope", "tell"]
+__all__ = ["ConsumerStats", "decode_batch", "decode_envelope", "tell"]
 
 
 @dataclass
@@ -67,3 +68,24 @@ async def decode_envelope(
             f"reason='permanent: undecodable message' error={str(exc)[:200]!r}")))
         return None
     return envelope
+
+
+async def decode_batch(
+    batch: Sequence[Delivery],
+    dead_letters: DeadLetters,
+    *,
+    subscription: Subscription,
+    prefix: str,
+    now: datetime,
+    stats: ConsumerStats,
+) -> list[Envelope]:
+    """The batch's envelopes in arrival order; the undecodable ones kept as dead letters."""
+    envelopes = []
+    for delivery in batch:
+        envelope = await decode_envelope(delivery, dead_letters, subscription=subscription,
+                                         prefix=prefix, now=now, stats=stats)
+        if envelope is None:
+            stats.dead_lettered += 1
+        else:
+            envelopes.append(envelope)
+    return envelopes

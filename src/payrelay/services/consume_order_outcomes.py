@@ -1,29 +1,35 @@
-"""Payments side: records the order side's outcomes (and refund intents) for its payments."""
+"""Payments side: records the order side's outcomes (and refund intents) for its payments.
+
+A batch is recorded set-based, as on the order side: its inbox entries are read in one
+query, its outcomes written in payment id order (the lock order, see reconciliation.py)
+by one statement, its inbox and timeline rows by one each. A rejection's refund intent is
+written by itself: rare, and each one must be told.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import Sequence
 from datetime import datetime
 
-from payrelay.domain.errors import InvalidEnvelope
 from payrelay.domain.events import Envelope
 from payrelay.domain.refund import MismatchPolicy, RefundAction, action_for
 from payrelay.failure_log import FailureLog
 from payrelay.faults import FaultPoint, Faults
 from payrelay.messaging import PAYMENTS_SIDE_SUBSCRIPTION
-from payrelay.ports import Clock, Delivery, PaymentsTx, PaymentsUnitOfWork, RefundRequest
-from payrelay.services.consume_envelope import ConsumerStats, decode_envelope, tell
+from payrelay.ports import (
+    Clock,
+    Delivery,
+    InboxEntry,
+    PaymentsTx,
+    PaymentsUnitOfWork,
+    RefundRequest,
+    TimelineEntry,
+)
+from payrelay.services.consume_envelope import ConsumerStats, decode_batch, tell
 
 __all__ = ["OrderOutcomeConsumer"]
-
-
-def _payment_id_of(delivery: Delivery) -> str:
-    """For sorting only; an undecodable message sorts first and is dead-lettered."""
-    try:
-        return Envelope.from_json(delivery.body).payment_id
-    except InvalidEnvelope:
-        return ""
 
 
 class OrderOutcomeConsumer:
@@ -54,37 +60,40 @@ class OrderOutcomeConsumer:
     async def handle(self, batch: Sequence[Delivery]) -> None:
         stats = ConsumerStats()
         async with self._uow.begin() as tx:
-            # Lock order: payments rows in ascending payment_id (see reconciliation.py).
-            for delivery in sorted(batch, key=_payment_id_of):
-                await self._record(tx, delivery, stats)
+            now = self._clock()
+            envelopes = await decode_batch(
+                batch, tx.dead_letters, subscription=PAYMENTS_SIDE_SUBSCRIPTION, prefix="order.",
+                now=now, stats=stats,
+            )
+            await self._record(tx, envelopes, now, stats)
             self._faults.check(FaultPoint.OUTCOME_CONSUMER_BEFORE_COMMIT)
         self.stats.add(stats)
         tell(self._failure_log, stats)
 
-    async def _record(self, tx: PaymentsTx, delivery: Delivery, stats: ConsumerStats) -> None:
-        now = self._clock()
-        envelope = await decode_envelope(
-            delivery, tx.dead_letters, subscription=PAYMENTS_SIDE_SUBSCRIPTION, prefix="order.",
-            now=now, stats=stats,
-        )
-        if envelope is None:
-            stats.dead_lettered += 1
-            return
-        stats.consumed += 1
-        if await tx.inbox.seen(envelope.message_id) is not None:
-            stats.duplicates += 1
-            return
-        await tx.payments.record_outcome(envelope, now=now)
-        if envelope.reason is not None:
-            await self._compensate(tx, envelope, now, stats)
-        await tx.inbox.add(envelope, received_at=now, reply_id=None)
-        await tx.timeline.record(
-            f"outcome.{envelope.type.value}",
-            at=now,
-            order_id=envelope.order_id,
-            payment_id=envelope.payment_id,
-            detail=envelope.reason.value if envelope.reason else None,
-        )
+    async def _record(
+        self, tx: PaymentsTx, envelopes: list[Envelope], now: datetime, stats: ConsumerStats
+    ) -> None:
+        stats.consumed += len(envelopes)
+        seen = await tx.inbox.seen_many([e.message_id for e in envelopes])
+        fresh: dict[uuid.UUID, Envelope] = {}
+        for envelope in envelopes:
+            if envelope.message_id in seen or envelope.message_id in fresh:
+                stats.duplicates += 1
+            else:
+                fresh[envelope.message_id] = envelope
+        # Stable sort: a payment's answers keep their arrival order, so the later one wins.
+        answers = sorted(fresh.values(), key=lambda e: e.payment_id)
+        await tx.payments.record_outcomes(answers, now=now)
+        for envelope in answers:
+            if envelope.reason is not None:
+                await self._compensate(tx, envelope, now, stats)
+        await tx.inbox.add_many([InboxEntry(e, None) for e in answers], received_at=now)
+        await tx.timeline.record_many([
+            TimelineEntry(f"outcome.{e.type.value}", at=now, order_id=e.order_id,
+                          payment_id=e.payment_id,
+                          detail=e.reason.value if e.reason else None)
+            for e in answers
+        ])
 
     async def _compensate(
         self, tx: PaymentsTx, envelope: Envelope, now: datetime, stats: ConsumerStats

@@ -29,7 +29,12 @@ from datetime import datetime, timedelta
 
 from payrelay.domain.errors import ConcurrentUpdate, GatewayError, PayrelayError
 from payrelay.domain.events import Envelope, EventType
-from payrelay.domain.payment import PaymentSnapshot, SnapshotVerdict, apply_snapshot
+from payrelay.domain.payment import (
+    PaymentSnapshot,
+    SnapshotResult,
+    SnapshotVerdict,
+    apply_snapshot,
+)
 from payrelay.domain.retry import RetryPolicy, decide_retry, failure_kind
 from payrelay.failure_log import FailureLog
 from payrelay.faults import FaultPoint, Faults
@@ -42,6 +47,7 @@ from payrelay.ports import (
     NotificationQueue,
     PaymentsTx,
     PaymentsUnitOfWork,
+    TimelineEntry,
 )
 from payrelay.services.claims import LEASE, holding
 
@@ -54,6 +60,51 @@ class ProcessResult:
     retried: int = 0
     dead: int = 0
     verdicts: dict[SnapshotVerdict, int] = field(default_factory=dict)
+
+
+@dataclass
+class _Changes:
+    """What a batch's stored payments cause: timeline rows and events, written together."""
+
+    now: datetime
+    timeline: list[TimelineEntry] = field(default_factory=list)
+    events: list[Envelope] = field(default_factory=list)
+
+    def add(self, snapshot: PaymentSnapshot, decision: SnapshotResult,
+            result: ProcessResult) -> None:
+        payment = decision.payment
+        if payment is not None:
+            result.applied += 1
+        result.verdicts[decision.verdict] = result.verdicts.get(decision.verdict, 0) + 1
+        if payment is None or not decision.status_changed:
+            return
+        self.timeline.append(TimelineEntry(
+            f"payment.{snapshot.status.value}",
+            at=self.now,
+            order_id=snapshot.order_id,
+            payment_id=snapshot.payment_id,
+            detail=f"version {payment.version}; {snapshot.status_detail or ''}".strip("; "),
+        ))
+        if snapshot.order_id is None:
+            return  # not a payrelay checkout: stored, but no order to tell
+        self.events.append(Envelope(
+            type=EventType.for_payment_status(snapshot.status),
+            occurred_at=self.now,
+            order_id=snapshot.order_id,
+            payment_id=snapshot.payment_id,
+            provider=snapshot.provider,
+            amount=snapshot.amount,
+            payment_version=payment.version,
+            correlation_id=f"{snapshot.provider}:{snapshot.payment_id}",
+            message_id=uuid.uuid4(),
+            approved_at=snapshot.date_approved,
+            inexact_amount=snapshot.inexact_amount,  # the order side holds such a payment
+        ))
+        result.events += 1
+
+    async def write(self, tx: PaymentsTx) -> None:
+        await tx.timeline.record_many(self.timeline)
+        await tx.outbox.add_many(self.events, exchange=PAYMENTS_EXCHANGE)
 
 
 class PaymentProcessor:
@@ -152,68 +203,34 @@ class PaymentProcessor:
         snapshots: list[tuple[PaymentSnapshot, list[ClaimedNotification]]],
         result: ProcessResult,
     ) -> list[tuple[ClaimedNotification, PayrelayError]]:
-        """Apply the batch in one transaction; returns the notifications that lost a race."""
-        lost: list[tuple[ClaimedNotification, PayrelayError]] = []
+        """Apply the batch in one transaction, a few statements in all; returns the
+        notifications whose payment another processor stored first, to fetch again."""
         async with self._uow.begin() as tx:
             now = self._clock()
+            current = await tx.payments.get_many([s.payment_id for s, _ in snapshots])
+            decisions = [(snapshot, notifications,
+                          apply_snapshot(current.get(snapshot.payment_id), snapshot))
+                         for snapshot, notifications in snapshots]
+            lost_ids = await tx.payments.save_many(
+                [d.payment for _, _, d in decisions if d.payment is not None], now=now)
+            lost: list[tuple[ClaimedNotification, PayrelayError]] = []
             done: list[int] = []
-            # Payment id order is the lock order (see reconciliation.py): two processors
-            # whose batches share payments lock their rows in the same order.
-            for snapshot, notifications in sorted(snapshots, key=lambda s: s[0].payment_id):
-                try:
-                    await self._apply_one(tx, snapshot, result)
-                except ConcurrentUpdate as exc:
+            changes = _Changes(now)
+            for snapshot, notifications, decision in decisions:
+                if snapshot.payment_id in lost_ids:
                     # Another processor stored this payment first and nothing of it was
                     # written here: fetch it again later, like a failed fetch.
-                    lost.extend((n, exc) for n in notifications)
+                    race = ConcurrentUpdate(f"payment {snapshot.payment_id} moved on")
+                    lost.extend((n, race) for n in notifications)
                     continue
+                changes.add(snapshot, decision, result)
                 done.extend(n.id for n in notifications)
+            await changes.write(tx)
             await tx.notifications.mark_processed(done, now=now)
             self._faults.check(FaultPoint.PROCESSOR_BEFORE_COMMIT)
         if self._on_committed is not None and result.events:
             self._on_committed.set()
         return lost
-
-    async def _apply_one(
-        self, tx: PaymentsTx, snapshot: PaymentSnapshot, result: ProcessResult
-    ) -> None:
-        now = self._clock()
-        current = await tx.payments.get(snapshot.payment_id)
-        decision = apply_snapshot(current, snapshot)
-        payment = decision.payment
-        if payment is not None:
-            # The first write for this payment: if it raises ConcurrentUpdate, nothing of
-            # this payment is left in the transaction.
-            expected = current.version if current else None
-            await tx.payments.save(payment, expected_version=expected, now=now)
-            result.applied += 1
-        result.verdicts[decision.verdict] = result.verdicts.get(decision.verdict, 0) + 1
-        if payment is None or not decision.status_changed:
-            return
-        await tx.timeline.record(
-            f"payment.{snapshot.status.value}",
-            at=now,
-            order_id=snapshot.order_id,
-            payment_id=snapshot.payment_id,
-            detail=f"version {payment.version}; {snapshot.status_detail or ''}".strip("; "),
-        )
-        if snapshot.order_id is None:
-            return  # not a payrelay checkout: stored, but no order to tell
-        envelope = Envelope(
-            type=EventType.for_payment_status(snapshot.status),
-            occurred_at=now,
-            order_id=snapshot.order_id,
-            payment_id=snapshot.payment_id,
-            provider=snapshot.provider,
-            amount=snapshot.amount,
-            payment_version=payment.version,
-            correlation_id=f"{snapshot.provider}:{snapshot.payment_id}",
-            message_id=uuid.uuid4(),
-            approved_at=snapshot.date_approved,
-            inexact_amount=snapshot.inexact_amount,  # the order side holds such a payment
-        )
-        await tx.outbox.add(envelope, exchange=PAYMENTS_EXCHANGE)
-        result.events += 1
 
     async def _retry_later(
         self, failed: list[tuple[ClaimedNotification, PayrelayError]], result: ProcessResult

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Generic, TypeVar
 
@@ -13,7 +13,15 @@ from payrelay.adapters.memory.work import WorkRow, claim, move_due, retried
 from payrelay.domain.errors import UnstorableRecord
 from payrelay.domain.events import Envelope
 from payrelay.domain.work import OutboxStatus
-from payrelay.ports import Delivery, FailedTry, OutboundMessage, SeenMessage, Subscription
+from payrelay.ports import (
+    Delivery,
+    FailedTry,
+    InboxEntry,
+    OutboundMessage,
+    SeenMessage,
+    Subscription,
+    TimelineEntry,
+)
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -92,6 +100,14 @@ class MemoryOutbox:
             created_at=self._now, next_attempt_at=self._now,
         )
 
+    async def add_many(self, envelopes: Sequence[Envelope], *, exchange: str) -> None:
+        for envelope in envelopes:
+            await self.add(envelope, exchange=exchange)
+
+    async def requeue_many(self, message_ids: Sequence[uuid.UUID]) -> None:
+        for message_id in message_ids:
+            await self.requeue(message_id)
+
     async def requeue(self, message_id: uuid.UUID) -> bool:
         row = self._state.outbox.get(message_id)
         if row is None:
@@ -110,6 +126,12 @@ class MemoryInbox:
         row = self._state.inbox.get(message_id)
         return None if row is None else SeenMessage(row.reply_id)
 
+    async def seen_many(
+        self, message_ids: Sequence[uuid.UUID]
+    ) -> Mapping[uuid.UUID, SeenMessage]:
+        inbox = self._state.inbox
+        return {m: SeenMessage(inbox[m].reply_id) for m in message_ids if m in inbox}
+
     async def redirect_replies(self, payment_id: str, reply_id: uuid.UUID) -> None:
         inbox = self._state.inbox
         for key, row in list(inbox.items()):
@@ -125,6 +147,10 @@ class MemoryInbox:
             message_id=envelope.message_id, type=envelope.type.value,
             payment_id=envelope.payment_id, received_at=received_at, reply_id=reply_id,
         )
+
+    async def add_many(self, entries: Sequence[InboxEntry], *, received_at: datetime) -> None:
+        for entry in entries:
+            await self.add(entry.envelope, received_at=received_at, reply_id=entry.reply_id)
 
 
 class MemoryTimeline:
@@ -144,6 +170,11 @@ class MemoryTimeline:
             TimelineRow(at=at, step=step, order_id=order_id, payment_id=payment_id,
                         detail=detail)
         )
+
+    async def record_many(self, entries: Sequence[TimelineEntry]) -> None:
+        for e in entries:
+            await self.record(e.step, at=e.at, order_id=e.order_id, payment_id=e.payment_id,
+                              detail=e.detail)
 
 
 class MemoryDeadLetters:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from datetime import datetime
 
 from payrelay.adapters.memory.messaging import (
@@ -18,7 +18,7 @@ from payrelay.adapters.memory.messaging import (
 from payrelay.adapters.memory.store import MemoryDatabase
 from payrelay.domain.errors import ConcurrentUpdate, UnstorableRecord
 from payrelay.domain.order import Order, OrderStatus, PaymentRecord
-from payrelay.ports import Clock, OrderLine
+from payrelay.ports import Clock, OrderLine, OrderUpdate
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -53,6 +53,12 @@ class MemoryOrders:
         row = self._state.orders.get(order_id)
         return None if row is None else row.order
 
+    async def get_many(
+        self, order_ids: Sequence[str], *, for_update: bool = False
+    ) -> Mapping[str, Order]:
+        rows = self._state.orders
+        return {o: rows[o].order for o in order_ids if o in rows}
+
     async def add(
         self, order: Order, lines: Sequence[OrderLine], *, description: str, now: datetime
     ) -> None:
@@ -74,6 +80,19 @@ class MemoryOrders:
             row, order=order, updated_at=now, paid_at=paid_at
         )
 
+    async def save_many(self, updates: Sequence[OrderUpdate], *, now: datetime) -> None:
+        rows = self._state.orders
+        stale = [u for u in updates
+                 if u.order.order_id not in rows
+                 or rows[u.order.order_id].order.version != u.expected_version]
+        if stale:  # checked first: nothing is written, as one statement would
+            raise ConcurrentUpdate(
+                f"order {stale[0].order.order_id} is no longer at version "
+                f"{stale[0].expected_version}"
+            )
+        for u in updates:
+            await self.save(u.order, expected_version=u.expected_version, now=now)
+
     async def unpaid_since(self, cutoff: datetime, *, limit: int) -> list[str]:
         waiting = sorted(
             (row for row in self._state.orders.values()
@@ -85,8 +104,18 @@ class MemoryOrders:
     async def get_payment(self, payment_id: str) -> PaymentRecord | None:
         return self._state.payments.get(payment_id)
 
+    async def get_payments(self, payment_ids: Sequence[str]) -> Mapping[str, PaymentRecord]:
+        payments = self._state.payments
+        return {p: payments[p] for p in payment_ids if p in payments}
+
     async def save_payment(self, record: PaymentRecord) -> None:
         self._state.payments[record.payment_id] = record
+
+    async def save_payments(self, records: Sequence[PaymentRecord]) -> None:
+        if len({r.payment_id for r in records}) != len(records):
+            raise UnstorableRecord("one statement cannot write a payment twice")
+        for record in records:
+            self._state.payments[record.payment_id] = record
 
 
 class MemoryOrdersTx:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -134,6 +134,20 @@ class MemoryPayments:
         row = self._state.payments.get(payment_id)
         return None if row is None else row.payment
 
+    async def get_many(self, payment_ids: Sequence[str]) -> Mapping[str, Payment]:
+        rows = self._state.payments
+        return {p: rows[p].payment for p in payment_ids if p in rows}
+
+    async def save_many(self, payments: Sequence[Payment], *, now: datetime) -> set[str]:
+        lost = set()
+        for payment in payments:
+            expected = payment.version - 1 if payment.version > 1 else None
+            try:
+                await self.save(payment, expected_version=expected, now=now)
+            except ConcurrentUpdate:
+                lost.add(payment.payment_id)
+        return lost
+
     async def save(
         self, payment: Payment, *, expected_version: int | None, now: datetime
     ) -> None:
@@ -163,6 +177,10 @@ class MemoryPayments:
             outcome_order_version=version,
         )
         return True
+
+    async def record_outcomes(self, envelopes: Sequence[Envelope], *, now: datetime) -> None:
+        for envelope in envelopes:
+            await self.record_outcome(envelope, now=now)
 
 
 class MemoryCheckouts:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -78,11 +78,23 @@ class Database:
         await self.engine.dispose()
 
 
-def dialect_insert(db: Database, table: Table) -> PgInsert | SqliteInsert:
+def dialect_insert(db: Database | AsyncConnection, table: Table) -> PgInsert | SqliteInsert:
     """INSERT in the dialect at hand, which knows its ON CONFLICT clauses."""
-    if db.dialect == "postgresql":
+    name = db.dialect if isinstance(db, Database) else db.dialect.name
+    if name == "postgresql":
         return pg_insert(table)
     return sqlite_insert(table)
+
+
+# A batch's ids go into one IN list; both drivers cap a statement's parameters (asyncpg at
+# 32,767, SQLite at 32,766), and a consumer batch is far below this.
+_IN_LIST_MAX = 1000
+
+
+def chunks(items: Sequence[str]) -> Iterator[Sequence[str]]:
+    """`items` in IN lists small enough for any driver."""
+    for start in range(0, len(items), _IN_LIST_MAX):
+        yield items[start:start + _IN_LIST_MAX]
 
 
 def insert_ignoring_conflicts(db: Database, table: Table) -> PgInsert | SqliteInsert:

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import contextlib
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 from typing import Generic, Protocol, TypeVar
 
 from payrelay.domain.events import Envelope
-from payrelay.ports import Inbox, SeenMessage
+from payrelay.ports import Inbox, InboxEntry, SeenMessage
 
 __all__ = ["ForgetfulInbox", "ForgetfulInboxUnitOfWork"]
 
@@ -28,12 +28,20 @@ class ForgetfulInbox:
     async def seen(self, message_id: uuid.UUID) -> SeenMessage | None:
         return None
 
+    async def seen_many(
+        self, message_ids: Sequence[uuid.UUID]
+    ) -> Mapping[uuid.UUID, SeenMessage]:
+        return {}
+
     async def redirect_replies(self, payment_id: str, reply_id: uuid.UUID) -> None:
         return None
 
     async def add(
         self, envelope: Envelope, *, received_at: datetime, reply_id: uuid.UUID | None
     ) -> None:
+        return None
+
+    async def add_many(self, entries: Sequence[InboxEntry], *, received_at: datetime) -> None:
         return None
 
 

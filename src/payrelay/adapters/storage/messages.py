@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -11,11 +11,19 @@ from sqlalchemy import Table, func, insert, select, update
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from payrelay.adapters.storage.database import Database
+from payrelay.adapters.storage.database import Database, chunks
 from payrelay.adapters.storage.work_queue import SqlWorkQueue, WorkTable
 from payrelay.domain.events import Envelope
 from payrelay.domain.work import OutboxStatus
-from payrelay.ports import Delivery, FailedTry, OutboundMessage, SeenMessage, Subscription
+from payrelay.ports import (
+    Delivery,
+    FailedTry,
+    InboxEntry,
+    OutboundMessage,
+    SeenMessage,
+    Subscription,
+    TimelineEntry,
+)
 
 
 class SqlOutbox:
@@ -23,21 +31,27 @@ class SqlOutbox:
         self._conn, self._t, self._now = conn, table, now
 
     async def add(self, envelope: Envelope, *, exchange: str) -> None:
-        await self._conn.execute(
-            insert(self._t).values(
-                message_id=str(envelope.message_id),
-                exchange=exchange,
-                routing_key=envelope.routing_key,
-                correlation_id=envelope.correlation_id,
-                body=envelope.to_json(),
-                order_id=envelope.order_id,
-                payment_id=envelope.payment_id,
-                status=OutboxStatus.PENDING,
-                attempts=0,
-                created_at=self._now,
-                next_attempt_at=self._now,
-            )
-        )
+        await self.add_many([envelope], exchange=exchange)
+
+    async def add_many(self, envelopes: Sequence[Envelope], *, exchange: str) -> None:
+        if not envelopes:
+            return
+        await self._conn.execute(insert(self._t), [
+            {
+                "message_id": str(envelope.message_id),
+                "exchange": exchange,
+                "routing_key": envelope.routing_key,
+                "correlation_id": envelope.correlation_id,
+                "body": envelope.to_json(),
+                "order_id": envelope.order_id,
+                "payment_id": envelope.payment_id,
+                "status": OutboxStatus.PENDING,
+                "attempts": 0,
+                "created_at": self._now,
+                "next_attempt_at": self._now,
+            }
+            for envelope in envelopes
+        ])
 
     async def requeue(self, message_id: uuid.UUID) -> bool:
         result = await self._conn.execute(
@@ -47,20 +61,36 @@ class SqlOutbox:
         )
         return bool(result.rowcount)
 
+    async def requeue_many(self, message_ids: Sequence[uuid.UUID]) -> None:
+        for chunk in chunks([str(m) for m in message_ids]):
+            await self._conn.execute(
+                update(self._t)
+                .where(self._t.c.message_id.in_(chunk))
+                .values(status=OutboxStatus.PENDING, next_attempt_at=self._now)
+            )
+
 
 class SqlInbox:
     def __init__(self, conn: AsyncConnection, table: Table) -> None:
         self._conn, self._t = conn, table
 
     async def seen(self, message_id: uuid.UUID) -> SeenMessage | None:
-        query = select(self._t.c.reply_message_id).where(
-            self._t.c.message_id == str(message_id)
-        )
-        row = (await self._conn.execute(query)).first()
-        if row is None:
-            return None
-        reply = row.reply_message_id
-        return SeenMessage(uuid.UUID(reply) if reply else None)
+        return (await self.seen_many([message_id])).get(message_id)
+
+    async def seen_many(
+        self, message_ids: Sequence[uuid.UUID]
+    ) -> Mapping[uuid.UUID, SeenMessage]:
+        found: dict[uuid.UUID, SeenMessage] = {}
+        for chunk in chunks([str(m) for m in message_ids]):
+            query = select(self._t.c.message_id, self._t.c.reply_message_id).where(
+                self._t.c.message_id.in_(chunk)
+            )
+            for row in await self._conn.execute(query):
+                reply = row.reply_message_id
+                found[uuid.UUID(row.message_id)] = SeenMessage(
+                    uuid.UUID(reply) if reply else None
+                )
+        return found
 
     async def redirect_replies(self, payment_id: str, reply_id: uuid.UUID) -> None:
         await self._conn.execute(
@@ -72,15 +102,21 @@ class SqlInbox:
     async def add(
         self, envelope: Envelope, *, received_at: datetime, reply_id: uuid.UUID | None
     ) -> None:
-        await self._conn.execute(
-            insert(self._t).values(
-                message_id=str(envelope.message_id),
-                type=envelope.type.value,
-                payment_id=envelope.payment_id,
-                received_at=received_at,
-                reply_message_id=str(reply_id) if reply_id else None,
-            )
-        )
+        await self.add_many([InboxEntry(envelope, reply_id)], received_at=received_at)
+
+    async def add_many(self, entries: Sequence[InboxEntry], *, received_at: datetime) -> None:
+        if not entries:
+            return
+        await self._conn.execute(insert(self._t), [
+            {
+                "message_id": str(entry.envelope.message_id),
+                "type": entry.envelope.type.value,
+                "payment_id": entry.envelope.payment_id,
+                "received_at": received_at,
+                "reply_message_id": str(entry.reply_id) if entry.reply_id else None,
+            }
+            for entry in entries
+        ])
 
 
 class SqlTimeline:
@@ -96,11 +132,16 @@ class SqlTimeline:
         payment_id: str | None,
         detail: str | None = None,
     ) -> None:
-        await self._conn.execute(
-            insert(self._t).values(
-                at=at, order_id=order_id, payment_id=payment_id, step=step, detail=detail
-            )
-        )
+        await self.record_many([TimelineEntry(step, at, order_id, payment_id, detail)])
+
+    async def record_many(self, entries: Sequence[TimelineEntry]) -> None:
+        if not entries:
+            return
+        await self._conn.execute(insert(self._t), [
+            {"at": e.at, "order_id": e.order_id, "payment_id": e.payment_id, "step": e.step,
+             "detail": e.detail}
+            for e in entries
+        ])
 
 
 class SqlDeadLetters:

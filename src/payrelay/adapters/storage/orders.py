@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import func, insert, select
+from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from payrelay.adapters.storage import tables as t
-from payrelay.adapters.storage.database import Database
+from payrelay.adapters.storage.batch_update import EXPECTED, update_batch
+from payrelay.adapters.storage.database import Database, chunks, dialect_insert
 from payrelay.adapters.storage.messages import (
     SqlDeadLetters,
     SqlInbox,
@@ -24,7 +26,7 @@ from payrelay.domain.events import EventType, RejectionReason
 from payrelay.domain.money import Money
 from payrelay.domain.order import Order, OrderStatus, Outcome, PaymentRecord
 from payrelay.domain.payment import PaymentStatus
-from payrelay.ports import Clock, Inbox, OrderLine
+from payrelay.ports import Clock, Inbox, OrderLine, OrderUpdate
 
 
 class SqlOrders:
@@ -32,20 +34,19 @@ class SqlOrders:
         self._conn = conn
 
     async def get(self, order_id: str, *, for_update: bool = False) -> Order | None:
-        query = select(t.orders).where(t.orders.c.order_id == order_id)
-        if for_update:
-            query = query.with_for_update()
-        row = (await self._conn.execute(query)).first()
-        if row is None:
-            return None
-        return Order(
-            order_id=row.order_id,
-            status=OrderStatus(row.status),
-            total=Money.from_minor(row.total_minor, row.currency),
-            paid_by=row.paid_by,
-            version=row.version,
-            review_reason=RejectionReason(row.review_reason) if row.review_reason else None,
-        )
+        return (await self.get_many([order_id], for_update=for_update)).get(order_id)
+
+    async def get_many(
+        self, order_ids: Sequence[str], *, for_update: bool = False
+    ) -> Mapping[str, Order]:
+        found: dict[str, Order] = {}
+        for chunk in chunks(sorted(set(order_ids))):
+            query = select(t.orders).where(t.orders.c.order_id.in_(chunk))
+            if for_update:
+                query = query.order_by(t.orders.c.order_id).with_for_update()
+            for row in await self._conn.execute(query):
+                found[row.order_id] = _order(row)
+        return found
 
     async def add(
         self, order: Order, lines: Sequence[OrderLine], *, description: str, now: datetime
@@ -80,26 +81,31 @@ class SqlOrders:
             )
 
     async def save(self, order: Order, *, expected_version: int, now: datetime) -> None:
-        o = t.orders
-        values: dict[str, Any] = {
-            "status": order.status.value,
-            "paid_by": order.paid_by,
-            "version": order.version,
-            "review_reason": order.review_reason.value if order.review_reason else None,
-            "updated_at": now,
-        }
-        if order.status is OrderStatus.PAID:
-            values["paid_at"] = now
+        await self.save_many([OrderUpdate(order, expected_version)], now=now)
+
+    async def save_many(self, updates: Sequence[OrderUpdate], *, now: datetime) -> None:
         # Optimistic check against the version the caller read, not `order.version - 1`:
         # one event may move an order several steps (a refund seen first: paid, refunded).
-        result = await self._conn.execute(
-            update(o)
-            .where(o.c.order_id == order.order_id, o.c.version == expected_version)
-            .values(**values)
-        )
-        if result.rowcount != 1:
+        if not updates:
+            return
+        o = t.orders
+        rows = [
+            {"order_id": u.order.order_id, EXPECTED: u.expected_version,
+             "status": u.order.status.value, "paid_by": u.order.paid_by,
+             "version": u.order.version,
+             "review_reason": u.order.review_reason.value if u.order.review_reason else None,
+             "paid_at": now if u.order.status is OrderStatus.PAID else None}
+            for u in sorted(updates, key=lambda u: u.order.order_id)  # the lock order
+        ]
+        written = len(await update_batch(self._conn, o, rows, key="order_id", values=lambda b: {
+            "status": b.status, "paid_by": b.paid_by, "version": b.version,
+            "review_reason": b.review_reason, "updated_at": now,
+            "paid_at": func.coalesce(b.paid_at, o.c.paid_at),  # set when it becomes paid
+        }))
+        if written != len(updates):
+            stale = ", ".join(u.order.order_id for u in updates[:5])
             raise ConcurrentUpdate(
-                f"order {order.order_id} is no longer at version {expected_version}"
+                f"{len(updates) - written} of the orders {stale}… moved past the version read"
             )
 
     async def unpaid_since(self, cutoff: datetime, *, limit: int) -> list[str]:
@@ -113,40 +119,70 @@ class SqlOrders:
         return list((await self._conn.execute(query)).scalars())
 
     async def get_payment(self, payment_id: str) -> PaymentRecord | None:
+        return (await self.get_payments([payment_id])).get(payment_id)
+
+    async def get_payments(self, payment_ids: Sequence[str]) -> Mapping[str, PaymentRecord]:
         op = t.order_payments
-        row = (await self._conn.execute(select(op).where(op.c.payment_id == payment_id))).first()
-        if row is None:
-            return None
-        outcome = None
-        if row.outcome is not None:
-            reason = RejectionReason(row.outcome_reason) if row.outcome_reason else None
-            outcome = Outcome(EventType(row.outcome), reason)
-        return PaymentRecord(
-            payment_id=row.payment_id,
-            order_id=row.order_id,
-            last_version=row.last_version,
-            last_status=PaymentStatus(row.last_status),
-            outcome=outcome,
-            approved_at=row.approved_at,
-        )
+        found: dict[str, PaymentRecord] = {}
+        for chunk in chunks(sorted(set(payment_ids))):
+            for row in await self._conn.execute(select(op).where(op.c.payment_id.in_(chunk))):
+                found[row.payment_id] = _payment_record(row)
+        return found
 
     async def save_payment(self, record: PaymentRecord) -> None:
+        await self.save_payments([record])
+
+    async def save_payments(self, records: Sequence[PaymentRecord]) -> None:
+        if not records:
+            return
         op = t.order_payments
-        values = {
-            "order_id": record.order_id,
-            "last_version": record.last_version,
-            "last_status": record.last_status.value,
-            "outcome": record.outcome.type.value if record.outcome else None,
-            "outcome_reason": (
-                record.outcome.reason.value if record.outcome and record.outcome.reason else None
-            ),
-            "approved_at": record.approved_at,
-        }
-        result = await self._conn.execute(
-            update(op).where(op.c.payment_id == record.payment_id).values(**values)
-        )
-        if not result.rowcount:
-            await self._conn.execute(insert(op).values(payment_id=record.payment_id, **values))
+        statement = dialect_insert(self._conn, op)
+        columns = ("order_id", "last_version", "last_status", "outcome", "outcome_reason",
+                   "approved_at")
+        # A list of parameters: compiled once whatever the batch's size.
+        await self._conn.execute(statement.on_conflict_do_update(
+            index_elements=[op.c.payment_id],
+            set_={c: statement.excluded[c] for c in columns},
+        ), [
+            {
+                "payment_id": r.payment_id,
+                "order_id": r.order_id,
+                "last_version": r.last_version,
+                "last_status": r.last_status.value,
+                "outcome": r.outcome.type.value if r.outcome else None,
+                "outcome_reason": (
+                    r.outcome.reason.value if r.outcome and r.outcome.reason else None
+                ),
+                "approved_at": r.approved_at,
+            }
+            for r in records
+        ])
+
+
+def _order(row: Row[Any]) -> Order:
+    return Order(
+        order_id=row.order_id,
+        status=OrderStatus(row.status),
+        total=Money.from_minor(row.total_minor, row.currency),
+        paid_by=row.paid_by,
+        version=row.version,
+        review_reason=RejectionReason(row.review_reason) if row.review_reason else None,
+    )
+
+
+def _payment_record(row: Row[Any]) -> PaymentRecord:
+    outcome = None
+    if row.outcome is not None:
+        reason = RejectionReason(row.outcome_reason) if row.outcome_reason else None
+        outcome = Outcome(EventType(row.outcome), reason)
+    return PaymentRecord(
+        payment_id=row.payment_id,
+        order_id=row.order_id,
+        last_version=row.last_version,
+        last_status=PaymentStatus(row.last_status),
+        outcome=outcome,
+        approved_at=row.approved_at,
+    )
 
 
 class SqlOrdersTx:

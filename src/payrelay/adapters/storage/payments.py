@@ -7,15 +7,13 @@ from collections.abc import AsyncIterator, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import select
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
-from sqlalchemy.sql import Executable
 
 from payrelay.adapters.storage import tables as t
 from payrelay.adapters.storage.database import (
     Database,
-    dialect_insert,
     insert_ignoring_conflicts,
 )
 from payrelay.adapters.storage.group_commit import GroupCommitter
@@ -27,11 +25,9 @@ from payrelay.adapters.storage.messages import (
     SqlTimeline,
 )
 from payrelay.adapters.storage.refunds import SqlRefunds
+from payrelay.adapters.storage.stored_payments import SqlPayments
 from payrelay.adapters.storage.work_queue import SqlWorkQueue, WorkTable
-from payrelay.domain.errors import ConcurrentUpdate
-from payrelay.domain.events import Envelope
-from payrelay.domain.money import AmountProblem, InexactAmount, Money
-from payrelay.domain.payment import Payment, PaymentSnapshot, PaymentStatus
+from payrelay.domain.money import Money
 from payrelay.domain.work import NotificationStatus
 from payrelay.ports import Checkout, ClaimedNotification, Clock, Inbox, NotificationRecord
 
@@ -121,111 +117,6 @@ class SqlNotifications:
         await self._conn.execute(
             NOTIFICATION_WORK.finish(ids, NotificationStatus.PROCESSED, processed_at=now)
         )
-
-
-class SqlPayments:
-    def __init__(self, conn: AsyncConnection, db: Database) -> None:
-        self._conn, self._db = conn, db
-
-    async def get(self, payment_id: str) -> Payment | None:
-        # FOR UPDATE serialises two processors that fetched the same payment (PostgreSQL;
-        # SQLite has one writer and ignores it).
-        query = (
-            select(t.payments).where(t.payments.c.payment_id == payment_id).with_for_update()
-        )
-        row = (await self._conn.execute(query)).first()
-        return None if row is None else _payment_from_row(row)
-
-    async def save(
-        self, payment: Payment, *, expected_version: int | None, now: datetime
-    ) -> None:
-        s = payment.snapshot
-        inexact = s.inexact_amount
-        values = {
-            "provider": s.provider,
-            "order_id": s.order_id,
-            "status": s.status.value,
-            "status_detail": s.status_detail,
-            "amount_minor": s.amount.minor_units,
-            "refunded_minor": s.amount_refunded.minor_units,
-            "currency": s.amount.currency,
-            "amount_written": inexact.written if inexact else None,
-            "amount_problem": inexact.problem.value if inexact else None,
-            "date_created": s.date_created,
-            "date_approved": s.date_approved,
-            "date_last_updated": s.date_last_updated,
-            "version": payment.version,
-            "updated_at": now,
-        }
-        statement = self._write(s.payment_id, values, expected_version=expected_version)
-        if (await self._conn.execute(statement)).first() is None:
-            raise ConcurrentUpdate(
-                f"payment {s.payment_id} is no longer at version {expected_version}"
-            )
-
-    def _write(
-        self, payment_id: str, values: dict[str, Any], *, expected_version: int | None
-    ) -> Executable:
-        """The statement that writes `values` only over the version the caller read."""
-        p = t.payments
-        if expected_version is not None:  # a known payment: only the version read is replaced
-            return (
-                update(p)
-                .where(p.c.payment_id == payment_id, p.c.version == expected_version)
-                .values(**values)
-                .returning(p.c.version)
-            )
-        # A new payment. Two processors that both found no row (FOR UPDATE locks nothing
-        # that does not exist) both get here: the second waits on the primary key until
-        # the first commits, then meets a row (versions start at 1, never 0) and writes
-        # nothing. A plain INSERT raised IntegrityError there.
-        return (
-            dialect_insert(self._db, p)
-            .values(payment_id=payment_id, **values)
-            .on_conflict_do_update(
-                index_elements=[p.c.payment_id], set_=values, where=p.c.version == 0
-            )
-            .returning(p.c.version)
-        )
-
-    async def record_outcome(self, envelope: Envelope, *, now: datetime) -> bool:
-        """Store the order side's decision, unless a later decision is already stored."""
-        p = t.payments
-        version = envelope.order_version or 0
-        result = await self._conn.execute(
-            update(p)
-            .where(
-                p.c.payment_id == envelope.payment_id,
-                or_(p.c.outcome_order_version.is_(None), p.c.outcome_order_version <= version),
-            )
-            .values(
-                order_outcome=envelope.type.value,
-                outcome_reason=envelope.reason.value if envelope.reason else None,
-                outcome_at=now,
-                outcome_order_version=version,
-            )
-        )
-        return bool(result.rowcount)
-
-
-def _payment_from_row(row: Row[Any]) -> Payment:
-    snapshot = PaymentSnapshot(
-        payment_id=row.payment_id,
-        provider=row.provider,
-        order_id=row.order_id,
-        status=PaymentStatus(row.status),
-        status_detail=row.status_detail,
-        amount=Money.from_minor(row.amount_minor, row.currency),
-        amount_refunded=Money.from_minor(row.refunded_minor, row.currency),
-        date_created=row.date_created,
-        date_approved=row.date_approved,
-        date_last_updated=row.date_last_updated,
-        inexact_amount=(
-            InexactAmount(row.amount_written, AmountProblem(row.amount_problem))
-            if row.amount_problem else None
-        ),
-    )
-    return Payment(snapshot, row.version)
 
 
 class SqlCheckouts:
