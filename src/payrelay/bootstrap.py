@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import random
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ from payrelay.adapters.payments_client import HttpPaymentsClient
 from payrelay.adapters.resources import AdapterResources, HttpClient
 from payrelay.adapters.storage.database import Database
 from payrelay.adapters.storage.dead_letters import SqlDeadLetterBox, open_dead_letter_box
+from payrelay.adapters.storage.forgetful_inbox import ForgetfulInboxUnitOfWork
 from payrelay.adapters.storage.migrations import Schema, ensure_current, upgrade_database
 from payrelay.adapters.storage.orders import SqlOrdersUnitOfWork
 from payrelay.adapters.storage.payments import (
@@ -41,8 +43,10 @@ from payrelay.ports import (
     Clock,
     DeadLetterBox,
     Gateway,
+    OrdersUnitOfWork,
     OutboxRelayStore,
     PaymentsClient,
+    PaymentsUnitOfWork,
     Transport,
 )
 from payrelay.services.checkout import CheckoutService
@@ -60,6 +64,9 @@ __all__ = [
     "build_transport", "dead_letter_box", "delete_broker_topology", "migrate",
     "scratch_databases", "utc_now",
 ]
+
+
+log = logging.getLogger(__name__)
 
 
 def utc_now() -> datetime:
@@ -157,6 +164,7 @@ def _build_payments_side(
 ) -> PaymentsSide:
     s, db = shared.settings, resources.payments_db
     uow = SqlPaymentsUnitOfWork(db, shared.clock)
+    consumer_uow: PaymentsUnitOfWork = ForgetfulInboxUnitOfWork(uow) if _broken(s) else uow
     wake_processor, wake_relay, wake_refunder = asyncio.Event(), asyncio.Event(), asyncio.Event()
     return PaymentsSide(
         reads=SqlPaymentsReadModel(db), uow=uow, notification_log=resources.notification_log,
@@ -164,7 +172,7 @@ def _build_payments_side(
         processor=_build_processor(shared, gateway, uow, db, wake_relay),
         relay=shared.relay(uow.relay_store, Role.PAYMENTS_RELAY),
         outcomes=OrderOutcomeConsumer(
-            uow=uow, clock=shared.clock, faults=shared.faults,
+            uow=consumer_uow, clock=shared.clock, faults=shared.faults,
             mismatch_policy=s.amount_mismatch_policy, on_refund_requested=wake_refunder,
             failure_log=shared.failure_log,
         ),
@@ -182,6 +190,14 @@ def _build_payments_side(
         ),
         wake_processor=wake_processor, wake_relay=wake_relay, wake_refunder=wake_refunder,
     )
+
+
+def _broken(settings: Settings) -> bool:
+    """Whether this is the deliberately broken build of a test (see forgetful_inbox.py)."""
+    if settings.test_only_forgetful_inbox:
+        log.error("PAYRELAY_TEST_ONLY_FORGETFUL_INBOX is set: the consumers' inboxes "
+                  "remember nothing and redeliveries are applied twice (a test's broken build)")
+    return settings.test_only_forgetful_inbox
 
 
 def _build_ingest(
@@ -215,12 +231,15 @@ def _build_orders_side(
     shared: _Shared, payments_client: PaymentsClient, db: Database
 ) -> OrdersSide:
     uow = SqlOrdersUnitOfWork(db, shared.clock)
+    consumer_uow: OrdersUnitOfWork = (
+        ForgetfulInboxUnitOfWork(uow) if _broken(shared.settings) else uow
+    )
     wake_relay = asyncio.Event()
     return OrdersSide(
         reads=SqlOrdersReadModel(db), uow=uow,
         relay=shared.relay(uow.relay_store, Role.ORDERS_RELAY),
         consumer=PaymentEventConsumer(
-            uow=uow, clock=shared.clock, faults=shared.faults, on_committed=wake_relay,
+            uow=consumer_uow, clock=shared.clock, faults=shared.faults, on_committed=wake_relay,
             failure_log=shared.failure_log,
         ),
         service=OrderService(uow=uow, payments=payments_client, clock=shared.clock),

@@ -130,6 +130,10 @@ class Settings(BaseSettings):
     retry_permanent_tries: int = Field(default=3, gt=0)
     """Tries of work failing for a reason waiting cannot heal (401/403, a malformed
     resource, an unroutable message) before it is given up as dead with the reason."""
+    test_only_forgetful_inbox: bool = False
+    """TEST ONLY, a deliberately broken build: both consumers' inboxes remember nothing, so
+    every redelivery is applied again. It exists so that a test can show `payrelay chaos`
+    failing (tests/integration/test_chaos.py); never set it anywhere else."""
     not_visible_grace_seconds: float = Field(default=600.0, gt=0)
     """How long a notified payment may stay unknown to the gateway (404) before its
     notification is given up as dead."""

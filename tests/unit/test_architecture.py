@@ -2,7 +2,12 @@
 and the layers import each other only inward (entrypoints -> bootstrap -> services/adapters
 -> ports -> domain): entrypoints never import an adapter, services never import an adapter
 or an entrypoint, adapters never import a service or an entrypoint; the simulator (the
-outside world) shares no code with payrelay."""
+outside world) shares no code with payrelay. The chaos harness (`payrelay/chaos`) is a layer
+of its own, beside the entrypoints: it is the adversary and the judge, so it reads both
+databases through the storage adapters and publishes poison through the transport adapter,
+but it runs payrelay only as processes (no bootstrap, system, config, service or
+entrypoint) and reaches the gateway only over HTTP (no simulator import), so that what it
+checks against is recorded outside the code under test."""
 
 from __future__ import annotations
 
@@ -22,6 +27,7 @@ SERVICE_FILES = sorted((PACKAGE / "services").glob("*.py"))
 SIMULATOR_FILES = sorted((PACKAGE / "simulator").rglob("*.py"))
 ENTRYPOINT_FILES = sorted((PACKAGE / "entrypoints").rglob("*.py"))
 ADAPTER_FILES = sorted((PACKAGE / "adapters").rglob("*.py"))
+CHAOS_FILES = sorted((PACKAGE / "chaos").rglob("*.py"))
 # Each layer, and the payrelay packages it must not import directly.
 OUTER = ("payrelay.bootstrap", "payrelay.system", "payrelay.config")
 FORBIDDEN: dict[str, tuple[str, ...]] = {
@@ -30,6 +36,7 @@ FORBIDDEN: dict[str, tuple[str, ...]] = {
     "adapters": ("payrelay.services", "payrelay.entrypoints", *OUTER),
     "ports": ("payrelay.adapters", "payrelay.services", "payrelay.entrypoints", *OUTER),
     "system": ("payrelay.adapters", "payrelay.entrypoints"),
+    "chaos": ("payrelay.services", "payrelay.entrypoints", "payrelay.simulator", *OUTER),
 }
 LAYER_FILES = [
     *(("entrypoints", p) for p in ENTRYPOINT_FILES),
@@ -37,6 +44,7 @@ LAYER_FILES = [
     *(("adapters", p) for p in ADAPTER_FILES),
     *(("ports", p) for p in sorted((PACKAGE / "ports").glob("*.py"))),
     ("system", PACKAGE / "system.py"),
+    *(("chaos", p) for p in CHAOS_FILES),
 ]
 VENDORS = frozenset(
     {"sqlalchemy", "fastapi", "aio_pika", "aiormq", "httpx", "asyncpg", "aiosqlite"}
@@ -210,6 +218,7 @@ def test_layers_import_only_inward(layer: str, path: Path) -> None:
 
 def test_the_layer_files_under_test_exist() -> None:
     assert {"cli.py", "payments_api.py", "demo.py"} <= {p.name for p in ENTRYPOINT_FILES}
+    assert {"topology.py", "checker.py", "facts.py"} <= {p.name for p in CHAOS_FILES}
     assert {"database.py", "rabbitmq.py"} <= {p.name for p in ADAPTER_FILES}
 
 
@@ -247,6 +256,24 @@ def test_layer_check_allows_what_an_entrypoint_may_import(source: str) -> None:
     found = forbidden_imports(source, "payrelay.entrypoints.cli", FORBIDDEN["entrypoints"])
     assert found == [], source
 
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "from payrelay.simulator.state import GatewaySimulator",
+        "from payrelay.bootstrap import bootstrap",
+        "from payrelay.services.relay import OutboxRelay",
+        "from payrelay import config",
+        "from payrelay.entrypoints.serve import serve",
+    ],
+)
+def test_layer_check_flags_chaos_reaching_into_the_code_under_test(source: str) -> None:
+    assert forbidden_imports(source, "payrelay.chaos.checker", FORBIDDEN["chaos"]), source
+
+
+def test_layer_check_lets_chaos_read_the_databases() -> None:
+    source = "from payrelay.adapters.storage import queries\nfrom payrelay.domain import order"
+    assert forbidden_imports(source, "payrelay.chaos.facts", FORBIDDEN["chaos"]) == []
 
 
 @pytest.mark.parametrize(

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, TypeVar
 import typer
 from rich.console import Console
 
+from payrelay.entrypoints.chaos_command import chaos
 from payrelay.entrypoints.demo import (
     DEFAULT_POSTGRES_URL,
     DEFAULT_RABBITMQ_URL,
@@ -60,6 +61,9 @@ def demo(
     if not report.ok:
         console.print("[red]an invariant failed[/red]")
         raise typer.Exit(1)
+
+
+app.command()(chaos)
 
 
 @app.command()

@@ -4,6 +4,7 @@
     1  UNREACHABLE  the database or the broker cannot be reached: start again later
     2  MUST_ACT     a setting is wrong (a database that refuses the URL's database, role
                     or password too), a schema is behind, an argument names nothing
+    3  VIOLATED     `payrelay chaos` ran, and its checker found an invariant broken
 
 A failure is reported as one line on stderr, never a traceback, and never a URL or a secret:
 payrelay's own errors are written without them, and settings errors are shown by field.
@@ -36,6 +37,8 @@ class ExitCode(IntEnum):
     """A database or the broker did not answer: nothing is wrong with this process, retry."""
     MUST_ACT = 2
     """Retrying cannot help: fix a setting, run `payrelay migrate`, or name an existing id."""
+    VIOLATED = 3
+    """The command ran to its end and what it checked does not hold (`payrelay chaos`)."""
 
 
 def exit_code_for(exc: BaseException) -> ExitCode | None:

@@ -26,7 +26,7 @@ from payrelay.domain.events import EventType, RejectionReason
 from payrelay.domain.money import Money
 from payrelay.domain.order import Order, OrderStatus, Outcome, PaymentRecord
 from payrelay.domain.payment import PaymentStatus
-from payrelay.ports import Clock, OrderLine, OrderUpdate
+from payrelay.ports import Clock, Inbox, OrderLine, OrderUpdate
 
 
 class SqlOrders:
@@ -190,7 +190,7 @@ class SqlOrdersTx:
         self.conn = conn
         self.orders = SqlOrders(conn)
         self.outbox = SqlOutbox(conn, t.orders_outbox, now=now)
-        self.inbox = SqlInbox(conn, t.orders_inbox)
+        self.inbox: Inbox = SqlInbox(conn, t.orders_inbox)
         self.timeline = SqlTimeline(conn, t.orders_timeline)
         self.dead_letters = SqlDeadLetters(conn, t.orders_dead_letters)
 

@@ -29,7 +29,7 @@ from payrelay.adapters.storage.stored_payments import SqlPayments
 from payrelay.adapters.storage.work_queue import SqlWorkQueue, WorkTable
 from payrelay.domain.money import Money
 from payrelay.domain.work import NotificationStatus
-from payrelay.ports import Checkout, ClaimedNotification, Clock, NotificationRecord
+from payrelay.ports import Checkout, ClaimedNotification, Clock, Inbox, NotificationRecord
 
 
 class SqlNotificationLog:
@@ -162,7 +162,7 @@ class SqlPaymentsTx:
         self.checkouts = SqlCheckouts(conn, db)
         self.refunds = SqlRefunds(conn, db)
         self.outbox = SqlOutbox(conn, t.payments_outbox, now=now)
-        self.inbox = SqlInbox(conn, t.payments_inbox)
+        self.inbox: Inbox = SqlInbox(conn, t.payments_inbox)
         self.timeline = SqlTimeline(conn, t.payments_timeline)
         self.dead_letters = SqlDeadLetters(conn, t.payments_dead_letters)
 

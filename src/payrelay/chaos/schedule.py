@@ -1,0 +1,118 @@
+"""The seeded fault schedule, and the log of every fault injected with its time.
+
+The whole schedule is drawn before the run from the seed alone: the same seed, kinds,
+window and processes give the same faults at the same offsets against the same targets.
+What a fault then meets (which rows a worker held when it was killed) is up to timing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from payrelay.chaos.options import FaultKind
+
+log = logging.getLogger("payrelay.chaos")
+
+MEAN_GAP_SECONDS: dict[FaultKind, float] = {
+    FaultKind.KILL: 6.0,
+    FaultKind.PG_TERMINATE: 8.0,
+    FaultKind.GATEWAY: 12.0,
+    FaultKind.REPUBLISH: 8.0,
+}
+POISON_MESSAGES = 3
+KILL_PAUSE_SECONDS = (0.5, 4.0)
+GATEWAY_WINDOW_SECONDS = (2.0, 5.0)
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedFault:
+    at: float
+    """Seconds after the run started."""
+    kind: FaultKind
+    target: str | None = None
+    """The process a kill hits."""
+    seconds: float = 0.0
+    """How long it lasts: a killed process's pause, a fault window's length."""
+
+
+@dataclass(frozen=True, slots=True)
+class InjectedFault:
+    planned: PlannedFault
+    started: float
+    ended: float
+    detail: str
+
+    def line(self) -> str:
+        target = f" {self.planned.target}" if self.planned.target else ""
+        return (f"t={self.started:7.2f}s..{self.ended:7.2f}s {self.planned.kind}{target}: "
+                f"{self.detail}")
+
+
+def plan_faults(
+    kinds: frozenset[FaultKind], *, seed: int, window: float, targets: list[str]
+) -> list[PlannedFault]:
+    """Every fault of a run, in time order, drawn from `seed` alone."""
+    planned: list[PlannedFault] = []
+    for kind in sorted(kinds):  # one RNG per kind: switching one off leaves the others be
+        rng = random.Random(f"{seed}:faults:{kind}")
+        if kind is FaultKind.NOTIFY:
+            planned.append(PlannedFault(0.0, kind, seconds=window))
+        elif kind is FaultKind.POISON:
+            planned += [PlannedFault(rng.uniform(0, window), kind)
+                        for _ in range(POISON_MESSAGES)]
+        else:
+            planned += _spread(kind, rng, window, targets)
+    return sorted(planned, key=lambda f: f.at)
+
+
+def _spread(
+    kind: FaultKind, rng: random.Random, window: float, targets: list[str]
+) -> list[PlannedFault]:
+    """Faults of one kind at random times (exponential gaps) over the window; at least one,
+    so that a short run still meets every kind switched on."""
+    found: list[PlannedFault] = []
+    at = rng.expovariate(1 / MEAN_GAP_SECONDS[kind])
+    if at >= window:
+        at = rng.uniform(window / 2, window)
+    while at < window:
+        if kind is FaultKind.KILL:
+            found.append(PlannedFault(at, kind, rng.choice(targets),
+                                      rng.uniform(*KILL_PAUSE_SECONDS)))
+        elif kind is FaultKind.GATEWAY:
+            found.append(PlannedFault(at, kind, seconds=rng.uniform(*GATEWAY_WINDOW_SECONDS)))
+        else:
+            found.append(PlannedFault(at, kind))
+        at += rng.expovariate(1 / MEAN_GAP_SECONDS[kind])
+    return found
+
+
+Injector = Callable[[PlannedFault], Awaitable[str]]
+
+
+async def run_schedule(
+    planned: list[PlannedFault], inject: Injector, *, started_at: float
+) -> list[InjectedFault]:
+    """Inject each fault at its time (concurrently: a kill's pause holds up no other
+    fault); every one is logged as it ends, with its times and what it did."""
+    loop = asyncio.get_running_loop()
+    done: list[InjectedFault] = []
+
+    async def one(fault: PlannedFault) -> None:
+        await asyncio.sleep(max(0.0, started_at + fault.at - loop.time()))
+        began = loop.time() - started_at
+        try:
+            detail = await inject(fault)
+        except Exception as exc:  # a fault that could not be injected is reported, not fatal
+            detail = f"NOT injected: {type(exc).__name__}: {exc}"[:300]
+        record = InjectedFault(fault, began, loop.time() - started_at, detail)
+        log.warning("chaos fault %s", record.line())
+        done.append(record)
+
+    async with asyncio.TaskGroup() as tg:
+        for fault in planned:
+            tg.create_task(one(fault))
+    return sorted(done, key=lambda f: f.started)
