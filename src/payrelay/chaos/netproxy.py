@@ -24,7 +24,7 @@ from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit, urlunsplit
 
-__all__ = ["LINK_SETTINGS", "NetProxy", "Network", "proxied_network"]
+__all__ = ["LINK_SETTINGS", "NetProxy", "Network", "proxied_network", "start_network"]
 
 CHUNK = 64 * 1024
 
@@ -222,6 +222,11 @@ class Network:
     def proxies(self, link: str) -> list[NetProxy]:
         return self.links.get(link, [])
 
+    async def close(self) -> None:
+        for proxies in self.links.values():
+            for proxy in proxies:
+                await proxy.close()
+
 
 def _address(url: str) -> tuple[str, int] | None:
     """(host, port) of a URL to a TCP server; None for a file or "local"."""
@@ -238,12 +243,9 @@ def _through(url: str, port: int) -> str:
     return urlunsplit(parts._replace(netloc=netloc))
 
 
-@contextlib.asynccontextmanager
-async def proxied_network(
-    env: Mapping[str, str], links: Iterable[str] = LINK_SETTINGS
-) -> AsyncIterator[Network]:
+async def start_network(env: Mapping[str, str], links: Iterable[str] = LINK_SETTINGS) -> Network:
     """A started proxy in front of each server the settings of `links` name (one per
-    server and link, shared by the settings that name it); all closed afterwards."""
+    server and link, shared by the settings that name it)."""
     by_address: dict[tuple[str, tuple[str, int]], NetProxy] = {}
     network = Network({}, {})
     try:
@@ -254,10 +256,22 @@ async def proxied_network(
                     continue
                 if (link, address) not in by_address:
                     by_address[link, address] = proxy = NetProxy(address)
-                    await proxy.start()
                     network.links.setdefault(link, []).append(proxy)
+                    await proxy.start()
                 network.rewritten[setting] = _through(env[setting], by_address[link, address].port)
+    except BaseException:
+        await network.close()
+        raise
+    return network
+
+
+@contextlib.asynccontextmanager
+async def proxied_network(
+    env: Mapping[str, str], links: Iterable[str] = LINK_SETTINGS
+) -> AsyncIterator[Network]:
+    """`start_network`, closed afterwards."""
+    network = await start_network(env, links)
+    try:
         yield network
     finally:
-        for proxy in by_address.values():
-            await proxy.close()
+        await network.close()
