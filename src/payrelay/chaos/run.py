@@ -151,6 +151,18 @@ def _figures(customers: list[Customer], topology: Topology, injectors: Injectors
         "processes that exited by themselves": len(topology.unexpected_exits),
         "outbox rows republished": injectors.republished,
         "poison messages published": injectors.poison_sent,
+        **_network_figures(topology),
+    }
+
+
+def _network_figures(topology: Topology) -> dict[str, int | str]:
+    if topology.network is None:
+        return {}
+    proxies = [p for ps in topology.network.links.values() for p in ps]
+    return {
+        "links proxied": ", ".join(sorted(topology.network.links)),
+        "connections through the proxies": sum(p.accepted for p in proxies),
+        "connections reset by cuts": sum(p.resets for p in proxies),
     }
 
 
