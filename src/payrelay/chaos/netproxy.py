@@ -147,15 +147,13 @@ class NetProxy:
         assert handler is not None
         self._handlers.add(handler)
         handler.add_done_callback(self._handlers.discard)
-        if self._refusals:
+        # A silent network does not pass the handshake on either: the client waits.
+        await self._flowing.wait()
+        if self._refusals or self._closed:
             self.resets += 1
             reset(writer.transport)
             return
-        # A silent network does not pass the handshake on either: the client waits.
-        await self._flowing.wait()
         try:
-            if self._closed:
-                raise ConnectionRefusedError("the proxy is closed")
             up_reader, up_writer = await asyncio.open_connection(*self.upstream)
         except OSError:  # the server is down: the client hears what it would have heard
             reset(writer.transport)
@@ -188,15 +186,15 @@ class NetProxy:
     async def _pump(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         """Bytes from `reader` to `writer`, then its end of file, as the faults allow."""
         while data := await reader.read(CHUNK):
-            await self._pass(data)
+            await self._pass()
             writer.write(data)
             await writer.drain()  # backpressure: a stalled peer stalls this side's reads
         await self._flowing.wait()
         if writer.can_write_eof() and not writer.is_closing():
             writer.write_eof()
 
-    async def _pass(self, data: bytes) -> None:
-        """Wait until `data` may go on: after any stall, and after the latency.
+    async def _pass(self) -> None:
+        """Wait until a chunk read may go on: after any stall, and after the latency.
 
         Bytes that arrive meanwhile join the next read, so a slow link delays each byte by
         one to two latencies without cutting the throughput to one chunk per latency.
