@@ -14,10 +14,12 @@ import glob
 
 __all__ = ["FaketimeMissing", "faketime_library", "skewed_env"]
 
-_LIBRARY_GLOBS = (
-    "/usr/lib/*/faketime/libfaketime.so.1",
-    "/usr/lib/faketime/libfaketime.so.1",
-    "/usr/local/lib/faketime/libfaketime.so.1",
+# The thread-safe build first: payrelay's processes run threads (aiosqlite's, the loop's
+# executor for DNS), and the plain build keeps its state unlocked.
+_LIBRARY_GLOBS = tuple(
+    f"{prefix}/faketime/{name}"
+    for name in ("libfaketimeMT.so.1", "libfaketime.so.1")
+    for prefix in ("/usr/lib/*", "/usr/lib", "/usr/local/lib")
 )
 
 
