@@ -14,8 +14,8 @@ import glob
 
 __all__ = ["FaketimeMissing", "faketime_library", "skewed_env"]
 
-# The thread-safe build first: payrelay's processes run threads (aiosqlite's, the loop's
-# executor for DNS), and the plain build keeps its state unlocked.
+# The build for multi-threaded programs first: payrelay's processes run threads (aiosqlite's,
+# the event loop's executor for DNS).
 _LIBRARY_GLOBS = tuple(
     f"{prefix}/faketime/{name}"
     for name in ("libfaketimeMT.so.1", "libfaketime.so.1")
