@@ -22,9 +22,9 @@ MEAN_GAP_SECONDS: dict[FaultKind, float] = {
     FaultKind.PG_TERMINATE: 8.0,
     FaultKind.GATEWAY: 12.0,
     FaultKind.REPUBLISH: 8.0,
-    FaultKind.NET_STALL: 15.0,
-    FaultKind.NET_SLOW: 12.0,
-    FaultKind.NET_CUT: 10.0,
+    FaultKind.NET_STALL: 30.0,
+    FaultKind.NET_SLOW: 20.0,
+    FaultKind.NET_CUT: 15.0,
     FaultKind.CLOCK_SKEW: 20.0,
 }
 POISON_MESSAGES = 3
