@@ -75,8 +75,16 @@ async def test_a_chaos_run_under_network_faults_and_a_skewed_clock_passes(
     options = ChaosOptions(payments=200, rate=10, seed=13, faults=kinds,
                            postgres_url=POSTGRES_URL, rabbitmq_url=RABBITMQ_URL)
     report = await run_chaos(options, tmp_path)
-    assert_passed(report, kinds)
+    findings = report.to_json()["findings"][:10]
+    assert report.summary_line() == CLEAN, findings
+    assert report.ok, findings
+    assert set(report.faults_by_kind()) == {k.value for k in kinds}
+    assert report.figures["settled"] == "yes"
     assert report.figures["processes restarted"] > 0  # each skew starts a worker twice
+    assert int(report.figures["connections reset by cuts"]) > 0
+    # Not asserted: that no customer gave up. A process whose clock is behind by more than
+    # the run's 12 s order expiry stamps orders that expire as soon as a true clock looks
+    # at them (docs/reliability.md, "Network faults and a skewed clock").
 
 
 async def test_the_checker_fails_a_build_whose_inboxes_forget(tmp_path: Path) -> None:
