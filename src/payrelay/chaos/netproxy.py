@@ -187,6 +187,8 @@ class NetProxy:
         """Bytes from `reader` to `writer`, then its end of file, as the faults allow."""
         while data := await reader.read(CHUNK):
             await self._pass()
+            if writer.is_closing():  # its peer left meanwhile; uvloop would raise RuntimeError
+                raise ConnectionResetError("the other side of the connection is gone")
             writer.write(data)
             await writer.drain()  # backpressure: a stalled peer stalls this side's reads
         await self._flowing.wait()
