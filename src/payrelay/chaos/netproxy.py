@@ -24,7 +24,9 @@ from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit, urlunsplit
 
-__all__ = ["LINK_SETTINGS", "NetProxy", "Network", "proxied_network", "start_network"]
+__all__ = [
+    "LINK_SETTINGS", "SERVER_LINKS", "NetProxy", "Network", "proxied_network", "start_network",
+]
 
 CHUNK = 64 * 1024
 
@@ -34,6 +36,11 @@ LINK_SETTINGS: dict[str, tuple[str, ...]] = {
     "gateway": ("PAYRELAY_GATEWAY_BASE_URL",),
 }
 """Each link a network fault may hit, and the settings whose URLs go through its proxy."""
+SERVER_LINKS = ("postgres", "rabbitmq")
+"""The links a chaos run proxies. Not the gateway's: only checkout and the processor's
+fetches cross it, so a stall there longer than a run's 12 s order expiry turns customers
+away at checkout (their orders expire meanwhile), which says nothing about payrelay; the
+`gateway` fault kind covers its 5xx and slow answers. `start_network(env)` proxies it too."""
 
 
 def reset(transport: asyncio.WriteTransport) -> None:

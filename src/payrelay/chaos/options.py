@@ -27,8 +27,8 @@ class FaultKind(StrEnum):
     """Sent outbox rows set back to pending, as a relay killed between the broker's confirm
     and its mark-sent leaves them: every message goes out again under its own id."""
     NET_STALL = "net_stall"
-    """A link (PostgreSQL, RabbitMQ or the gateway) goes silent for 2-20 s: connections stay
-    open, no byte passes either way; longer than payrelay's timeouts, on purpose."""
+    """A link (to PostgreSQL or RabbitMQ) goes silent for 2-20 s: connections stay open, no
+    byte passes either way; longer than payrelay's timeouts, on purpose."""
     NET_SLOW = "net_slow"
     """A link holds every chunk 50-500 ms each way for a few seconds."""
     NET_CUT = "net_cut"
@@ -38,10 +38,10 @@ class FaultKind(StrEnum):
     behind, for 10-30 s, then started again on the real clock (needs Debian's faketime)."""
 
 
-SERVER_ONLY = frozenset({FaultKind.PG_TERMINATE, FaultKind.POISON})
-"""Kinds that need PostgreSQL or RabbitMQ: an embedded run skips them."""
 NETWORK = frozenset({FaultKind.NET_STALL, FaultKind.NET_SLOW, FaultKind.NET_CUT})
-"""Kinds that hit a link through its proxy (an embedded run has only the gateway's)."""
+"""Kinds that hit a link to PostgreSQL or RabbitMQ through its proxy."""
+SERVER_ONLY = frozenset({FaultKind.PG_TERMINATE, FaultKind.POISON}) | NETWORK
+"""Kinds that need PostgreSQL or RabbitMQ: an embedded run skips them."""
 DEFAULT_FAULTS = frozenset(FaultKind) - {FaultKind.CLOCK_SKEW}
 """What a run injects unless told otherwise: every kind that needs nothing but payrelay.
 `clock_skew` needs Debian's faketime, a system package; a run asked for it without it

@@ -31,7 +31,7 @@ POISON_MESSAGES = 3
 KILL_PAUSE_SECONDS = (0.5, 4.0)
 GATEWAY_WINDOW_SECONDS = (2.0, 5.0)
 # How long each windowed fault lasts. A stall up to 20 s outlasts every timeout payrelay
-# has on a connection (the 15 s LISTEN probe, 5 s gateway calls and publish confirms).
+# has on a connection to its servers (the 15 s LISTEN probe, 5 s publish confirms).
 WINDOW_SECONDS: dict[FaultKind, tuple[float, float]] = {
     FaultKind.NET_STALL: (2.0, 20.0),
     FaultKind.NET_SLOW: (3.0, 10.0),

@@ -18,7 +18,7 @@ from pathlib import Path
 import httpx
 
 from payrelay.chaos.backing import Backing
-from payrelay.chaos.netproxy import Network, start_network
+from payrelay.chaos.netproxy import SERVER_LINKS, Network, start_network
 from payrelay.chaos.processes import PAYRELAY, OwnedProcess, free_port
 
 log = logging.getLogger("payrelay.chaos")
@@ -163,11 +163,11 @@ async def running_topology(
     backing: Backing, log_dir: Path, *, extra_env: dict[str, str], proxied: bool = False
 ) -> AsyncIterator[Topology]:
     """The simulator and every payrelay process, migrated and ready; all stopped after.
-    `proxied`: the workers reach their servers and the gateway through `Topology.network`."""
+    `proxied`: the workers reach their servers through `Topology.network`."""
     endpoints = _endpoints()
     env = process_env(backing, endpoints, extra_env)
     await _migrate(env, log_dir)
-    network = await start_network(env) if proxied else None
+    network = await start_network(env, SERVER_LINKS) if proxied else None
     simulator = OwnedProcess(
         "simulator", (*PAYRELAY, "simulator", "--port", _port(endpoints.simulator_url)),
         log_dir / "simulator.log", env,
