@@ -178,3 +178,4 @@ async def test_the_network_rewrites_only_urls_to_tcp_servers() -> None:
             assert await reader.readexactly(3) == b"via"
             writer.close()
 
+

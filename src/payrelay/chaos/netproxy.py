@@ -44,10 +44,14 @@ away at checkout (their orders expire meanwhile), which says nothing about payre
 
 
 def reset(transport: asyncio.WriteTransport) -> None:
-    """Close with an RST, not a FIN: with SO_LINGER 0, close drops what is unsent."""
+    """Close with an RST, not a FIN: with SO_LINGER 0, close drops what is unsent. A
+    transport already closed is left be (uvloop's has no socket left to set it on)."""
+    if transport.is_closing():
+        transport.abort()
+        return
     sock = transport.get_extra_info("socket")
     if sock is not None:
-        with contextlib.suppress(OSError):
+        with contextlib.suppress(OSError, ValueError):  # ValueError: uvloop, fd already gone
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
     transport.abort()
 
