@@ -130,21 +130,25 @@ class World:
             assert await tx.notifications.record(notification(payment_id, at=self.clock()))
 
     async def facts(self) -> Facts:
+        p = await _tables(self.payments_db, t.payments, t.refunds, t.notifications,
+                          t.payments_outbox, t.payments_inbox, t.payments_timeline,
+                          t.payments_dead_letters)
+        o = await _tables(self.orders_db, t.orders, t.order_payments, t.orders_outbox,
+                          t.orders_inbox, t.orders_timeline, t.orders_dead_letters)
         return Facts(
-            payments={r.payment_id: r for r in await _rows(self.payments_db, t.payments)},
-            refunds={r.payment_id: r for r in await _rows(self.payments_db, t.refunds)},
-            notifications=Counter(r.status for r in
-                                  await _rows(self.payments_db, t.notifications)),
-            payments_outbox=await _rows(self.payments_db, t.payments_outbox),
-            payments_inbox=await _rows(self.payments_db, t.payments_inbox),
-            payments_timeline=await _rows(self.payments_db, t.payments_timeline),
-            payments_dead=await _rows(self.payments_db, t.payments_dead_letters),
-            orders={r.order_id: r for r in await _rows(self.orders_db, t.orders)},
-            records={r.payment_id: r for r in await _rows(self.orders_db, t.order_payments)},
-            orders_outbox=await _rows(self.orders_db, t.orders_outbox),
-            orders_inbox=await _rows(self.orders_db, t.orders_inbox),
-            orders_timeline=await _rows(self.orders_db, t.orders_timeline),
-            orders_dead=await _rows(self.orders_db, t.orders_dead_letters),
+            payments={r.payment_id: r for r in p[t.payments]},
+            refunds={r.payment_id: r for r in p[t.refunds]},
+            notifications=Counter(r.status for r in p[t.notifications]),
+            payments_outbox=p[t.payments_outbox],
+            payments_inbox=p[t.payments_inbox],
+            payments_timeline=p[t.payments_timeline],
+            payments_dead=p[t.payments_dead_letters],
+            orders={r.order_id: r for r in o[t.orders]},
+            records={r.payment_id: r for r in o[t.order_payments]},
+            orders_outbox=o[t.orders_outbox],
+            orders_inbox=o[t.orders_inbox],
+            orders_timeline=o[t.orders_timeline],
+            orders_dead=o[t.orders_dead_letters],
         )
 
     async def close(self) -> None:
@@ -153,9 +157,10 @@ class World:
         await self.orders_db.dispose()
 
 
-async def _rows(db: Database, table: Table) -> list[Any]:
+async def _tables(db: Database, *tables: Table) -> dict[Table, list[Any]]:
+    """Every row of `tables`, read in one transaction: one consistent picture."""
     async with db.read() as conn:
-        return list(await conn.execute(select(table)))
+        return {table: list(await conn.execute(select(table))) for table in tables}
 
 
 @dataclass(frozen=True)
