@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import shutil
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -10,6 +13,8 @@ import pytest
 from payrelay.adapters.storage.database import Database
 from payrelay.adapters.storage.migrations import Schema, upgrade
 from tests.model.world import sqlite_url
+
+SHM = Path("/dev/shm")
 
 
 async def _migrate(folder: Path) -> None:
@@ -22,8 +27,17 @@ async def _migrate(folder: Path) -> None:
 
 
 @pytest.fixture(scope="session")
-def model_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A directory with payments.db and orders.db at head, copied by each example."""
-    folder = tmp_path_factory.mktemp("model-template")
+def model_template(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A directory with payments.db and orders.db at head, copied by each example.
+
+    On a RAM disk where there is one: every commit fsyncs (synchronous=FULL), and on a
+    real disk those fsyncs, not payrelay, would take most of the machine's time."""
+    if SHM.is_dir():
+        root = Path(tempfile.mkdtemp(prefix="payrelay-model-", dir=SHM))
+    else:
+        root = tmp_path_factory.mktemp("model")
+    folder = root / "template"
+    folder.mkdir()
     asyncio.run(_migrate(folder))
-    return folder
+    yield folder
+    shutil.rmtree(root, ignore_errors=True)
