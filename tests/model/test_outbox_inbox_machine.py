@@ -358,3 +358,19 @@ def test_stepped_broker_interleavings(model_template: Path) -> None:
 def test_local_transport_interleavings(model_template: Path) -> None:
     reached = _search(LocalTransportMachine, model_template)
     assert all(reached[name] for name in REACHED), f"the search no longer reaches: {reached}"
+
+
+def test_a_pending_event_after_its_approval_is_stale(model_template: Path) -> None:
+    """One interleaving by hand (the search rarely finds it): the approval overtakes the
+    pending event of the same payment, which then arrives stale and changes nothing."""
+    OutboxInboxMachine.template, OutboxInboxMachine.reached = model_template, Counter()
+    machine = OutboxInboxMachine()
+    machine.customers([(0, False, AMOUNTS[0])])
+    machine.process(batch=1, crash=False)
+    machine.approve(which=0)
+    machine.process(batch=1, crash=False)
+    machine.relay("payments", batch=2, fault=RelayFault.NONE)
+    machine.deliver_payment_events(picks=[1, 0], fault=ConsumerFault.NONE, ack_lost=False)
+    machine.protocol_holds()
+    machine.teardown()
+    assert machine.reached["a stale event"] == 1
