@@ -25,7 +25,6 @@ import sys
 import tempfile
 from collections import Counter
 from collections.abc import Coroutine
-from enum import StrEnum
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
@@ -49,6 +48,13 @@ from payrelay.messaging import ORDER_SIDE_SUBSCRIPTION, PAYMENTS_SIDE_SUBSCRIPTI
 from payrelay.ports import Subscription, Transport
 from tests.model import invariants
 from tests.model.broker import PublishMode, SteppedBroker
+from tests.model.faults import (
+    CONSUMER_FAULTS,
+    PUBLISH_MODES,
+    RELAY_FAULTS,
+    ConsumerFault,
+    RelayFault,
+)
 from tests.model.world import Facts, World, copy_template
 from tests.simulated_gateway import ManualClock
 
@@ -73,39 +79,6 @@ SETTINGS = settings(
 )
 
 
-class RelayFault(StrEnum):
-    NONE = "none"
-    """Published, confirmed, marked sent."""
-    BEFORE_PUBLISH = "before_publish"
-    """Crash after the claim: the rows fall due again when the lease ends."""
-    AFTER_PUBLISH = "after_publish"
-    """Crash after the confirm, before mark_sent: the rows go out again, same ids."""
-    CONFIRM_LOST = "confirm_lost"
-    """The broker queued them, the relay never heard: a retry with backoff republishes."""
-    BROKER_DOWN = "broker_down"
-    """Nothing queued: a retry with backoff."""
-
-
-class ConsumerFault(StrEnum):
-    NONE = "none"
-    BEFORE_COMMIT = "before_commit"
-    """The consumer's transaction fails: nothing is written, the messages stay queued."""
-    AFTER_COMMIT = "after_commit"
-    """Committed, then the consumer dies before the ack: the redelivery meets the inbox."""
-
-
-_CONSUMER_FAULTS: dict[tuple[str, ConsumerFault], FaultPoint | None] = {
-    ("orders", ConsumerFault.BEFORE_COMMIT): FaultPoint.ORDER_CONSUMER_BEFORE_COMMIT,
-    ("orders", ConsumerFault.AFTER_COMMIT): FaultPoint.ORDER_CONSUMER_AFTER_COMMIT,
-    ("payments", ConsumerFault.BEFORE_COMMIT): FaultPoint.OUTCOME_CONSUMER_BEFORE_COMMIT,
-    # The outcome consumer has no fault point after its commit: the stepped broker loses
-    # the ack instead, which is what such a crash comes to.
-    ("payments", ConsumerFault.AFTER_COMMIT): None,
-}
-_RELAY_FAULTS = {RelayFault.BEFORE_PUBLISH: FaultPoint.RELAY_BEFORE_PUBLISH,
-                 RelayFault.AFTER_PUBLISH: FaultPoint.RELAY_AFTER_PUBLISH}
-_PUBLISH_MODES = {RelayFault.CONFIRM_LOST: PublishMode.CONFIRM_LOST,
-                  RelayFault.BROKER_DOWN: PublishMode.DOWN}
 
 
 class OutboxInboxMachine(RuleBasedStateMachine):
@@ -216,12 +189,12 @@ class OutboxInboxMachine(RuleBasedStateMachine):
     def relay(self, side: str, batch: int, fault: RelayFault) -> None:
         """A relay step on one side's outbox, confirmed or not, crashing or not."""
         if self.broker is not None:
-            self.broker.mode = _PUBLISH_MODES.get(fault, PublishMode.CONFIRM)
-        elif fault in _PUBLISH_MODES:
+            self.broker.mode = PUBLISH_MODES.get(fault, PublishMode.CONFIRM)
+        elif fault in PUBLISH_MODES:
             return  # the in-process transport has no confirm to lose
         try:
             self.run_with_fault(self.world.relay(side, batch_size=batch).run_once(),
-                                _RELAY_FAULTS.get(fault))
+                                RELAY_FAULTS.get(fault))
         finally:
             if self.broker is not None:
                 self.broker.mode = PublishMode.CONFIRM
@@ -249,9 +222,9 @@ class OutboxInboxMachine(RuleBasedStateMachine):
                 fault: ConsumerFault, *, ack_lost: bool) -> None:
         assert self.broker is not None
         lost = ack_lost or (fault is ConsumerFault.AFTER_COMMIT
-                            and _CONSUMER_FAULTS[(side, fault)] is None)
+                            and CONSUMER_FAULTS[(side, fault)] is None)
         self.run_with_fault(self.broker.deliver(subscription, picks, ack_lost=lost),
-                            _CONSUMER_FAULTS.get((side, fault)))
+                            CONSUMER_FAULTS.get((side, fault)))
 
     @precondition(lambda self: self.broker is None)
     @rule(side=st.sampled_from(SIDES), batch=st.integers(1, 3),
@@ -259,7 +232,7 @@ class OutboxInboxMachine(RuleBasedStateMachine):
     def relay_to_failing_consumer(self, side: str, batch: int, fault: ConsumerFault) -> None:
         """In process: a relay step whose consumer crashes before or after its commit."""
         consumer = "orders" if side == "payments" else "payments"
-        point = _CONSUMER_FAULTS[(consumer, fault)]
+        point = CONSUMER_FAULTS[(consumer, fault)]
         if point is None:
             return  # the outcome consumer has no fault point after its commit
         self.run_with_fault(self.world.relay(side, batch_size=batch).run_once(), point)
