@@ -21,6 +21,7 @@ from payrelay.adapters.transports.rabbitmq import RabbitMQTransport
 from payrelay.chaos.backing import CONSUMER_RETRY_DELAYS, Backing
 from payrelay.chaos.facts import POISON_MARKER
 from payrelay.chaos.options import FaultKind
+from payrelay.chaos.outages import SERVER_OUTAGES, ServerOutages
 from payrelay.chaos.schedule import PlannedFault
 from payrelay.chaos.topology import Topology
 from payrelay.domain.work import OutboxStatus
@@ -79,6 +80,7 @@ class Injectors:
     rng: random.Random
     poison_sent: int = 0
     republished: int = 0
+    outages: ServerOutages = field(default_factory=ServerOutages)
 
     async def inject(self, fault: PlannedFault) -> str:
         """Inject one fault; what it did, in a few words, for the fault log."""
@@ -92,6 +94,8 @@ class Injectors:
             return f"gateway's {what} faults on for {fault.seconds:.1f}s"
         if fault.kind is FaultKind.POISON:
             return await self._poison()
+        if fault.kind in SERVER_OUTAGES:
+            return await self.outages.inject(fault, self.backing)
         return await self._republish()
 
     async def _kill(self, fault: PlannedFault) -> str:

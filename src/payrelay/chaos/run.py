@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import random
 import signal
 from collections.abc import AsyncIterator
@@ -13,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from payrelay.adapters.storage.database import Database
-from payrelay.chaos.backing import Backing, embedded_files, given_servers
+from payrelay.chaos.backing import Backing, embedded_files, server_backing
 from payrelay.chaos.checker import check
 from payrelay.chaos.drain import BacklogSampler
 from payrelay.chaos.drivers import Customer, Driving, Plan, draw_plans, drive, payments_in
@@ -25,6 +26,8 @@ from payrelay.chaos.schedule import PlannedFault, plan_faults, run_schedule
 from payrelay.chaos.topology import Topology, running_topology
 from payrelay.domain.payment import PaymentStatus
 from payrelay.domain.work import RefundStatus
+
+log = logging.getLogger("payrelay.chaos")
 
 QUIET_READS = 3  # in a row, a second apart, before the run counts as settled
 
@@ -41,8 +44,21 @@ async def _backing(options: ChaosOptions, data_dir: Path) -> AsyncIterator[Backi
         async with embedded_files(data_dir) as backing:
             yield backing
     else:
-        async with given_servers(options.postgres_url, options.rabbitmq_url) as backing:
+        async with server_backing(
+            data_dir,
+            postgres_url=None if options.private_postgres else options.postgres_url,
+            rabbitmq_url=None if options.private_rabbitmq else options.rabbitmq_url,
+        ) as backing:
+            for name, what in backing.describe().items():
+                log.warning("chaos: %s: %s", name, what)
+            if options.faults_off():
+                log.warning("chaos: %s", _faults_off(options))
             yield backing
+
+
+def _faults_off(options: ChaosOptions) -> str:
+    kinds = ", ".join(sorted(options.faults_off()))
+    return f"{kinds} off: they would stop or cut a server this run did not start"
 
 
 async def run_chaos(options: ChaosOptions, log_dir: Path) -> ChaosReport:
@@ -109,12 +125,14 @@ async def _drive_and_check(
         facts, moving = await _settle(topology, dbs, options)
         sampling.set()
     verdict = check(facts, now=datetime.now(UTC), sla=timedelta(seconds=options.sla))
-    figures = _figures(customers, topology, injectors, facts) | {
+    figures = backing.describe() | _figures(customers, topology, injectors, facts) | {
         "driving (s)": f"{driven - started:.1f}",
         "settling (s)": f"{loop.time() - driven:.1f}",
         "settled": "yes" if not moving else "NO: " + ", ".join(
             f"{what} {n}" for what, n in moving.items()),
     }
+    if options.faults_off():
+        figures["faults off"] = _faults_off(options)
     backend = "embedded (SQLite, local transport)" if backing.embedded else \
         "PostgreSQL + RabbitMQ"
     return ChaosReport(backend, options.seed, verdict, injected, figures,
@@ -128,7 +146,7 @@ def _planned_faults(
     window = sum(map(payments_in, plans)) / options.rate + options.second_payment_after[1]
     if options.duration is not None:
         window = min(window, options.duration)
-    return plan_faults(options.active_faults(), seed=options.seed, window=window,
+    return plan_faults(options.applicable_faults(), seed=options.seed, window=window,
                        targets=sorted(topology.workers))
 
 

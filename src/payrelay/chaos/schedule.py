@@ -22,10 +22,21 @@ MEAN_GAP_SECONDS: dict[FaultKind, float] = {
     FaultKind.PG_TERMINATE: 8.0,
     FaultKind.GATEWAY: 12.0,
     FaultKind.REPUBLISH: 8.0,
+    FaultKind.BROKER_STOP: 25.0,
+    FaultKind.BROKER_CLOSE: 12.0,
+    FaultKind.ORDERS_DB_DOWN: 20.0,
+    FaultKind.DB_DOWN: 30.0,
 }
 POISON_MESSAGES = 3
 KILL_PAUSE_SECONDS = (0.5, 4.0)
 GATEWAY_WINDOW_SECONDS = (2.0, 5.0)
+OUTAGE_SECONDS: dict[FaultKind, tuple[float, float]] = {
+    FaultKind.BROKER_STOP: (2.0, 6.0),
+    FaultKind.ORDERS_DB_DOWN: (2.0, 8.0),
+    FaultKind.DB_DOWN: (2.0, 6.0),
+}
+"""How long a private server (or the order database) stays down: a few seconds, well
+inside the consumers' retries and the reconciler's SLA, as a restart or failover would."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +95,8 @@ def _spread(
                                       rng.uniform(*KILL_PAUSE_SECONDS)))
         elif kind is FaultKind.GATEWAY:
             found.append(PlannedFault(at, kind, seconds=rng.uniform(*GATEWAY_WINDOW_SECONDS)))
+        elif kind in OUTAGE_SECONDS:
+            found.append(PlannedFault(at, kind, seconds=rng.uniform(*OUTAGE_SECONDS[kind])))
         else:
             found.append(PlannedFault(at, kind))
         at += rng.expovariate(1 / MEAN_GAP_SECONDS[kind])
