@@ -39,7 +39,7 @@ __all__ = ["PrivatePostgres", "PrivateRabbitMQ", "ServerCommandFailed", "missing
 POSTGRES_USER = "postgres"
 RABBITMQ_USER = "rabbitmq"
 RABBITMQ_BIN = Path("/usr/lib/rabbitmq/bin")
-"""The real scripts: Debian's /usr/sbin wrappers log into the system node's log files."""
+PROGRAMS = ("initdb", "pg_ctl", "rabbitmq-server", "rabbitmqctl", "epmd")
 # fsync off: a run crashes processes, never the machine, and a killed PostgreSQL still
 # finds every committed WAL record in the page cache. synchronous_commit stays on, so an
 # acknowledged commit is never lost to a crash, which payrelay could not defend against.
@@ -51,32 +51,21 @@ class ServerCommandFailed(RuntimeError):
     """A server program (initdb, pg_ctl, rabbitmqctl...) failed; carries its output."""
 
 
-def _program(name: str, *fallbacks: str) -> str | None:
-    for candidate in fallbacks:
-        for found in sorted(glob.glob(candidate)):
-            if os.access(found, os.X_OK):
-                return found
-    return shutil.which(name)
-
-
-def _programs() -> dict[str, str | None]:
-    return {
-        "initdb": _program("initdb", "/usr/lib/postgresql/*/bin/initdb"),
-        "pg_ctl": _program("pg_ctl", "/usr/lib/postgresql/*/bin/pg_ctl"),
-        "rabbitmq-server": _program("rabbitmq-server", str(RABBITMQ_BIN / "rabbitmq-server")),
-        "rabbitmqctl": _program("rabbitmqctl", str(RABBITMQ_BIN / "rabbitmqctl")),
-        "epmd": _program("epmd"),
-    }
+def _program(name: str) -> str | None:
+    """RabbitMQ's real scripts first (Debian's /usr/sbin wrappers log into the system
+    node's files), then PATH, then PostgreSQL's versioned directories, newest first."""
+    candidates = [str(RABBITMQ_BIN / name), shutil.which(name) or "",
+                  *sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"), reverse=True)]
+    return next((c for c in candidates if c and os.access(c, os.X_OK)), None)
 
 
 def missing_programs() -> list[str]:
     """The server programs this machine lacks (empty: private servers can start)."""
-    return [name for name, path in _programs().items() if path is None]
+    return [name for name in PROGRAMS if _program(name) is None]
 
 
 def _require(name: str) -> str:
-    path = _programs()[name]
-    if path is None:
+    if (path := _program(name)) is None:
         raise ServerCommandFailed(f"{name} not found: install the server, or run against "
                                   "given servers (--postgres-url / --rabbitmq-url)")
     return path
@@ -261,14 +250,41 @@ async def private_rabbitmq(log_dir: Path) -> AsyncIterator[PrivateRabbitMQ]:
     began = time.monotonic()
     try:
         await epmd.start()
+        # Listening before the node looks for it: one that finds no epmd starts its own.
+        await _listening(int(env["ERL_EPMD_PORT"]), epmd)
         await server.start()
-        await node.ctl("wait", str(root / "rabbit.pid"), "--timeout", "120", timeout=150)
+        await _started(node, server)
         node.started_in = time.monotonic() - began
         yield node
     finally:
         await _stop_rabbitmq(node, server)
         await epmd.stop(timeout=5)
         shutil.rmtree(root, ignore_errors=True)
+
+
+async def _listening(port: int, proc: OwnedProcess, seconds: float = 10.0) -> None:
+    deadline = time.monotonic() + seconds
+    while proc.running and time.monotonic() < deadline:
+        with contextlib.suppress(OSError):
+            _, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.close()
+            return
+        await asyncio.sleep(0.05)
+    raise ServerCommandFailed(f"{proc.name} not listening on {port}: {proc.log_tail()}")
+
+
+async def _started(node: PrivateRabbitMQ, server: OwnedProcess) -> None:
+    """Until the node's app runs (`rabbitmqctl wait`), or fail at once if the server exits."""
+    waiting = asyncio.create_task(
+        node.ctl("wait", str(node.root / "rabbit.pid"), "--timeout", "120", timeout=150))
+    try:
+        while not waiting.done():
+            if not server.running:
+                raise ServerCommandFailed(f"rabbitmq-server exited: {server.log_tail()}")
+            await asyncio.wait({waiting}, timeout=0.5)
+        await waiting
+    finally:
+        waiting.cancel()
 
 
 async def _stop_rabbitmq(node: PrivateRabbitMQ, server: OwnedProcess) -> None:
