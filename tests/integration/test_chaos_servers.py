@@ -26,12 +26,16 @@ from tests.support import require_private_servers
 pytestmark = pytest.mark.chaos
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
+def _gone(pid: int, seconds: float = 10.0) -> bool:
+    """Whether `pid` has ended within `seconds` (a stop returns just before it exits)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        time.sleep(0.05)
+    return False
 
 
 def _postmaster(cluster: PrivatePostgres) -> int:
@@ -60,7 +64,7 @@ async def test_a_private_cluster_crashes_restarts_and_is_removed(tmp_path: Path)
             assert await _select_one(cluster) == 1
             postmaster = _postmaster(cluster)
             raise RuntimeError("the block failed")
-    assert not cluster.root.exists() and not _alive(postmaster)
+    assert not cluster.root.exists() and _gone(postmaster)
     assert (tmp_path / "private-postgres.log").exists()
 
 
@@ -92,10 +96,7 @@ async def test_a_private_broker_stops_its_app_starts_again_and_is_removed(
         finally:
             await held.close()
         pid = int((node.root / "rabbit.pid").read_text())
-    deadline = time.monotonic() + 10
-    while _alive(pid) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert not node.root.exists() and not _alive(pid)
+    assert not node.root.exists() and _gone(pid)
 
 
 async def test_the_order_database_refuses_connections_for_its_window(tmp_path: Path) -> None:
