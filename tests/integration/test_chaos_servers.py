@@ -14,12 +14,8 @@ import pytest
 from payrelay.adapters.transports.rabbitmq import RabbitMQTransport
 from payrelay.chaos.backing import Backing
 from payrelay.chaos.outages import broker_close, orders_db_down
-from payrelay.chaos.servers import (
-    PrivatePostgres,
-    PrivateRabbitMQ,
-    private_postgres,
-    private_rabbitmq,
-)
+from payrelay.chaos.rabbitmq_node import PrivateRabbitMQ, private_rabbitmq
+from payrelay.chaos.servers import PrivatePostgres, private_postgres
 from payrelay.domain.errors import TransportUnavailable
 from tests.support import require_private_servers
 

@@ -17,12 +17,8 @@ from pathlib import Path
 
 from payrelay.adapters.storage.provision import scratch_databases
 from payrelay.adapters.transports.rabbitmq import RabbitMQTransport
-from payrelay.chaos.servers import (
-    PrivatePostgres,
-    PrivateRabbitMQ,
-    private_postgres,
-    private_rabbitmq,
-)
+from payrelay.chaos.rabbitmq_node import PrivateRabbitMQ, private_rabbitmq
+from payrelay.chaos.servers import PrivatePostgres, private_postgres
 
 CONSUMER_RETRY_DELAYS = (0.5, 1.0, 2.0, 5.0, 10.0, 20.0)
 """A consumer's retries span ~40 s, longer than any outage a run injects; the broker has

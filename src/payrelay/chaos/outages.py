@@ -18,8 +18,9 @@ from sqlalchemy.engine import make_url
 
 from payrelay.chaos.backing import Backing
 from payrelay.chaos.options import FaultKind
+from payrelay.chaos.rabbitmq_node import PrivateRabbitMQ
 from payrelay.chaos.schedule import PlannedFault
-from payrelay.chaos.servers import PrivatePostgres, PrivateRabbitMQ, ServerCommandFailed
+from payrelay.chaos.servers import PrivatePostgres, ServerCommandFailed
 
 SERVER_OUTAGES = frozenset({FaultKind.BROKER_STOP, FaultKind.BROKER_CLOSE,
                             FaultKind.ORDERS_DB_DOWN, FaultKind.DB_DOWN})
