@@ -117,6 +117,9 @@ async def _drive_and_check(
         tg.create_task(sampler.run(sampling))
         faults = tg.create_task(run_schedule(planned, injectors.inject, started_at=started))
         customers = await drive(driving, plans)
+        for gave_up in (c for c in customers if c.gave_up):  # why, for whoever reads the log
+            log.warning("chaos: customer %d (order %s) gave up: %s", gave_up.index,
+                        gave_up.order_id, gave_up.gave_up)
         injected = await faults
         await knobs.calm()
         for name in sorted(topology.down):  # a fault cut short: every process runs again
