@@ -1,9 +1,10 @@
 """The faults that take a private server down for a while, or cut every connection to it.
 
 Each only ever hits a server the run started itself (`servers.py`): the schedule never
-plans them on given servers (`ChaosOptions.faults_off`). A server has one outage at a
-time: a second fault due while the first's window is open is skipped (and logged so), as
-an outage that overlaps another would otherwise end it early. Whatever happens, a window
+plans them on given servers (`ChaosOptions.faults_off`). A server has one such fault at a
+time: a second one due while the first is under way is skipped (and logged so), as an
+outage that overlaps another would end it early, and `close_all_connections` fails on a
+stopped app. Whatever happens, a window
 ends with the server back: restoring is retried, and runs even when the run is cancelled.
 """
 
@@ -42,7 +43,7 @@ async def _restored(restore: Callable[[], Awaitable[object]]) -> None:
 @dataclass
 class ServerOutages:
     down: set[str] = field(default_factory=set)
-    """"postgres", "rabbitmq": servers with an outage window open now."""
+    """"postgres", "rabbitmq": servers with a fault under way now."""
 
     async def inject(self, fault: PlannedFault, backing: Backing) -> str:
         """Inject one server fault; what it did, in a few words, for the fault log."""
@@ -50,10 +51,10 @@ class ServerOutages:
                                               FaultKind.BROKER_CLOSE) else "postgres"
         if server in self.down:
             return f"skipped: {server} already down (an earlier fault's window)"
-        if fault.kind is FaultKind.BROKER_CLOSE:
-            return await broker_close(_node(backing))
         self.down.add(server)
         try:
+            if fault.kind is FaultKind.BROKER_CLOSE:
+                return await broker_close(_node(backing))
             if fault.kind is FaultKind.BROKER_STOP:
                 return await broker_stop(_node(backing), fault.seconds)
             if fault.kind is FaultKind.DB_DOWN:
