@@ -22,10 +22,12 @@ MEAN_GAP_SECONDS: dict[FaultKind, float] = {
     FaultKind.PG_TERMINATE: 8.0,
     FaultKind.GATEWAY: 12.0,
     FaultKind.REPUBLISH: 8.0,
-    FaultKind.BROKER_STOP: 25.0,
-    FaultKind.BROKER_CLOSE: 12.0,
-    FaultKind.ORDERS_DB_DOWN: 20.0,
-    FaultKind.DB_DOWN: 30.0,
+    # Outages sparser than the rest: each takes its server away for seconds, and with
+    # everything else firing too, denser ones leave no quiet time to catch up in.
+    FaultKind.BROKER_STOP: 30.0,
+    FaultKind.BROKER_CLOSE: 15.0,
+    FaultKind.ORDERS_DB_DOWN: 30.0,
+    FaultKind.DB_DOWN: 35.0,
 }
 POISON_MESSAGES = 3
 KILL_PAUSE_SECONDS = (0.5, 4.0)
