@@ -34,8 +34,6 @@ class Backing:
     broker_prefix: str = ""
     postgres_admin_url: str | None = None
     """A URL to the server's maintenance database, for `pg_terminate_backend`."""
-    can_stop_servers: bool = False
-    """True only for private server instances: stopping a shared one disturbs others."""
     postgres: PrivatePostgres | None = None
     """The run's own cluster, which outages may stop; None on a given server."""
     rabbitmq: PrivateRabbitMQ | None = None
@@ -44,6 +42,11 @@ class Backing:
     @property
     def embedded(self) -> bool:
         return self.broker_url == "local"
+
+    @property
+    def can_stop_servers(self) -> bool:
+        """True only with a private instance: stopping a shared server disturbs others."""
+        return self.postgres is not None or self.rabbitmq is not None
 
     def describe(self) -> dict[str, str]:
         """Which servers the run used, and how long the private ones took to start."""
@@ -104,7 +107,6 @@ async def server_backing(
         yield Backing(
             payments_database_url=payments, orders_database_url=orders,
             broker_url=rabbitmq_url, broker_prefix=prefix, postgres_admin_url=postgres_url,
-            can_stop_servers=cluster is not None or node is not None,
             postgres=cluster, rabbitmq=node,
         )
 
