@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck clean install bench bench-quick bench-flood
+.PHONY: demo test lint typecheck clean install bench bench-quick bench-flood faketime
 
 install: $(STAMP)
 
@@ -18,7 +18,15 @@ $(STAMP): pyproject.toml requirements.lock
 demo: $(STAMP)
 	$(BIN)/payrelay demo
 
-test: $(STAMP)
+# Debian's faketime (libfaketime) for `payrelay chaos`'s clock_skew fault and its tests.
+FAKETIME_LIB := $(firstword $(wildcard /usr/lib/*/faketime/libfaketime.so.1))
+
+faketime:
+ifeq ($(FAKETIME_LIB),)
+	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq faketime
+endif
+
+test: $(STAMP) faketime
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/mypy
 	$(BIN)/pytest -q

@@ -19,7 +19,7 @@ from typing import Any
 
 import httpx
 
-from payrelay.entrypoints.http_server import bind_socket
+from payrelay.chaos.processes import free_port as chaos_free_port
 
 PAYRELAY = [sys.executable, "-m", "payrelay"]
 SECRET = "payrelay-bench-webhook-secret"
@@ -28,10 +28,7 @@ TOKEN = "TEST-payrelay-bench-token"
 
 def free_port() -> int:
     """A port nothing listens on now (the child binds it a moment later)."""
-    sock = bind_socket()
-    port = int(sock.getsockname()[1])
-    sock.close()
-    return port
+    return chaos_free_port()
 
 
 @dataclass

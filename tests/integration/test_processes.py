@@ -20,7 +20,8 @@ from sqlalchemy import func, select
 from payrelay.adapters.storage import queries
 from payrelay.adapters.storage import tables as t
 from payrelay.adapters.storage.database import Database
-from payrelay.entrypoints.http_server import EmbeddedServer, bind_socket
+from payrelay.chaos.processes import free_port
+from payrelay.entrypoints.http_server import EmbeddedServer
 from payrelay.simulator.app import create_app as create_simulator_app
 from payrelay.simulator.notifier import DeliveryPolicy
 from payrelay.simulator.state import GatewaySimulator
@@ -39,11 +40,6 @@ TOKEN, SECRET = "TEST-token", "whsec-processes"
 PAYRELAY = [sys.executable, "-m", "payrelay"]
 
 
-def free_port() -> int:
-    sock = bind_socket()
-    port = int(sock.getsockname()[1])
-    sock.close()
-    return port
 
 
 @contextlib.asynccontextmanager

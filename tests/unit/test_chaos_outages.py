@@ -7,7 +7,12 @@ import pytest
 
 from payrelay.chaos import ChaosOptions, FaultKind
 from payrelay.chaos.backing import Backing
-from payrelay.chaos.options import NEEDS_PRIVATE_POSTGRES, NEEDS_PRIVATE_RABBITMQ, SERVER_ONLY
+from payrelay.chaos.options import (
+    DEFAULT_FAULTS,
+    NEEDS_PRIVATE_POSTGRES,
+    NEEDS_PRIVATE_RABBITMQ,
+    SERVER_ONLY,
+)
 from payrelay.chaos.outages import SERVER_OUTAGES, ServerOutages
 from payrelay.chaos.schedule import OUTAGE_SECONDS, PlannedFault, plan_faults
 
@@ -16,14 +21,15 @@ GIVEN = Backing("postgresql+asyncpg://pg/payments", "postgresql+asyncpg://pg/ord
 
 
 def test_private_servers_take_every_kind() -> None:
-    assert ChaosOptions().applicable_faults() == frozenset(FaultKind)
+    assert ChaosOptions().applicable_faults() == DEFAULT_FAULTS
+    assert ChaosOptions(faults=frozenset(FaultKind)).applicable_faults() == frozenset(FaultKind)
     assert ChaosOptions().faults_off() == frozenset()
 
 
 def test_a_given_server_turns_off_the_faults_that_would_stop_it() -> None:
     given_postgres = ChaosOptions(private_postgres=False)
     assert given_postgres.faults_off() == NEEDS_PRIVATE_POSTGRES
-    assert given_postgres.applicable_faults() == frozenset(FaultKind) - NEEDS_PRIVATE_POSTGRES
+    assert given_postgres.applicable_faults() == DEFAULT_FAULTS - NEEDS_PRIVATE_POSTGRES
     both = ChaosOptions(private_postgres=False, private_rabbitmq=False,
                         faults=frozenset({FaultKind.KILL, FaultKind.BROKER_STOP}))
     assert both.faults_off() == {FaultKind.BROKER_STOP}
@@ -34,7 +40,7 @@ def test_an_embedded_run_has_no_server_to_stop() -> None:
     embedded = ChaosOptions(embedded=True)
     assert embedded.faults_off() == frozenset()  # nothing "off": there is no server at all
     assert embedded.applicable_faults() == (
-        frozenset(FaultKind) - SERVER_ONLY - NEEDS_PRIVATE_POSTGRES - NEEDS_PRIVATE_RABBITMQ)
+        DEFAULT_FAULTS - SERVER_ONLY - NEEDS_PRIVATE_POSTGRES - NEEDS_PRIVATE_RABBITMQ)
 
 
 def test_every_outage_kind_is_planned_with_a_window_of_a_few_seconds() -> None:

@@ -10,6 +10,8 @@ HTTP API, as a client would, and reads both databases through the storage adapte
     drivers.py    customers paying (twice, late, after a rejection, a cancellation...)
     schedule.py   the seeded fault schedule, and the log of every fault injected
     injectors.py  what each fault does (kill -9, pg_terminate_backend, poison, ...)
+    netproxy.py   the TCP proxies between payrelay and its servers: stall, slow, cut
+    skew.py       a process on a skewed clock (libfaketime)
     facts.py      what the gateway and both databases recorded, read once
     checker.py    the invariants, as counts of violations
     report.py     the one-line summary, the table, the JSON

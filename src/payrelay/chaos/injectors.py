@@ -20,9 +20,10 @@ from payrelay.adapters.storage.database import Database
 from payrelay.adapters.transports.rabbitmq import RabbitMQTransport
 from payrelay.chaos.backing import CONSUMER_RETRY_DELAYS, Backing
 from payrelay.chaos.facts import POISON_MARKER
-from payrelay.chaos.options import FaultKind
+from payrelay.chaos.options import NETWORK, FaultKind
 from payrelay.chaos.outages import SERVER_OUTAGES, ServerOutages
 from payrelay.chaos.schedule import PlannedFault
+from payrelay.chaos.skew import faketime_library, skewed_env
 from payrelay.chaos.topology import Topology
 from payrelay.domain.work import OutboxStatus
 from payrelay.messaging import ORDERS_EXCHANGE, PAYMENTS_EXCHANGE
@@ -81,6 +82,8 @@ class Injectors:
     poison_sent: int = 0
     republished: int = 0
     outages: ServerOutages = field(default_factory=ServerOutages)
+    skewed: set[str] = field(default_factory=set)
+    """Workers on a skewed clock now: a second skew waits for the first to end."""
 
     async def inject(self, fault: PlannedFault) -> str:
         """Inject one fault; what it did, in a few words, for the fault log."""
@@ -96,7 +99,42 @@ class Injectors:
             return await self._poison()
         if fault.kind in SERVER_OUTAGES:
             return await self.outages.inject(fault, self.backing)
+        if fault.kind in NETWORK:
+            return await self._network(fault)
+        if fault.kind is FaultKind.CLOCK_SKEW:
+            return await self._skew(fault)
         return await self._republish()
+
+    async def _network(self, fault: PlannedFault) -> str:
+        """The fault on every proxy of its link, for its window."""
+        assert fault.target is not None and self.topology.network is not None
+        proxies = self.topology.network.proxies(fault.target)
+        window = f"for {fault.seconds:.1f}s"
+        if fault.kind is FaultKind.NET_STALL:
+            await asyncio.gather(*(p.stall(fault.seconds) for p in proxies))
+            return f"{fault.target} silent (no byte either way) {window}"
+        if fault.kind is FaultKind.NET_SLOW:
+            await asyncio.gather(*(p.slow(fault.seconds, fault.amount) for p in proxies))
+            return f"{fault.target} {fault.amount * 1000:.0f} ms per chunk each way {window}"
+        cut = await asyncio.gather(*(p.cut(fault.seconds) for p in proxies))
+        return f"{fault.target}: {sum(cut)} open connections reset, new ones refused {window}"
+
+    async def _skew(self, fault: PlannedFault) -> str:
+        """The worker started again on a clock `amount` seconds off, and back after."""
+        assert fault.target is not None
+        name = fault.target
+        if name in self.skewed:
+            return "skipped: its clock is skewed already"
+        self.skewed.add(name)
+        real = self.topology.workers[name].env
+        try:
+            await self.topology.respawn(name, skewed_env(real, fault.amount, faketime_library()))
+            pid = self.topology.workers[name].pid
+            await asyncio.sleep(fault.seconds)
+        finally:
+            await self.topology.respawn(name, real)
+            self.skewed.discard(name)
+        return f"pid {pid} ran on a clock {fault.amount:+.0f}s off for {fault.seconds:.1f}s"
 
     async def _kill(self, fault: PlannedFault) -> str:
         assert fault.target is not None

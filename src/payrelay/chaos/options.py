@@ -38,14 +38,30 @@ class FaultKind(StrEnum):
     DB_DOWN = "db_down"
     """The private PostgreSQL cluster crashes (`pg_ctl stop -m immediate`) and is started
     again a few seconds later: both databases gone at once, then crash recovery."""
+    NET_STALL = "net_stall"
+    """A link (to PostgreSQL or RabbitMQ) goes silent for 2-20 s: connections stay open, no
+    byte passes either way; longer than payrelay's timeouts, on purpose."""
+    NET_SLOW = "net_slow"
+    """A link holds every chunk 50-500 ms each way for a few seconds."""
+    NET_CUT = "net_cut"
+    """Every open connection of a link reset (an RST), new ones refused for 0-5 s."""
+    CLOCK_SKEW = "clock_skew"
+    """A payrelay process started again under `faketime`, its clock 5 s to 3 min ahead or
+    behind, for 10-30 s, then started again on the real clock (needs Debian's faketime)."""
 
 
-SERVER_ONLY = frozenset({FaultKind.PG_TERMINATE, FaultKind.POISON})
+NETWORK = frozenset({FaultKind.NET_STALL, FaultKind.NET_SLOW, FaultKind.NET_CUT})
+"""Kinds that hit a link to PostgreSQL or RabbitMQ through its proxy."""
+SERVER_ONLY = frozenset({FaultKind.PG_TERMINATE, FaultKind.POISON}) | NETWORK
 """Kinds that need PostgreSQL or RabbitMQ: an embedded run skips them."""
 NEEDS_PRIVATE_POSTGRES = frozenset({FaultKind.ORDERS_DB_DOWN, FaultKind.DB_DOWN})
 """Kinds that take PostgreSQL (or a database) down: only ever a cluster the run started."""
 NEEDS_PRIVATE_RABBITMQ = frozenset({FaultKind.BROKER_STOP, FaultKind.BROKER_CLOSE})
 """Kinds that stop the broker or cut every connection: only ever the run's own node."""
+DEFAULT_FAULTS = frozenset(FaultKind) - {FaultKind.CLOCK_SKEW}
+"""What a run injects unless told otherwise: every kind that needs nothing but payrelay.
+`clock_skew` needs Debian's faketime, a system package; a run asked for it without it
+fails, saying how to install it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,7 +73,7 @@ class ChaosOptions:
     duration: float | None = None
     """Stop starting customers after this many seconds, even short of `payments`."""
     seed: int = 1
-    faults: frozenset[FaultKind] = frozenset(FaultKind)
+    faults: frozenset[FaultKind] = DEFAULT_FAULTS
     embedded: bool = False
     """One `payrelay serve` process (every role) on SQLite and the local transport."""
     postgres_url: str = DEFAULT_POSTGRES_URL

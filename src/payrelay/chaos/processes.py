@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import random
 import signal
 import socket
 import subprocess
@@ -14,8 +15,23 @@ from pathlib import Path
 PAYRELAY = (sys.executable, "-m", "payrelay")
 
 
+# Below Linux's ephemeral range (32768-60999): a port picked here is never handed out again
+# by the kernel to a bind(0) or an outgoing connection before the child binds it, which a
+# port from bind(0) was (a bench's serve process once failed with EADDRINUSE).
+_PICKED_PORTS = range(20000, 32768)
+_rng = random.Random()
+
+
 def free_port() -> int:
     """A loopback port nothing listens on now (the child binds it a moment later)."""
+    for _ in range(100):
+        port = _rng.choice(_PICKED_PORTS)
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])

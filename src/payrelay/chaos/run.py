@@ -20,9 +20,10 @@ from payrelay.chaos.drain import BacklogSampler
 from payrelay.chaos.drivers import Customer, Driving, Plan, draw_plans, drive, payments_in
 from payrelay.chaos.facts import Facts, read_facts
 from payrelay.chaos.injectors import Injectors, SimulatorKnobs
-from payrelay.chaos.options import ChaosOptions
+from payrelay.chaos.options import NETWORK, ChaosOptions, FaultKind
 from payrelay.chaos.report import ChaosReport
 from payrelay.chaos.schedule import PlannedFault, plan_faults, run_schedule
+from payrelay.chaos.skew import faketime_library
 from payrelay.chaos.topology import Topology, running_topology
 from payrelay.domain.payment import PaymentStatus
 from payrelay.domain.work import RefundStatus
@@ -77,10 +78,13 @@ async def run_chaos(options: ChaosOptions, log_dir: Path) -> ChaosReport:
 
 
 async def _run(options: ChaosOptions, log_dir: Path) -> ChaosReport:
+    if FaultKind.CLOCK_SKEW in options.active_faults():
+        faketime_library()  # missing: fail now, saying how to install it, not mid-run
     async with contextlib.AsyncExitStack() as stack:
         backing = await stack.enter_async_context(_backing(options, log_dir))
-        topology = await stack.enter_async_context(
-            running_topology(backing, log_dir, extra_env=options.extra_env))
+        topology = await stack.enter_async_context(running_topology(
+            backing, log_dir, extra_env=options.extra_env,
+            proxied=bool(options.active_faults() & NETWORK)))
         dbs = _Databases(Database(backing.payments_database_url),
                          Database(backing.orders_database_url))
         stack.push_async_callback(dbs.orders.dispose)
@@ -149,8 +153,9 @@ def _planned_faults(
     window = sum(map(payments_in, plans)) / options.rate + options.second_payment_after[1]
     if options.duration is not None:
         window = min(window, options.duration)
+    links = tuple(sorted(topology.network.links)) if topology.network else ()
     return plan_faults(options.applicable_faults(), seed=options.seed, window=window,
-                       targets=sorted(topology.workers))
+                       targets=sorted(topology.workers), links=links)
 
 
 def _figures(customers: list[Customer], topology: Topology, injectors: Injectors,
@@ -167,6 +172,18 @@ def _figures(customers: list[Customer], topology: Topology, injectors: Injectors
         "processes that exited by themselves": len(topology.unexpected_exits),
         "outbox rows republished": injectors.republished,
         "poison messages published": injectors.poison_sent,
+        **_network_figures(topology),
+    }
+
+
+def _network_figures(topology: Topology) -> dict[str, int | str]:
+    if topology.network is None:
+        return {}
+    proxies = [p for ps in topology.network.links.values() for p in ps]
+    return {
+        "links proxied": ", ".join(sorted(topology.network.links)),
+        "connections through the proxies": sum(p.accepted for p in proxies),
+        "connections reset by cuts": sum(p.resets for p in proxies),
     }
 
 

@@ -13,7 +13,7 @@ import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from payrelay.chaos.options import FaultKind
+from payrelay.chaos.options import NETWORK, FaultKind
 
 log = logging.getLogger("payrelay.chaos")
 
@@ -28,6 +28,10 @@ MEAN_GAP_SECONDS: dict[FaultKind, float] = {
     FaultKind.BROKER_CLOSE: 15.0,
     FaultKind.ORDERS_DB_DOWN: 30.0,
     FaultKind.DB_DOWN: 35.0,
+    FaultKind.NET_STALL: 30.0,
+    FaultKind.NET_SLOW: 20.0,
+    FaultKind.NET_CUT: 15.0,
+    FaultKind.CLOCK_SKEW: 20.0,
 }
 POISON_MESSAGES = 3
 KILL_PAUSE_SECONDS = (0.5, 4.0)
@@ -39,6 +43,17 @@ OUTAGE_SECONDS: dict[FaultKind, tuple[float, float]] = {
 }
 """How long a private server (or the order database) stays down: a few seconds, well
 inside the consumers' retries and the reconciler's SLA, as a restart or failover would."""
+# How long each windowed fault lasts. A stall up to 20 s outlasts every timeout payrelay
+# has on a connection to its servers (the 15 s LISTEN probe, 5 s publish confirms).
+WINDOW_SECONDS: dict[FaultKind, tuple[float, float]] = {
+    FaultKind.NET_STALL: (2.0, 20.0),
+    FaultKind.NET_SLOW: (3.0, 10.0),
+    FaultKind.NET_CUT: (0.0, 5.0),
+    FaultKind.CLOCK_SKEW: (10.0, 30.0),
+}
+SLOW_LATENCY_SECONDS = (0.05, 0.5)
+SKEW_SECONDS = (5.0, 180.0)
+"""How far a skewed clock is off, ahead or behind."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +65,8 @@ class PlannedFault:
     """The process a kill hits."""
     seconds: float = 0.0
     """How long it lasts: a killed process's pause, a fault window's length."""
+    amount: float = 0.0
+    """How bad it is: a slow link's latency, a skewed clock's offset (seconds)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,12 +83,17 @@ class InjectedFault:
 
 
 def plan_faults(
-    kinds: frozenset[FaultKind], *, seed: int, window: float, targets: list[str]
+    kinds: frozenset[FaultKind], *, seed: int, window: float, targets: list[str],
+    links: tuple[str, ...] = (),
 ) -> list[PlannedFault]:
-    """Every fault of a run, in time order, drawn from `seed` alone."""
+    """Every fault of a run, in time order, drawn from `seed` alone; a network fault hits
+    one of `links`, a kill or a skewed clock one of `targets`."""
     planned: list[PlannedFault] = []
     for kind in sorted(kinds):  # one RNG per kind: switching one off leaves the others be
         rng = random.Random(f"{seed}:faults:{kind}")
+        if kind in NETWORK:
+            planned += _spread(kind, rng, window, list(links)) if links else []
+            continue
         if kind is FaultKind.NOTIFY:
             planned.append(PlannedFault(0.0, kind, seconds=window))
         elif kind is FaultKind.POISON:
@@ -99,10 +121,23 @@ def _spread(
             found.append(PlannedFault(at, kind, seconds=rng.uniform(*GATEWAY_WINDOW_SECONDS)))
         elif kind in OUTAGE_SECONDS:
             found.append(PlannedFault(at, kind, seconds=rng.uniform(*OUTAGE_SECONDS[kind])))
+        elif kind in WINDOW_SECONDS:
+            found.append(_windowed(kind, rng, at, targets))
         else:
             found.append(PlannedFault(at, kind))
         at += rng.expovariate(1 / MEAN_GAP_SECONDS[kind])
     return found
+
+
+def _windowed(kind: FaultKind, rng: random.Random, at: float, targets: list[str]) -> PlannedFault:
+    """A network fault on one link, or a skewed clock in one process, for a while."""
+    target, seconds = rng.choice(targets), rng.uniform(*WINDOW_SECONDS[kind])
+    amount = 0.0
+    if kind is FaultKind.NET_SLOW:
+        amount = rng.uniform(*SLOW_LATENCY_SECONDS)
+    elif kind is FaultKind.CLOCK_SKEW:
+        amount = rng.uniform(*SKEW_SECONDS) * rng.choice((-1, 1))
+    return PlannedFault(at, kind, target, seconds, amount)
 
 
 Injector = Callable[[PlannedFault], Awaitable[str]]

@@ -18,6 +18,7 @@ from pathlib import Path
 import httpx
 
 from payrelay.chaos.backing import Backing
+from payrelay.chaos.netproxy import SERVER_LINKS, Network, start_network
 from payrelay.chaos.processes import PAYRELAY, OwnedProcess, free_port
 
 log = logging.getLogger("payrelay.chaos")
@@ -96,6 +97,8 @@ class Topology:
     unexpected_exits: list[tuple[str, int]] = field(default_factory=list)
     closing: bool = False
     """Set once the run ends: from then on nothing is started again."""
+    network: Network | None = None
+    """The proxies between the workers and their servers, when the run has network faults."""
 
     async def kill(self, name: str) -> None:
         self.down.add(name)
@@ -124,6 +127,21 @@ class Topology:
     def restarts(self) -> int:
         return sum(max(p.starts - 1, 0) for p in self.workers.values())
 
+    async def respawn(self, name: str, env: dict[str, str]) -> None:
+        """Start `name` again with `env` (a skewed clock, or the real one again). A worker
+        a kill holds down only takes `env`: the kill's restart starts it with it."""
+        proc = self.workers[name]
+        proc.env = env
+        if name in self.down or self.closing:
+            return
+        self.down.add(name)  # meanwhile, neither the supervisor nor a kill touches it
+        try:
+            await proc.stop()
+            if not self.closing:
+                await proc.start()
+        finally:
+            self.down.discard(name)
+
 
 def process_env(backing: Backing, endpoints: Endpoints, extra: dict[str, str]) -> dict[str, str]:
     """The environment of every process of a run (the simulator's too)."""
@@ -144,27 +162,21 @@ def process_env(backing: Backing, endpoints: Endpoints, extra: dict[str, str]) -
 
 @contextlib.asynccontextmanager
 async def running_topology(
-    backing: Backing, log_dir: Path, *, extra_env: dict[str, str]
+    backing: Backing, log_dir: Path, *, extra_env: dict[str, str], proxied: bool = False
 ) -> AsyncIterator[Topology]:
-    """The simulator and every payrelay process, migrated and ready; all stopped after."""
+    """The simulator and every payrelay process, migrated and ready; all stopped after.
+    `proxied`: the workers reach their servers through `Topology.network`."""
     endpoints = _endpoints()
     env = process_env(backing, endpoints, extra_env)
     await _migrate(env, log_dir)
+    network = await start_network(env, SERVER_LINKS) if proxied else None
     simulator = OwnedProcess(
         "simulator", (*PAYRELAY, "simulator", "--port", _port(endpoints.simulator_url)),
         log_dir / "simulator.log", env,
     )
-    ports = ("--payments-port", _port(endpoints.payments_url), "--payments-internal-port",
-             _port(endpoints.payments_internal_url), "--orders-port", _port(endpoints.orders_url))
     layout = EMBEDDED_LAYOUT if backing.embedded else SPLIT_LAYOUT
-    workers = {
-        name: OwnedProcess(
-            name, (*PAYRELAY, "serve", *(a for r in roles for a in ("--role", r)), *ports),
-            log_dir / f"{name}.log", env,
-        )
-        for name, roles in layout
-    }
-    topology = Topology(endpoints, simulator, workers)
+    workers = _workers(layout, endpoints, log_dir, network.env(env) if network else env)
+    topology = Topology(endpoints, simulator, workers, network=network)
     try:
         await simulator.start()
         await _wait_ready([f"{endpoints.simulator_url}/simulator/stats"], [simulator])
@@ -180,6 +192,23 @@ async def running_topology(
         topology.closing = True
         await asyncio.gather(*(p.stop() for p in workers.values()))
         await simulator.stop()
+        if network is not None:
+            await network.close()
+
+
+def _workers(
+    layout: tuple[tuple[str, tuple[str, ...]], ...], endpoints: Endpoints, log_dir: Path,
+    env: dict[str, str],
+) -> dict[str, OwnedProcess]:
+    ports = ("--payments-port", _port(endpoints.payments_url), "--payments-internal-port",
+             _port(endpoints.payments_internal_url), "--orders-port", _port(endpoints.orders_url))
+    return {
+        name: OwnedProcess(
+            name, (*PAYRELAY, "serve", *(a for r in roles for a in ("--role", r)), *ports),
+            log_dir / f"{name}.log", env,
+        )
+        for name, roles in layout
+    }
 
 
 async def _migrate(env: dict[str, str], log_dir: Path) -> None:

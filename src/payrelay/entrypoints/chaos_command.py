@@ -15,7 +15,7 @@ import typer
 from rich.console import Console
 
 from payrelay.chaos import ChaosOptions, FaultKind
-from payrelay.chaos.options import DEFAULT_POSTGRES_URL, DEFAULT_RABBITMQ_URL
+from payrelay.chaos.options import DEFAULT_FAULTS, DEFAULT_POSTGRES_URL, DEFAULT_RABBITMQ_URL
 from payrelay.entrypoints.event_loop import run as run_on_loop
 from payrelay.entrypoints.exits import ExitCode, exit_on_failure
 
@@ -31,8 +31,11 @@ GIVEN_RABBITMQ_HELP = ("Run on this broker (a unique prefix) instead of a privat
 
 
 def parse_faults(text: str) -> frozenset[FaultKind]:
-    """`kill,pg_terminate` -> those kinds; `all` and `none` as they say."""
+    """`kill,pg_terminate` -> those kinds; `default` (every kind but clock_skew, which
+    needs faketime), `all` and `none` as they say."""
     words = {w.strip() for w in text.split(",") if w.strip()}
+    if words == {"default"}:
+        return DEFAULT_FAULTS
     if words == {"all"}:
         return frozenset(FaultKind)
     if words in ({"none"}, set()):
@@ -41,7 +44,7 @@ def parse_faults(text: str) -> frozenset[FaultKind]:
         return frozenset(FaultKind(w) for w in words)
     except ValueError as exc:
         choices = ", ".join(FaultKind)
-        raise typer.BadParameter(f"{exc}; choose from {choices}, all, none") from exc
+        raise typer.BadParameter(f"{exc}; choose from {choices}, default, all, none") from exc
 
 
 def chaos(
@@ -50,8 +53,9 @@ def chaos(
     duration: float | None = typer.Option(None, min=1, help="Stop starting customers after "
                                           "this many seconds, even short of --payments."),
     seed: int = typer.Option(1, help="Seed for plans and faults: same seed, same schedule."),
-    faults: str = typer.Option("all", help="Comma-separated: " + ",".join(FaultKind)
-                               + "; or all, none."),
+    faults: str = typer.Option("default", help="Comma-separated: " + ",".join(FaultKind)
+                               + "; or default (all but clock_skew, which needs faketime), "
+                               "all, none."),
     embedded: bool = typer.Option(False, "--embedded", help="One serve process on SQLite and "
                                   "the local transport, instead of PostgreSQL + RabbitMQ."),
     postgres_url: str | None = typer.Option(None, help=GIVEN_POSTGRES_HELP),
