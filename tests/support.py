@@ -108,6 +108,19 @@ def require_server(name: str, url: str) -> None:
         pytest.skip(message)
 
 
+def require_private_servers() -> None:
+    """Skip when this machine cannot start private PostgreSQL and RabbitMQ instances (no
+    initdb, pg_ctl, rabbitmq-server, rabbitmqctl or epmd), except in CI: there, a failure."""
+    from payrelay.chaos.servers import missing_programs
+
+    missing = missing_programs()
+    if missing:
+        message = f"cannot start private servers: {', '.join(missing)} not installed"
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{message}; CI requires them", pytrace=False)
+        pytest.skip(message)
+
+
 async def delete_rabbitmq_topology(prefix: str) -> None:
     """Remove every exchange and queue a test created under its unique prefix."""
     # Never connected: deleting needs only the names, which the prefix determines.

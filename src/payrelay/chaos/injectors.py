@@ -21,6 +21,7 @@ from payrelay.adapters.transports.rabbitmq import RabbitMQTransport
 from payrelay.chaos.backing import CONSUMER_RETRY_DELAYS, Backing
 from payrelay.chaos.facts import POISON_MARKER
 from payrelay.chaos.options import NETWORK, FaultKind
+from payrelay.chaos.outages import SERVER_OUTAGES, ServerOutages
 from payrelay.chaos.schedule import PlannedFault
 from payrelay.chaos.skew import faketime_library, skewed_env
 from payrelay.chaos.topology import Topology
@@ -80,6 +81,7 @@ class Injectors:
     rng: random.Random
     poison_sent: int = 0
     republished: int = 0
+    outages: ServerOutages = field(default_factory=ServerOutages)
     skewed: set[str] = field(default_factory=set)
     """Workers on a skewed clock now: a second skew waits for the first to end."""
 
@@ -95,6 +97,8 @@ class Injectors:
             return f"gateway's {what} faults on for {fault.seconds:.1f}s"
         if fault.kind is FaultKind.POISON:
             return await self._poison()
+        if fault.kind in SERVER_OUTAGES:
+            return await self.outages.inject(fault, self.backing)
         if fault.kind in NETWORK:
             return await self._network(fault)
         if fault.kind is FaultKind.CLOCK_SKEW:

@@ -38,7 +38,7 @@ LINK_SETTINGS: dict[str, tuple[str, ...]] = {
 """Each link a network fault may hit, and the settings whose URLs go through its proxy."""
 SERVER_LINKS = ("postgres", "rabbitmq")
 """The links a chaos run proxies. Not the gateway's: only checkout and the processor's
-fetches cross it, so a stall there longer than a run's 12 s order expiry turns customers
+fetches cross it, so a stall there longer than a run's order expiry turns customers
 away at checkout (their orders expire meanwhile), which says nothing about payrelay; the
 `gateway` fault kind covers its 5xx and slow answers. `start_network(env)` proxies it too."""
 

@@ -26,6 +26,18 @@ class FaultKind(StrEnum):
     REPUBLISH = "republish"
     """Sent outbox rows set back to pending, as a relay killed between the broker's confirm
     and its mark-sent leaves them: every message goes out again under its own id."""
+    BROKER_STOP = "broker_stop"
+    """The private broker's app stopped for a few seconds (`rabbitmqctl stop_app`), then
+    started again: every connection drops and no new one is accepted meanwhile."""
+    BROKER_CLOSE = "broker_close"
+    """Every connection to the private broker closed from the server side
+    (`rabbitmqctl close_all_connections`): publishers and consumers must reconnect."""
+    ORDERS_DB_DOWN = "orders_db_down"
+    """The order database refuses connections for a few seconds (`ALLOW_CONNECTIONS
+    false`, its backends terminated): the payments side goes on, the order side waits."""
+    DB_DOWN = "db_down"
+    """The private PostgreSQL cluster crashes (`pg_ctl stop -m immediate`) and is started
+    again a few seconds later: both databases gone at once, then crash recovery."""
     NET_STALL = "net_stall"
     """A link (to PostgreSQL or RabbitMQ) goes silent for 2-20 s: connections stay open, no
     byte passes either way; longer than payrelay's timeouts, on purpose."""
@@ -42,6 +54,10 @@ NETWORK = frozenset({FaultKind.NET_STALL, FaultKind.NET_SLOW, FaultKind.NET_CUT}
 """Kinds that hit a link to PostgreSQL or RabbitMQ through its proxy."""
 SERVER_ONLY = frozenset({FaultKind.PG_TERMINATE, FaultKind.POISON}) | NETWORK
 """Kinds that need PostgreSQL or RabbitMQ: an embedded run skips them."""
+NEEDS_PRIVATE_POSTGRES = frozenset({FaultKind.ORDERS_DB_DOWN, FaultKind.DB_DOWN})
+"""Kinds that take PostgreSQL (or a database) down: only ever a cluster the run started."""
+NEEDS_PRIVATE_RABBITMQ = frozenset({FaultKind.BROKER_STOP, FaultKind.BROKER_CLOSE})
+"""Kinds that stop the broker or cut every connection: only ever the run's own node."""
 DEFAULT_FAULTS = frozenset(FaultKind) - {FaultKind.CLOCK_SKEW}
 """What a run injects unless told otherwise: every kind that needs nothing but payrelay.
 `clock_skew` needs Debian's faketime, a system package; a run asked for it without it
@@ -72,6 +88,27 @@ class ChaosOptions:
     """Where process logs go (default: a temporary directory, kept if the run fails)."""
     extra_env: dict[str, str] = field(default_factory=dict)
     """More PAYRELAY_* settings for every payrelay process (a test's broken build)."""
+    private_postgres: bool = True
+    """A PostgreSQL cluster of the run's own (`initdb` on a free port), not `postgres_url`."""
+    private_rabbitmq: bool = True
+    """A RabbitMQ node of the run's own (its own node name and ports), not `rabbitmq_url`."""
+
+    def faults_off(self) -> frozenset[FaultKind]:
+        """Asked-for kinds left off because they would stop or cut a server the run did
+        not start itself (one given with `postgres_url` / `rabbitmq_url`)."""
+        off = frozenset[FaultKind]()
+        if not self.embedded and not self.private_postgres:
+            off |= NEEDS_PRIVATE_POSTGRES
+        if not self.embedded and not self.private_rabbitmq:
+            off |= NEEDS_PRIVATE_RABBITMQ
+        return self.faults & off
+
+    def applicable_faults(self) -> frozenset[FaultKind]:
+        """The kinds this run injects: those of its backend, on servers it may stop."""
+        kinds = self.active_faults() - self.faults_off()
+        if self.embedded:  # no server at all
+            kinds -= NEEDS_PRIVATE_POSTGRES | NEEDS_PRIVATE_RABBITMQ
+        return kinds
 
     def active_faults(self) -> frozenset[FaultKind]:
         """The kinds that apply to this backend."""

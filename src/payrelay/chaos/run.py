@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import random
 import signal
 from collections.abc import AsyncIterator
@@ -13,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from payrelay.adapters.storage.database import Database
-from payrelay.chaos.backing import Backing, embedded_files, given_servers
+from payrelay.chaos.backing import Backing, embedded_files, server_backing
 from payrelay.chaos.checker import check
 from payrelay.chaos.drain import BacklogSampler
 from payrelay.chaos.drivers import Customer, Driving, Plan, draw_plans, drive, payments_in
@@ -26,6 +27,8 @@ from payrelay.chaos.skew import faketime_library
 from payrelay.chaos.topology import Topology, running_topology
 from payrelay.domain.payment import PaymentStatus
 from payrelay.domain.work import RefundStatus
+
+log = logging.getLogger("payrelay.chaos")
 
 QUIET_READS = 3  # in a row, a second apart, before the run counts as settled
 
@@ -42,8 +45,21 @@ async def _backing(options: ChaosOptions, data_dir: Path) -> AsyncIterator[Backi
         async with embedded_files(data_dir) as backing:
             yield backing
     else:
-        async with given_servers(options.postgres_url, options.rabbitmq_url) as backing:
+        async with server_backing(
+            data_dir,
+            postgres_url=None if options.private_postgres else options.postgres_url,
+            rabbitmq_url=None if options.private_rabbitmq else options.rabbitmq_url,
+        ) as backing:
+            for name, what in backing.describe().items():
+                log.warning("chaos: %s: %s", name, what)
+            if options.faults_off():
+                log.warning("chaos: %s", _faults_off(options))
             yield backing
+
+
+def _faults_off(options: ChaosOptions) -> str:
+    kinds = ", ".join(sorted(options.faults_off()))
+    return f"{kinds} off: they would stop or cut a server this run did not start"
 
 
 async def run_chaos(options: ChaosOptions, log_dir: Path) -> ChaosReport:
@@ -105,6 +121,9 @@ async def _drive_and_check(
         tg.create_task(sampler.run(sampling))
         faults = tg.create_task(run_schedule(planned, injectors.inject, started_at=started))
         customers = await drive(driving, plans)
+        for gave_up in (c for c in customers if c.gave_up):  # why, for whoever reads the log
+            log.warning("chaos: customer %d (order %s) gave up: %s", gave_up.index,
+                        gave_up.order_id, gave_up.gave_up)
         injected = await faults
         await knobs.calm()
         for name in sorted(topology.down):  # a fault cut short: every process runs again
@@ -113,12 +132,14 @@ async def _drive_and_check(
         facts, moving = await _settle(topology, dbs, options)
         sampling.set()
     verdict = check(facts, now=datetime.now(UTC), sla=timedelta(seconds=options.sla))
-    figures = _figures(customers, topology, injectors, facts) | {
+    figures = backing.describe() | _figures(customers, topology, injectors, facts) | {
         "driving (s)": f"{driven - started:.1f}",
         "settling (s)": f"{loop.time() - driven:.1f}",
         "settled": "yes" if not moving else "NO: " + ", ".join(
             f"{what} {n}" for what, n in moving.items()),
     }
+    if options.faults_off():
+        figures["faults off"] = _faults_off(options)
     backend = "embedded (SQLite, local transport)" if backing.embedded else \
         "PostgreSQL + RabbitMQ"
     return ChaosReport(backend, options.seed, verdict, injected, figures,
@@ -133,7 +154,7 @@ def _planned_faults(
     if options.duration is not None:
         window = min(window, options.duration)
     links = tuple(sorted(topology.network.links)) if topology.network else ()
-    return plan_faults(options.active_faults(), seed=options.seed, window=window,
+    return plan_faults(options.applicable_faults(), seed=options.seed, window=window,
                        targets=sorted(topology.workers), links=links)
 
 

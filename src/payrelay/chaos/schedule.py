@@ -22,6 +22,12 @@ MEAN_GAP_SECONDS: dict[FaultKind, float] = {
     FaultKind.PG_TERMINATE: 8.0,
     FaultKind.GATEWAY: 12.0,
     FaultKind.REPUBLISH: 8.0,
+    # Outages sparser than the rest: each takes its server away for seconds, and with
+    # everything else firing too, denser ones leave no quiet time to catch up in.
+    FaultKind.BROKER_STOP: 30.0,
+    FaultKind.BROKER_CLOSE: 15.0,
+    FaultKind.ORDERS_DB_DOWN: 30.0,
+    FaultKind.DB_DOWN: 35.0,
     FaultKind.NET_STALL: 30.0,
     FaultKind.NET_SLOW: 20.0,
     FaultKind.NET_CUT: 15.0,
@@ -30,6 +36,13 @@ MEAN_GAP_SECONDS: dict[FaultKind, float] = {
 POISON_MESSAGES = 3
 KILL_PAUSE_SECONDS = (0.5, 4.0)
 GATEWAY_WINDOW_SECONDS = (2.0, 5.0)
+OUTAGE_SECONDS: dict[FaultKind, tuple[float, float]] = {
+    FaultKind.BROKER_STOP: (2.0, 6.0),
+    FaultKind.ORDERS_DB_DOWN: (2.0, 8.0),
+    FaultKind.DB_DOWN: (2.0, 6.0),
+}
+"""How long a private server (or the order database) stays down: a few seconds, well
+inside the consumers' retries and the reconciler's SLA, as a restart or failover would."""
 # How long each windowed fault lasts. A stall up to 20 s outlasts every timeout payrelay
 # has on a connection to its servers (the 15 s LISTEN probe, 5 s publish confirms).
 WINDOW_SECONDS: dict[FaultKind, tuple[float, float]] = {
@@ -106,6 +119,8 @@ def _spread(
                                       rng.uniform(*KILL_PAUSE_SECONDS)))
         elif kind is FaultKind.GATEWAY:
             found.append(PlannedFault(at, kind, seconds=rng.uniform(*GATEWAY_WINDOW_SECONDS)))
+        elif kind in OUTAGE_SECONDS:
+            found.append(PlannedFault(at, kind, seconds=rng.uniform(*OUTAGE_SECONDS[kind])))
         elif kind in WINDOW_SECONDS:
             found.append(_windowed(kind, rng, at, targets))
         else:

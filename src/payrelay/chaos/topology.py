@@ -49,7 +49,9 @@ CHAOS_SETTINGS = {
     "PAYRELAY_RECONCILE_OUTCOME_SLA_SECONDS": "6",
     "PAYRELAY_RECONCILE_CHECKOUT_AGE_SECONDS": "4",
     "PAYRELAY_RECONCILE_UNSETTLED_AGE_SECONDS": "4",
-    "PAYRELAY_ORDER_EXPIRY_SECONDS": "12",
+    # Longer than the database outages (and gateway 5xx windows) a customer's checkout
+    # may meet back to back: at 12 s, or even 30, some orders expired before it got in.
+    "PAYRELAY_ORDER_EXPIRY_SECONDS": "40",
     "PAYRELAY_RETRY_BASE_SECONDS": "0.1",
     "PAYRELAY_RETRY_CAP_SECONDS": "2",
 }

@@ -24,6 +24,11 @@ if TYPE_CHECKING:
 
 __all__ = ["chaos", "parse_faults"]
 
+GIVEN_POSTGRES_HELP = ("Run on this server (scratch databases) instead of a private cluster; "
+                       "the faults that take PostgreSQL down are then off.")
+GIVEN_RABBITMQ_HELP = ("Run on this broker (a unique prefix) instead of a private node; the "
+                       "faults that stop it or cut its connections are then off.")
+
 
 def parse_faults(text: str) -> frozenset[FaultKind]:
     """`kill,pg_terminate` -> those kinds; `default` (every kind but clock_skew, which
@@ -53,8 +58,8 @@ def chaos(
                                "all, none."),
     embedded: bool = typer.Option(False, "--embedded", help="One serve process on SQLite and "
                                   "the local transport, instead of PostgreSQL + RabbitMQ."),
-    postgres_url: str = typer.Option(DEFAULT_POSTGRES_URL, help="Server for scratch databases."),
-    rabbitmq_url: str = typer.Option(DEFAULT_RABBITMQ_URL, help="Broker (a unique prefix)."),
+    postgres_url: str | None = typer.Option(None, help=GIVEN_POSTGRES_HELP),
+    rabbitmq_url: str | None = typer.Option(None, help=GIVEN_RABBITMQ_HELP),
     sla: float = typer.Option(45.0, min=1, help="Seconds an approval may take to pay its order."),
     settle_timeout: float = typer.Option(90.0, min=1, help="Seconds to wait for quiet after "
                                          "the last customer."),
@@ -68,9 +73,9 @@ def chaos(
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(message)s")  # faults
     options = ChaosOptions(
         payments=payments, rate=rate, duration=duration, seed=seed, faults=parse_faults(faults),
-        embedded=embedded, postgres_url=postgres_url, rabbitmq_url=rabbitmq_url, sla=sla,
-        settle_timeout=settle_timeout,
-    )
+        embedded=embedded, postgres_url=postgres_url or DEFAULT_POSTGRES_URL,
+        rabbitmq_url=rabbitmq_url or DEFAULT_RABBITMQ_URL, sla=sla, settle_timeout=settle_timeout,
+        private_postgres=postgres_url is None, private_rabbitmq=rabbitmq_url is None)
     directory = log_dir or Path(tempfile.mkdtemp(prefix="payrelay-chaos-"))
     directory.mkdir(parents=True, exist_ok=True)
     try:
