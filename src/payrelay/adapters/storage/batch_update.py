@@ -68,8 +68,8 @@ async def _unnest(
     columns = Columns({n: batch.c[n] for n in names})
     statement = (
         update(table)
-        .where(table.c[key] == columns.__getattr__(key),
-               table.c.version == columns.__getattr__(EXPECTED))
+        .where(table.c[key] == getattr(columns, key),
+               table.c.version == getattr(columns, EXPECTED))
         .values(dict(values(columns)))
         .returning(table.c[key])
     )
@@ -83,8 +83,8 @@ async def _executemany(
     columns = Columns({n: bindparam(f"batch_{n}", type_=types[n]) for n in types})
     statement = (
         update(table)
-        .where(table.c[key] == columns.__getattr__(key),
-               table.c.version == columns.__getattr__(EXPECTED))
+        .where(table.c[key] == getattr(columns, key),
+               table.c.version == getattr(columns, EXPECTED))
         .values(dict(values(columns)))
     )
     keys = [row[key] for row in rows]
