@@ -22,6 +22,16 @@ from payrelay.ports.messaging import (
     Timeline,
     TimelineEntry,
 )
+from payrelay.ports.operations import (
+    Backlog,
+    HeldRefund,
+    Operations,
+    PipelineStatus,
+    Trace,
+    TraceStep,
+    UnknownRefund,
+    WorkerBeat,
+)
 from payrelay.ports.orders import (
     Orders,
     OrdersTx,
@@ -68,6 +78,7 @@ from payrelay.ports.transport import (
 from payrelay.ports.wakeups import WakeChannel, Wakeups
 
 __all__ = [
+    "Backlog",
     "BatchHandler",
     "Checkout",
     "Checkouts",
@@ -79,6 +90,7 @@ __all__ = [
     "Delivery",
     "FailedTry",
     "Gateway",
+    "HeldRefund",
     "Inbox",
     "InboxEntry",
     "MessagingTx",
@@ -87,6 +99,7 @@ __all__ = [
     "NotificationQueue",
     "NotificationRecord",
     "Notifications",
+    "Operations",
     "OrderLine",
     "OrderRow",
     "OrderUpdate",
@@ -106,6 +119,7 @@ __all__ = [
     "PaymentsReadModel",
     "PaymentsTx",
     "PaymentsUnitOfWork",
+    "PipelineStatus",
     "PublishResult",
     "ReconciliationStore",
     "RefundQueue",
@@ -116,8 +130,12 @@ __all__ = [
     "Subscription",
     "Timeline",
     "TimelineEntry",
+    "Trace",
+    "TraceStep",
     "Transport",
+    "UnknownRefund",
     "WakeChannel",
     "Wakeups",
     "WorkQueue",
+    "WorkerBeat",
 ]
