@@ -111,15 +111,20 @@ async def bootstrap(
     transport: Transport | None = None,
     payments_client: PaymentsClient | None = None,
     faults: Faults | None = None,
-    clock: Clock = utc_now,
+    clock: Clock | None = None,
     seed: int | None = None,
     check_schema: Iterable[Role] = tuple(Role),
 ) -> System:
-    """Build every component from settings; overrides replace the adapters they name."""
+    """Build every component from settings; overrides replace the adapters they name.
+
+    Without a `clock`, time is the payments database server's (`ServerClock`).
+    """
     resources = AdapterResources.open(
         payments_url=settings.payments_database_url, orders_url=settings.orders_database_url
     )
     try:
+        if clock is None:
+            clock = await resources.start_server_clock()
         if gateway is None:
             gateway = _build_gateway(settings, resources.http_clients)
         if payments_client is None:
@@ -259,7 +264,7 @@ async def build_transport(settings: Settings, *, clock: Clock = utc_now) -> Tran
 
     transport = RabbitMQTransport(
         url, prefetch=settings.consumer_prefetch, name_prefix=settings.broker_name_prefix,
-        retry_delays=settings.consumer_retry_schedule().delays,
+        retry_delays=settings.consumer_retry_schedule().delays, clock=clock,
     )
     await transport.connect()
     return transport

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from payrelay.bootstrap import WORKER_ROLES, Role, System, bootstrap, migrate, utc_now
+from payrelay.bootstrap import WORKER_ROLES, Role, System, bootstrap, migrate
 from payrelay.config import Settings
 from payrelay.entrypoints.http_server import EmbeddedServer, base_url, bind_socket
 from payrelay.entrypoints.listeners import PaymentsListeners, payments_listeners
@@ -82,7 +82,7 @@ async def run_embedded(
     roles: Iterable[Role] = WORKER_ROLES,
     approve_delay: float = 0.2,
     delivery: DeliveryPolicy | None = None,
-    clock: Clock = utc_now,
+    clock: Clock | None = None,
 ) -> AsyncIterator[EmbeddedStack]:
     """Every part on its own loopback port; `clock` is payrelay's (the simulator keeps its own)."""
     socks = _Sockets()
