@@ -5,7 +5,7 @@ from __future__ import annotations
 import ipaddress
 import secrets
 from datetime import timedelta
-from typing import Any, Self
+from typing import Any, Literal, Self
 from urllib.parse import parse_qsl, urlencode
 
 from pydantic import Field, SecretStr, field_validator, model_validator
@@ -134,6 +134,11 @@ class Settings(BaseSettings):
     """TEST ONLY, a deliberately broken build: both consumers' inboxes remember nothing, so
     every redelivery is applied again. It exists so that a test can show `payrelay chaos`
     failing (tests/integration/test_chaos.py); never set it anywhere else."""
+    otel: bool = False
+    """OpenTelemetry tracing, one trace per payment from webhook to reply (needs the `otel`
+    extra); OTEL_EXPORTER_OTLP_ENDPOINT and the other standard OTEL_* variables apply."""
+    otel_exporter: Literal["otlp", "console"] = "otlp"
+    """Where spans go with PAYRELAY_OTEL: OTLP over HTTP, or stdout ("console", to try it)."""
     not_visible_grace_seconds: float = Field(default=600.0, gt=0)
     """How long a notified payment may stay unknown to the gateway (404) before its
     notification is given up as dead."""

@@ -14,7 +14,7 @@ then a dead letter in the consumer's own database).
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from payrelay.domain.errors import TransportUnavailable
@@ -22,13 +22,17 @@ from payrelay.domain.retry import FailureKind, RetryPolicy, decide_retry
 from payrelay.failure_log import FailureLog
 from payrelay.faults import FaultPoint, Faults
 from payrelay.ports import (
+    NO_TRACING,
     Clock,
     FailedTry,
     OutboundMessage,
     OutboxRelayStore,
+    SpanName,
+    Tracing,
     Transport,
 )
 from payrelay.services.claims import LEASE, holding
+from payrelay.services.spans import SpanStart, batch_spans
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +56,7 @@ class OutboxRelay:
         name: str = "relay",
         batch_size: int = 500,
         lease: timedelta = LEASE,
+        tracing: Tracing = NO_TRACING,
     ) -> None:
         self._store = store
         self._transport = transport
@@ -63,6 +68,7 @@ class OutboxRelay:
         self._name = name
         self._batch_size = batch_size
         self._lease = lease
+        self._tracing = tracing
 
     async def run_once(self) -> RelayResult:
         batch = await self._store.claim_due(
@@ -73,10 +79,14 @@ class OutboxRelay:
         self._faults.check(FaultPoint.RELAY_BEFORE_PUBLISH)
         error = "not confirmed by the transport"
         async with holding(self._store, batch, lease=self._lease, clock=self._clock):
-            try:
-                confirmed = (await self._transport.publish(batch)).confirmed
-            except TransportUnavailable as exc:
-                confirmed, error = set(), f"transport unavailable: {exc}"
+            with batch_spans(self._tracing, SpanName.PUBLISH, map(_span_start, batch)) as spans:
+                # Each message carries its publish span, so its consume span is a child.
+                sending = [replace(m, headers={**m.headers, **span.headers})
+                           for m, span in zip(batch, spans, strict=True)] if spans else batch
+                try:
+                    confirmed = (await self._transport.publish(sending)).confirmed
+                except TransportUnavailable as exc:
+                    confirmed, error = set(), f"transport unavailable: {exc}"
         self._faults.check(FaultPoint.RELAY_AFTER_PUBLISH)
         now = self._clock()
         await self._store.mark_sent([m.message_id for m in batch if m.message_id in confirmed],
@@ -104,3 +114,11 @@ class OutboxRelay:
             error=error, decision=decision,
         )
         return FailedTry(message, error, decision)
+
+
+def _span_start(message: OutboundMessage) -> SpanStart:
+    return SpanStart(message.correlation_id, {
+        "messaging.destination.name": message.exchange,
+        "messaging.rabbitmq.destination.routing_key": message.routing_key,
+        "messaging.message.id": str(message.message_id),
+    })
