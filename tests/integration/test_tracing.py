@@ -7,9 +7,14 @@ SQLite with the local transport, and on PostgreSQL with the real RabbitMQ server
 
 from __future__ import annotations
 
+import json
+import os
 import random
+import subprocess
+import sys
 from collections.abc import Iterator, Sequence
 from datetime import timedelta
+from pathlib import Path
 
 import aio_pika
 import httpx
@@ -28,6 +33,7 @@ from tests.contract.builders import AT, PROVIDER, envelope
 from tests.integration.conftest import RabbitMQFactory
 from tests.support import Customer, StackFactory, eventually
 
+ROOT = Path(__file__).resolve().parents[2]
 STEPS = ("webhook", "processing", "publish", "consume", "reply")
 
 
@@ -124,3 +130,23 @@ async def test_the_relay_puts_its_publish_span_on_the_rabbitmq_message(
         f"00-{publish.context.trace_id:032x}-{publish.context.span_id:016x}-01")
     assert publish.context.trace_id == root_context(sent.correlation_id).trace_id
 
+
+
+def test_with_tracing_off_no_sdk_loads_and_payrelay_calls_no_opentelemetry() -> None:
+    """The default: a whole payment, in a fresh interpreter, watched by a profiler."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PAYRELAY_", "OTEL_"))}
+    done = subprocess.run(
+        [sys.executable, "-m", "tests.integration.tracing_off_probe"], cwd=ROOT,
+        env={**env, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True, timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    probe = json.loads(done.stdout.splitlines()[-1])
+    assert probe["otel"] is False
+    assert probe["imported_after"] == probe["imported_before"]  # nothing more for payrelay
+    assert not [m for m in probe["imported_after"]
+                if m.startswith(("opentelemetry.sdk", "opentelemetry.exporter"))]
+    assert probe["payrelay_tracing"] == []
+    # FastAPI itself imports opentelemetry-api and reads one context variable per request
+    # even with its telemetry off (entrypoints/telemetry.py); payrelay calls nothing of it.
+    assert all("/fastapi/telemetry/" in caller for caller in probe["callers"]), probe
