@@ -138,8 +138,7 @@ async def bootstrap(
         raise
     shared = _Shared(
         settings, clock, faults or Faults(), random.Random(seed), FailureLog(clock),
-        settings.retry_policy(), transport,
-        tracing or tracing_for(settings.otel, settings.otel_exporter),
+        settings.retry_policy(), transport, tracing or tracing_for(settings),
     )
     payments = _build_payments_side(shared, gateway, resources)
     orders = _build_orders_side(shared, payments_client, resources.orders_db)

@@ -3,14 +3,25 @@ a process with tracing off loads none of the SDK and makes no OpenTelemetry look
 
 from __future__ import annotations
 
+from typing import Protocol
+
 from payrelay.ports import NO_TRACING, Tracing
 
-__all__ = ["exporting_tracing", "tracing_for"]
+__all__ = ["TracingSettings", "exporting_tracing", "tracing_for"]
 
 
-def tracing_for(enabled: bool, exporter: str) -> Tracing:
-    """What PAYRELAY_OTEL and PAYRELAY_OTEL_EXPORTER ask for: `NO_TRACING` when off."""
-    return exporting_tracing(exporter) if enabled else NO_TRACING
+class TracingSettings(Protocol):
+    """The two settings tracing reads (PAYRELAY_OTEL, PAYRELAY_OTEL_EXPORTER)."""
+
+    @property
+    def otel(self) -> bool: ...
+    @property
+    def otel_exporter(self) -> str: ...
+
+
+def tracing_for(settings: TracingSettings) -> Tracing:
+    """What the settings ask for: OpenTelemetry, or `NO_TRACING` (the default)."""
+    return exporting_tracing(settings.otel_exporter) if settings.otel else NO_TRACING
 
 
 def exporting_tracing(exporter: str) -> Tracing:
