@@ -149,6 +149,17 @@ class Settings(BaseSettings):
         RetrySchedule.parse(value)  # a typo fails at start-up, with the reason
         return value
 
+    @field_validator("otel")
+    @classmethod
+    def _otel_installed(cls, value: bool) -> bool:
+        """Tracing asked for without its extra fails here, before anything is opened."""
+        if value:
+            try:
+                import opentelemetry.sdk.trace  # noqa: F401
+            except ImportError as exc:
+                raise ValueError("needs the otel extra: pip install 'payrelay[otel]'") from exc
+        return value
+
     @field_validator("http_forwarded_allow_ips")
     @classmethod
     def _valid_proxies(cls, value: str) -> str:

@@ -147,3 +147,17 @@ def test_tracing_asked_for_without_the_extra_is_one_clear_line() -> None:
     assert line.startswith("PAYRELAY_OTEL=true needs the otel extra: pip install "
                            "'payrelay[otel]' (opentelemetry.sdk")
     assert one_line_reason(ValueError(line)) == line
+
+
+def test_settings_asking_for_tracing_without_the_extra_fail_before_anything_opens() -> None:
+    script = (
+        "import sys; sys.modules['opentelemetry.sdk'] = None\n"
+        "from payrelay.config import Settings\n"
+        "from payrelay.entrypoints.exits import exit_code_for, one_line_reason\n"
+        "try:\n    Settings(otel=True)\n"
+        "except ValueError as exc:\n    print(int(exit_code_for(exc)), one_line_reason(exc))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=60, check=True)
+    assert done.stdout.strip() == (
+        "2 PAYRELAY_OTEL: Value error, needs the otel extra: pip install 'payrelay[otel]'")
