@@ -14,6 +14,7 @@ then a dead letter in the consumer's own database).
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
@@ -27,6 +28,7 @@ from payrelay.ports import (
     FailedTry,
     OutboundMessage,
     OutboxRelayStore,
+    PublishResult,
     SpanName,
     Tracing,
     Transport,
@@ -79,14 +81,10 @@ class OutboxRelay:
         self._faults.check(FaultPoint.RELAY_BEFORE_PUBLISH)
         error = "not confirmed by the transport"
         async with holding(self._store, batch, lease=self._lease, clock=self._clock):
-            with batch_spans(self._tracing, SpanName.PUBLISH, map(_span_start, batch)) as spans:
-                # Each message carries its publish span, so its consume span is a child.
-                sending = [replace(m, headers={**m.headers, **span.headers})
-                           for m, span in zip(batch, spans, strict=True)] if spans else batch
-                try:
-                    confirmed = (await self._transport.publish(sending)).confirmed
-                except TransportUnavailable as exc:
-                    confirmed, error = set(), f"transport unavailable: {exc}"
+            try:
+                confirmed = (await self._publish(batch)).confirmed
+            except TransportUnavailable as exc:
+                confirmed, error = set(), f"transport unavailable: {exc}"
         self._faults.check(FaultPoint.RELAY_AFTER_PUBLISH)
         now = self._clock()
         await self._store.mark_sent([m.message_id for m in batch if m.message_id in confirmed],
@@ -94,6 +92,14 @@ class OutboxRelay:
         failed = [self._failed(m, error, now) for m in batch if m.message_id not in confirmed]
         await self._store.record_failures(failed, now=now)
         return RelayResult(len(batch), len(batch) - len(failed), len(failed))
+
+    async def _publish(self, batch: Sequence[OutboundMessage]) -> PublishResult:
+        """Publish, each message in a span of its own that it carries to its consumer."""
+        with batch_spans(self._tracing, SpanName.PUBLISH, map(_span_start, batch)) as spans:
+            if spans:  # so the consume span of each message is its publish span's child
+                batch = [replace(m, headers={**m.headers, **span.headers})
+                         for m, span in zip(batch, spans, strict=True)]
+            return await self._transport.publish(batch)
 
     def _failed(
         self, message: OutboundMessage, error: str, now: datetime
