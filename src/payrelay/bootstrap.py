@@ -34,6 +34,7 @@ from payrelay.adapters.storage.provision import scratch_databases
 from payrelay.adapters.storage.queries import SqlOrdersReadModel, SqlPaymentsReadModel
 from payrelay.adapters.storage.reconciliation import SqlReconciliationStore
 from payrelay.adapters.storage.refunds import SqlRefundQueue
+from payrelay.adapters.tracing import tracing_for
 from payrelay.adapters.transports.local import LocalTransport
 from payrelay.config import Settings
 from payrelay.domain.retry import RetryPolicy
@@ -47,6 +48,7 @@ from payrelay.ports import (
     OutboxRelayStore,
     PaymentsClient,
     PaymentsUnitOfWork,
+    Tracing,
     Transport,
 )
 from payrelay.services.checkout import CheckoutService
@@ -91,6 +93,7 @@ class _Shared:
     failure_log: FailureLog
     retry: RetryPolicy
     transport: Transport
+    tracing: Tracing
 
     @property
     def lease(self) -> timedelta:
@@ -100,7 +103,7 @@ class _Shared:
         return OutboxRelay(
             store=store, transport=self.transport, clock=self.clock, faults=self.faults,
             retry=self.retry, rng=self.rng, failure_log=self.failure_log, name=role.value,
-            batch_size=self.settings.relay_batch_size, lease=self.lease,
+            batch_size=self.settings.relay_batch_size, lease=self.lease, tracing=self.tracing,
         )
 
 
@@ -114,6 +117,7 @@ async def bootstrap(
     clock: Clock | None = None,
     seed: int | None = None,
     check_schema: Iterable[Role] = tuple(Role),
+    tracing: Tracing | None = None,
 ) -> System:
     """Build every component from settings; overrides replace the adapters they name.
 
@@ -139,7 +143,7 @@ async def bootstrap(
         raise
     shared = _Shared(
         settings, clock, faults or Faults(), random.Random(seed), FailureLog(clock),
-        settings.retry_policy(), transport,
+        settings.retry_policy(), transport, tracing or tracing_for(settings),
     )
     payments = _build_payments_side(shared, gateway, resources)
     orders = _build_orders_side(shared, payments_client, resources.orders_db)
@@ -179,7 +183,7 @@ def _build_payments_side(
         outcomes=OrderOutcomeConsumer(
             uow=consumer_uow, clock=shared.clock, faults=shared.faults,
             mismatch_policy=s.amount_mismatch_policy, on_refund_requested=wake_refunder,
-            failure_log=shared.failure_log,
+            failure_log=shared.failure_log, tracing=shared.tracing,
         ),
         checkout=CheckoutService(
             uow=uow, gateway=gateway, clock=shared.clock, notification_url=s.notification_url
@@ -214,7 +218,7 @@ def _build_ingest(
         clock=shared.clock, faults=shared.faults, on_recorded=wake.set,
         max_body_bytes=s.webhook_max_body_bytes,
         ipn_window=timedelta(seconds=s.ipn_window_seconds),
-        ts_tolerance=timedelta(seconds=s.webhook_ts_tolerance_seconds),
+        ts_tolerance=timedelta(seconds=s.webhook_ts_tolerance_seconds), tracing=shared.tracing,
     )
 
 
@@ -228,7 +232,7 @@ def _build_processor(
         faults=shared.faults, retry=shared.retry, rng=shared.rng,
         failure_log=shared.failure_log, batch_size=s.processor_batch_size, lease=shared.lease,
         fetch_interval=timedelta(seconds=s.payment_fetch_interval_seconds),
-        on_committed=wake_relay,
+        on_committed=wake_relay, tracing=shared.tracing,
     )
 
 
@@ -245,7 +249,7 @@ def _build_orders_side(
         relay=shared.relay(uow.relay_store, Role.ORDERS_RELAY),
         consumer=PaymentEventConsumer(
             uow=consumer_uow, clock=shared.clock, faults=shared.faults, on_committed=wake_relay,
-            failure_log=shared.failure_log,
+            failure_log=shared.failure_log, tracing=shared.tracing,
         ),
         service=OrderService(uow=uow, payments=payments_client, clock=shared.clock),
         wake_relay=wake_relay,

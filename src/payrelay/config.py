@@ -5,7 +5,7 @@ from __future__ import annotations
 import ipaddress
 import secrets
 from datetime import timedelta
-from typing import Any, Self
+from typing import Any, Literal, Self
 from urllib.parse import parse_qsl, urlencode
 
 from pydantic import Field, SecretStr, field_validator, model_validator
@@ -134,6 +134,11 @@ class Settings(BaseSettings):
     """TEST ONLY, a deliberately broken build: both consumers' inboxes remember nothing, so
     every redelivery is applied again. It exists so that a test can show `payrelay chaos`
     failing (tests/integration/test_chaos.py); never set it anywhere else."""
+    otel: bool = False
+    """OpenTelemetry tracing, one trace per payment from webhook to reply (needs the `otel`
+    extra); OTEL_EXPORTER_OTLP_ENDPOINT and the other standard OTEL_* variables apply."""
+    otel_exporter: Literal["otlp", "console"] = "otlp"
+    """Where spans go with PAYRELAY_OTEL: OTLP over HTTP, or stdout ("console", to try it)."""
     not_visible_grace_seconds: float = Field(default=600.0, gt=0)
     """How long a notified payment may stay unknown to the gateway (404) before its
     notification is given up as dead."""
@@ -142,6 +147,17 @@ class Settings(BaseSettings):
     @classmethod
     def _valid_schedule(cls, value: str) -> str:
         RetrySchedule.parse(value)  # a typo fails at start-up, with the reason
+        return value
+
+    @field_validator("otel")
+    @classmethod
+    def _otel_installed(cls, value: bool) -> bool:
+        """Tracing asked for without its extra fails here, before anything is opened."""
+        if value:
+            try:
+                import opentelemetry.sdk.trace  # noqa: F401
+            except ImportError as exc:
+                raise ValueError("needs the otel extra: pip install 'payrelay[otel]'") from exc
         return value
 
     @field_validator("http_forwarded_allow_ips")
