@@ -32,7 +32,9 @@ from typer.testing import CliRunner
 
 from payrelay.adapters.storage import queries
 from payrelay.adapters.storage.database import Database
+from payrelay.bootstrap import Role, Side, adapter_resources, bootstrap, migrate
 from payrelay.chaos.processes import free_port
+from payrelay.config import Settings
 from payrelay.domain.events import Envelope, EventType
 from payrelay.entrypoints.cli import app
 from payrelay.entrypoints.http_server import EmbeddedServer
@@ -239,3 +241,23 @@ async def shop_answers(connection: AbstractRobustConnection, prefix: str, event:
                          content_type="application/json",
                          delivery_mode=aio_pika.DeliveryMode.PERSISTENT),
         answer.routing_key, mandatory=True)
+
+
+async def test_bootstrap_opens_no_orders_database_for_payments_roles(tmp_path: Path) -> None:
+    settings = Settings(payments_database_url=f"sqlite+aiosqlite:///{tmp_path / 'p.db'}",
+                        orders_database_url=f"sqlite+aiosqlite:///{tmp_path / 'o' / 'o.db'}")
+    await migrate(settings, sides=[Side.PAYMENTS])
+    system = await bootstrap(settings, roles=[Role.PROCESSOR, Role.REFUNDER],
+                             check_schema=[Role.PROCESSOR, Role.REFUNDER])
+    try:
+        assert system.orders_side is None and adapter_resources(system).orders_db is None
+        with pytest.raises(ValueError, match="no orders database"):
+            _ = system.orders
+        assert await system.dead_letters.recent() == []  # the payments database's alone
+    finally:
+        await system.close()
+    assert not (tmp_path / "o").exists()  # not even its directory
+    without = settings.model_copy(update={"orders_database_url": None})
+    with pytest.raises(ValueError, match="PAYRELAY_ORDERS_DATABASE_URL is empty"):
+        await bootstrap(without, roles=[Role.ORDER_CONSUMER])
+    assert Settings(orders_database_url="").orders_database_url is None
