@@ -29,7 +29,7 @@ KINDS = {
     "payment-event": "A payment's new status, from the payments side (exchange payrelay.payments).",
     "order-outcome": "The order side's decision about a payment (exchange payrelay.orders).",
 }
-SCHEMA_BASE = "https://payrelay.dev/contract/schemas/"
+SCHEMA_BASE = "urn:payrelay:contract:"
 
 # The wire fields each dataclass field becomes (to_dict); a new field needs a line here.
 WIRE_FIELDS: dict[str, tuple[str, ...]] = {
@@ -92,7 +92,7 @@ DESCRIBED: dict[str, tuple[str, dict[str, Any], dict[str, Any] | None]] = {
 
 
 def schema_id(kind: str) -> str:
-    return f"{SCHEMA_BASE}{kind}.schema.json"
+    return f"{SCHEMA_BASE}{kind}"
 
 
 def envelope_schemas(cls: EnvelopeClass = Envelope) -> dict[str, dict[str, Any]]:

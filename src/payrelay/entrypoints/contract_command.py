@@ -25,7 +25,7 @@ def contract(
         return
     problems = drift(directory)
     for problem in problems:
-        Console(stderr=True).print(problem, highlight=False)
+        Console(stderr=True).print(problem, highlight=False, soft_wrap=True)
     if problems:
         Console(stderr=True).print(f"run `{REGENERATE}`", highlight=False)
         raise typer.Exit(1)
