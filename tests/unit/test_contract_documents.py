@@ -106,6 +106,7 @@ def test_the_asyncapi_document_resolves_and_describes_the_topology() -> None:
     properties = document["components"]["messages"]["paymentEvent"]["x-amqp-properties"]
     assert properties["delivery_mode"]["value"] == 2
     assert properties["content_type"]["value"] == "application/json"
+    assert "value" not in properties["message_id"]  # one per message: only an example
     send = document["operations"]["publishPaymentEvent"]["bindings"]["amqp"]
     assert send["mandatory"] is True
 

@@ -68,21 +68,33 @@ def _topology() -> Topology:
 
 
 def _published_properties() -> dict[str, Any]:
-    """The AMQP properties and headers of a message as the relay publishes it."""
-    sample = OutboundMessage(message_id=uuid.UUID(int=1), exchange=PAYMENTS_EXCHANGE,
-                             routing_key=EventType.PAYMENT_APPROVED.value,
-                             correlation_id="mercadopago:1", body=b"{}")
-    message = amqp_message(sample)
-    info = message.info()
-    set_ = {k: v for k, v in info.items()
-            if v not in (None, {}, 0) and k not in ("headers", "body_size")}
-    undescribed = sorted(set(set_) - set(_PROPERTIES))
+    """The AMQP properties of a message as the relay publishes it: a fixed value, or
+    (differing between two messages) taken from the envelope; raises for an unknown one."""
+    first, second = (_set_properties(_outbound(n, t)) for n, t in (
+        (1, EventType.PAYMENT_APPROVED), (2, EventType.ORDER_PAYMENT_APPLIED)))
+    return {
+        key: ({"value": _plain(first[key])} if first[key] == second.get(key)
+              else {"example": _plain(first[key])}) | {"description": _PROPERTIES[key]}
+        for key in _PROPERTIES if key in first
+    }
+
+
+def _outbound(n: int, kind: EventType) -> OutboundMessage:
+    return OutboundMessage(message_id=uuid.UUID(int=n), exchange=PAYMENTS_EXCHANGE,
+                           routing_key=kind.value, correlation_id=f"mercadopago:{n}",
+                           body=b"{}", attempts=n)
+
+
+def _set_properties(outbound: OutboundMessage) -> dict[str, Any]:
+    message = amqp_message(outbound)
+    found = {k: v for k, v in message.info().items()
+             if v not in (None, {}, 0) and k not in ("headers", "body_size")}
+    undescribed = sorted(set(found) - set(_PROPERTIES))
     unknown = sorted(set(message.headers or {}) - set(HEADERS))
     if undescribed or unknown:
         raise ContractError(f"the relay publishes AMQP properties {undescribed} and headers "
                             f"{unknown} that contract/asyncapi.py does not describe")
-    return {k: {"value": _plain(set_[k]), "description": _PROPERTIES[k]} for k in _PROPERTIES
-            if k in set_}
+    return found
 
 
 def _plain(value: object) -> object:
