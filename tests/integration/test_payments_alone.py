@@ -32,6 +32,7 @@ from typer.testing import CliRunner
 
 from payrelay.adapters.storage import queries
 from payrelay.adapters.storage.database import Database
+from payrelay.adapters.transports.rabbitmq_topology import Topology
 from payrelay.bootstrap import Role, Side, adapter_resources, bootstrap, migrate
 from payrelay.chaos.processes import free_port
 from payrelay.config import Settings
@@ -208,7 +209,10 @@ async def pay_and_answer(
         assert await queries.outbox_pending(payments_db, orders_side=False) == 0
     finally:
         await payments_db.dispose()
-    assert not await queue_exists(connection, prefix + ORDER_SIDE_SUBSCRIPTION.queue)
+    # Neither the reference order side's work queue nor its retry and dead-letter queues.
+    topology = Topology(prefix, 20, (1, 5, 30, 120, 600))
+    for name in topology.queues(ORDER_SIDE_SUBSCRIPTION):
+        assert not await queue_exists(connection, name), name
 
 
 async def shop_takes_the_event(connection: AbstractRobustConnection, prefix: str) -> Envelope:
