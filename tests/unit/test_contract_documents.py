@@ -117,3 +117,17 @@ def test_the_asyncapi_document_is_valid_asyncapi_3() -> None:
     assert [e.message[:200] for e in validator.iter_errors(document)] == []
     document["operations"]["publishPaymentEvent"]["action"] = "publish"  # AsyncAPI 2's word
     assert list(validator.iter_errors(document)) != []
+
+
+def test_the_contract_command_checks_and_writes(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from payrelay.entrypoints.cli import app
+
+    runner = CliRunner()
+    assert runner.invoke(app, ["contract", "--check", str(DOCS)]).exit_code == 0
+    stale = runner.invoke(app, ["contract", "--check", str(tmp_path)])
+    assert stale.exit_code == 1 and REGENERATE in stale.output
+    assert runner.invoke(app, ["contract", "--write", str(tmp_path)]).exit_code == 0
+    assert drift(tmp_path) == []
+    assert runner.invoke(app, ["contract", str(tmp_path)]).exit_code == 2  # neither flag
