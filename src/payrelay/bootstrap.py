@@ -8,12 +8,11 @@ dead letters, the demo's scratch databases and broker topology).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import random
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import httpx
 
@@ -22,9 +21,9 @@ from payrelay.adapters.gateways.wire import AiohttpWire
 from payrelay.adapters.payments_client import HttpPaymentsClient
 from payrelay.adapters.resources import AdapterResources, HttpClient
 from payrelay.adapters.storage.database import Database
-from payrelay.adapters.storage.dead_letters import SqlDeadLetterBox, open_dead_letter_box
+from payrelay.adapters.storage.dead_letters import SqlDeadLetterBox
 from payrelay.adapters.storage.forgetful_inbox import ForgetfulInboxUnitOfWork
-from payrelay.adapters.storage.migrations import Schema, ensure_current, upgrade_database
+from payrelay.adapters.storage.migrations import Schema, ensure_current
 from payrelay.adapters.storage.orders import SqlOrdersUnitOfWork
 from payrelay.adapters.storage.payments import (
     SqlNotificationQueue,
@@ -36,18 +35,26 @@ from payrelay.adapters.storage.reconciliation import SqlReconciliationStore
 from payrelay.adapters.storage.refunds import SqlRefundQueue
 from payrelay.adapters.tracing import tracing_for
 from payrelay.adapters.transports.local import LocalTransport
+from payrelay.commands import (
+    database_url,
+    dead_letter_box,
+    delete_broker_topology,
+    migrate,
+    utc_now,
+)
 from payrelay.config import Settings
 from payrelay.domain.retry import RetryPolicy
 from payrelay.failure_log import FailureLog
 from payrelay.faults import Faults
+from payrelay.messaging import STANDARD_SUBSCRIPTIONS
 from payrelay.ports import (
     Clock,
-    DeadLetterBox,
     Gateway,
     OrdersUnitOfWork,
     OutboxRelayStore,
     PaymentsClient,
     PaymentsUnitOfWork,
+    Subscription,
     Tracing,
     Transport,
 )
@@ -59,20 +66,24 @@ from payrelay.services.orders import OrderService
 from payrelay.services.process import PaymentProcessor
 from payrelay.services.reconcile import Reconciler
 from payrelay.services.relay import OutboxRelay
-from payrelay.system import WORKER_ROLES, OrdersSide, PaymentsSide, Role, Side, System
+from payrelay.system import (
+    WORKER_ROLES,
+    OrdersSide,
+    PaymentsSide,
+    Role,
+    Side,
+    System,
+    subscriptions_for,
+)
 
 __all__ = [
-    "WORKER_ROLES", "AdapterResources", "Role", "System", "adapter_resources", "bootstrap",
+    "WORKER_ROLES", "AdapterResources", "Role", "Side", "System", "adapter_resources", "bootstrap",
     "build_transport", "dead_letter_box", "delete_broker_topology", "migrate",
     "scratch_databases", "utc_now",
 ]
 
 
 log = logging.getLogger(__name__)
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 def adapter_resources(system: System) -> AdapterResources:
@@ -118,14 +129,15 @@ async def bootstrap(
     seed: int | None = None,
     check_schema: Iterable[Role] = tuple(Role),
     tracing: Tracing | None = None,
+    roles: Iterable[Role] | None = None,
 ) -> System:
     """Build every component from settings; overrides replace the adapters they name.
 
-    Without a `clock`, time is the payments database server's (`ServerClock`).
-    """
-    resources = AdapterResources.open(
-        payments_url=settings.payments_database_url, orders_url=settings.orders_database_url
-    )
+    `roles` (default: any) decide what is opened: no orders database for payments-side
+    roles alone, and on the broker only the queues they consume (`subscriptions_for`).
+    Without a `clock`, time is the payments database server's (`ServerClock`)."""
+    wanted = set(Role) if roles is None else set(roles)
+    resources = _open(settings, wanted, named=roles is not None)
     try:
         if clock is None:
             clock = await resources.start_server_clock()
@@ -134,10 +146,9 @@ async def bootstrap(
         if payments_client is None:
             payments_client = _build_payments_client(settings, resources.http_clients)
         if transport is None:
-            transport = await build_transport(settings, clock=clock)
-        for side in {role.side for role in check_schema}:
-            db = resources.orders_db if side is Side.ORDERS else resources.payments_db
-            await ensure_current(db, Schema(side.value))
+            queues = subscriptions_for(wanted)
+            transport = await build_transport(settings, clock=clock, subscriptions=queues)
+        await _check_schemas(resources, check_schema)
     except BaseException:
         await resources.close()
         raise
@@ -147,11 +158,26 @@ async def bootstrap(
     )
     payments = _build_payments_side(shared, gateway, resources)
     orders = _build_orders_side(shared, payments_client, resources.orders_db)
-    dead_letters = SqlDeadLetterBox(
-        payments=resources.payments_db, orders=resources.orders_db, clock=clock
-    )
+    dead_letters = SqlDeadLetterBox(payments=resources.payments_db, orders=resources.orders_db,
+                                    clock=clock)
     return System(settings, shared.faults, transport, payments, orders, dead_letters, resources,
                   clock, resources.wakeups)
+
+
+def _open(settings: Settings, roles: set[Role], *, named: bool) -> AdapterResources:
+    """The databases `roles` work on; the orders one is required if they were `named`."""
+    orders_url = None
+    if any(r.side is Side.ORDERS for r in roles):
+        orders_url = database_url(settings, Side.ORDERS, required=named)
+    return AdapterResources.open(payments_url=settings.payments_database_url, orders_url=orders_url)
+
+
+async def _check_schemas(resources: AdapterResources, roles: Iterable[Role]) -> None:
+    """Each opened database that one of `roles` works on is at this code's schema."""
+    for side in {role.side for role in roles}:
+        db = resources.orders_db if side is Side.ORDERS else resources.payments_db
+        if db is not None:  # no orders database: nothing there to check
+            await ensure_current(db, Schema(side.value))
 
 
 def _build_gateway(settings: Settings, clients: list[HttpClient]) -> Gateway:
@@ -237,8 +263,10 @@ def _build_processor(
 
 
 def _build_orders_side(
-    shared: _Shared, payments_client: PaymentsClient, db: Database
-) -> OrdersSide:
+    shared: _Shared, payments_client: PaymentsClient, db: Database | None
+) -> OrdersSide | None:
+    if db is None:  # no orders database in this deployment
+        return None
     uow = SqlOrdersUnitOfWork(db, shared.clock)
     consumer_uow: OrdersUnitOfWork = (
         ForgetfulInboxUnitOfWork(uow) if _broken(shared.settings) else uow
@@ -256,8 +284,12 @@ def _build_orders_side(
     )
 
 
-async def build_transport(settings: Settings, *, clock: Clock = utc_now) -> Transport:
-    """The in-process transport for "local", otherwise RabbitMQ, connected and declared."""
+async def build_transport(
+    settings: Settings, *, clock: Clock = utc_now,
+    subscriptions: tuple[Subscription, ...] = STANDARD_SUBSCRIPTIONS,
+) -> Transport:
+    """The in-process transport for "local", otherwise RabbitMQ, connected, with the
+    exchanges and `subscriptions`' queues declared."""
     url = settings.broker_url.get_secret_value()
     if url == "local":
         return LocalTransport(schedule=settings.consumer_retry_schedule(),
@@ -268,34 +300,8 @@ async def build_transport(settings: Settings, *, clock: Clock = utc_now) -> Tran
 
     transport = RabbitMQTransport(
         url, prefetch=settings.consumer_prefetch, name_prefix=settings.broker_name_prefix,
-        retry_delays=settings.consumer_retry_schedule().delays, clock=clock,
+        retry_delays=settings.consumer_retry_schedule().delays, subscriptions=subscriptions,
+        clock=clock,
     )
     await transport.connect()
     return transport
-
-
-# --- one-off commands --------------------------------------------------------------------
-
-
-async def migrate(settings: Settings) -> None:
-    """What `payrelay migrate` does: both databases to head."""
-    await upgrade_database(settings.payments_database_url, Schema.PAYMENTS)
-    await upgrade_database(settings.orders_database_url, Schema.ORDERS)
-
-
-def dead_letter_box(
-    settings: Settings, *, clock: Clock = utc_now
-) -> contextlib.AbstractAsyncContextManager[DeadLetterBox]:
-    """Both databases' dead letters, once each is checked to be at this code's schema."""
-    return open_dead_letter_box(
-        payments_url=settings.payments_database_url, orders_url=settings.orders_database_url,
-        clock=clock,
-    )
-
-
-async def delete_broker_topology(broker_url: str, name_prefix: str) -> None:
-    """Delete every RabbitMQ exchange and queue named under `name_prefix`."""
-    from payrelay.adapters.transports.rabbitmq import RabbitMQTransport
-
-    # Never connected: deleting needs only the names, which the prefix determines.
-    await RabbitMQTransport(broker_url, name_prefix=name_prefix).delete_topology()

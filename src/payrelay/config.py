@@ -42,7 +42,10 @@ class Settings(BaseSettings):
         return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls))
 
     payments_database_url: str = "sqlite+aiosqlite:///var/payments.db"
-    orders_database_url: str = "sqlite+aiosqlite:///var/orders.db"
+    orders_database_url: str | None = "sqlite+aiosqlite:///var/orders.db"
+    """Empty (or unset to ""): this deployment has no orders database, because the shop runs
+    its own order service; only payments-side roles run, and nothing opens or migrates one.
+    Processes that run only payments-side roles never open it, whatever it says."""
     broker_url: SecretStr = SecretStr("local")
     """"local" for the in-process transport, or an amqp:// URL."""
     broker_name_prefix: str = ""
@@ -159,6 +162,11 @@ class Settings(BaseSettings):
             except ImportError as exc:
                 raise ValueError("needs the otel extra: pip install 'payrelay[otel]'") from exc
         return value
+
+    @field_validator("orders_database_url", mode="before")
+    @classmethod
+    def _no_orders_database(cls, value: object) -> object:
+        return None if value == "" else value
 
     @field_validator("http_forwarded_allow_ips")
     @classmethod

@@ -27,6 +27,7 @@ from payrelay.ports import (
     PaymentsReadModel,
     PaymentsUnitOfWork,
     Resources,
+    Subscription,
     Transport,
     WakeChannel,
     Wakeups,
@@ -86,6 +87,19 @@ _ORDER_SIDE = frozenset(
     {Role.ORDERS_API, Role.ORDERS_RELAY, Role.ORDER_CONSUMER, Role.ORDER_EXPIRER}
 )
 WORKER_ROLES = frozenset(Role) - {Role.PAYMENTS_API, Role.ORDERS_API}
+ROLE_SUBSCRIPTIONS: dict[Role, Subscription] = {
+    Role.ORDER_CONSUMER: ORDER_SIDE_SUBSCRIPTION,
+    Role.OUTCOME_CONSUMER: PAYMENTS_SIDE_SUBSCRIPTION,
+}
+"""The queues a role consumes, and so declares: no other role declares a queue. A payments-
+only deployment therefore never creates the reference order side's queue, which nobody would
+drain (a shop's own order service declares its own; see docs/integration.md)."""
+
+
+def subscriptions_for(roles: Iterable[Role]) -> tuple[Subscription, ...]:
+    """The subscriptions (queues) the processes running `roles` declare, in a fixed order."""
+    wanted = set(roles)
+    return tuple(s for role, s in ROLE_SUBSCRIPTIONS.items() if role in wanted)
 
 
 @dataclass
@@ -121,7 +135,8 @@ class System:
     faults: Faults
     transport: Transport
     payments: PaymentsSide
-    orders: OrdersSide
+    orders_side: OrdersSide | None
+    """None when the deployment has no orders database (payments-side roles only)."""
     dead_letters: DeadLetterBox
     resources: Resources
     clock: Clock
@@ -130,11 +145,19 @@ class System:
     stop: asyncio.Event = field(default_factory=asyncio.Event)
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
+    @property
+    def orders(self) -> OrdersSide:
+        """The order side's components; only a deployment with an orders database has them."""
+        if self.orders_side is None:
+            raise ValueError("this deployment has no orders database "
+                             "(PAYRELAY_ORDERS_DATABASE_URL is empty): run payments-side roles")
+        return self.orders_side
+
     async def start_workers(self, roles: Iterable[Role] = WORKER_ROLES) -> None:
         roles = set(roles)
         await self._subscribe_consumers(roles)
         poll = self.settings.poll_interval_seconds
-        p, o = self.payments, self.orders
+        p = self.payments
         # Each polling role, and the channel on which other processes' news wakes it.
         loops: list[tuple[Role, Callable[[], Awaitable[int]], asyncio.Event, WakeChannel | None]]
         loops = [
@@ -142,11 +165,15 @@ class System:
              WakeChannel.NOTIFICATIONS),
             (Role.PAYMENTS_RELAY, _claimed(p.relay.run_once), p.wake_relay,
              WakeChannel.PAYMENTS_OUTBOX),
-            (Role.ORDERS_RELAY, _claimed(o.relay.run_once), o.wake_relay,
-             WakeChannel.ORDERS_OUTBOX),
             (Role.REFUNDER, _claimed(p.refunder.run_once), p.wake_refunder, WakeChannel.REFUNDS),
-            (Role.ORDER_EXPIRER, self._expire_orders, asyncio.Event(), None),
         ]
+        if roles & _ORDER_SIDE:  # only then is there an orders database to work on
+            o = self.orders
+            loops += [
+                (Role.ORDERS_RELAY, _claimed(o.relay.run_once), o.wake_relay,
+                 WakeChannel.ORDERS_OUTBOX),
+                (Role.ORDER_EXPIRER, self._expire_orders, asyncio.Event(), None),
+            ]
         wakes: dict[WakeChannel, asyncio.Event] = {}
         for name, step, wake, channel in loops:
             if name not in roles:
@@ -168,8 +195,9 @@ class System:
             self.tasks.append(asyncio.create_task(task, name=Role.RECONCILER))
 
     async def _subscribe_consumers(self, roles: set[Role]) -> None:
-        p, o = self.payments, self.orders
+        p = self.payments
         if Role.ORDER_CONSUMER in roles:
+            o = self.orders
             await self.transport.subscribe(ORDER_SIDE_SUBSCRIPTION, o.consumer.handle)
             sink = DeadLetterSink(uow=o.uow, subscription=ORDER_SIDE_SUBSCRIPTION, clock=self.clock)
             await self.transport.subscribe_dead_letters(ORDER_SIDE_SUBSCRIPTION, sink.handle)

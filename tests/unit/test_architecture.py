@@ -28,6 +28,7 @@ SIMULATOR_FILES = sorted((PACKAGE / "simulator").rglob("*.py"))
 ENTRYPOINT_FILES = sorted((PACKAGE / "entrypoints").rglob("*.py"))
 ADAPTER_FILES = sorted((PACKAGE / "adapters").rglob("*.py"))
 CHAOS_FILES = sorted((PACKAGE / "chaos").rglob("*.py"))
+CONTRACT_FILES = sorted((PACKAGE / "contract").rglob("*.py"))
 # Each layer, and the payrelay packages it must not import directly.
 OUTER = ("payrelay.bootstrap", "payrelay.system", "payrelay.config")
 FORBIDDEN: dict[str, tuple[str, ...]] = {
@@ -37,6 +38,8 @@ FORBIDDEN: dict[str, tuple[str, ...]] = {
     "ports": ("payrelay.adapters", "payrelay.services", "payrelay.entrypoints", *OUTER),
     "system": ("payrelay.adapters", "payrelay.entrypoints"),
     "chaos": ("payrelay.services", "payrelay.entrypoints", "payrelay.simulator", *OUTER),
+    # The published contract describes the code; it reads names and shapes, runs nothing.
+    "contract": ("payrelay.services", "payrelay.entrypoints", "payrelay.bootstrap"),
 }
 LAYER_FILES = [
     *(("entrypoints", p) for p in ENTRYPOINT_FILES),
@@ -45,6 +48,7 @@ LAYER_FILES = [
     *(("ports", p) for p in sorted((PACKAGE / "ports").glob("*.py"))),
     ("system", PACKAGE / "system.py"),
     *(("chaos", p) for p in CHAOS_FILES),
+    *(("contract", p) for p in CONTRACT_FILES),
 ]
 VENDORS = frozenset(
     {"sqlalchemy", "fastapi", "aio_pika", "aiormq", "httpx", "asyncpg", "aiosqlite",

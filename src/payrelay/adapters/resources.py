@@ -27,15 +27,18 @@ class AdapterResources:
     """
 
     payments_db: Database
-    orders_db: Database
+    orders_db: Database | None
+    """None in a deployment without an orders database (payments-side roles only)."""
     notification_log: SqlNotificationLog
     wakeups: PostgresWakeups
     http_clients: list[HttpClient] = field(default_factory=list)
     server_clock: ServerClock | None = None
 
     @classmethod
-    def open(cls, *, payments_url: str, orders_url: str) -> AdapterResources:
-        payments_db, orders_db = Database(payments_url), Database(orders_url)
+    def open(cls, *, payments_url: str, orders_url: str | None) -> AdapterResources:
+        """Engines (connecting lazily) for each URL given; no orders URL, no orders engine."""
+        payments_db = Database(payments_url)
+        orders_db = None if orders_url is None else Database(orders_url)
         wakeups = database_wakeups(payments=payments_db, orders=orders_db)
         return cls(payments_db, orders_db, SqlNotificationLog(payments_db), wakeups)
 
@@ -52,4 +55,5 @@ class AdapterResources:
         for client in self.http_clients:
             await client.aclose()
         await self.payments_db.dispose()
-        await self.orders_db.dispose()
+        if self.orders_db is not None:
+            await self.orders_db.dispose()

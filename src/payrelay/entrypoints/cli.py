@@ -11,6 +11,7 @@ import typer
 from rich.console import Console
 
 from payrelay.entrypoints.chaos_command import chaos
+from payrelay.entrypoints.contract_command import contract
 from payrelay.entrypoints.demo import (
     DEFAULT_POSTGRES_URL,
     DEFAULT_RABBITMQ_URL,
@@ -64,6 +65,7 @@ def demo(
 
 
 app.command()(chaos)
+app.command()(contract)
 
 
 @app.command()
@@ -85,14 +87,29 @@ def simulator(
 
 
 @app.command()
-def migrate() -> None:
-    """Create or upgrade both databases' schemas to this version."""
+def migrate(
+    side: str = typer.Option(
+        "both", help="payments, orders or both: whose database to migrate. A shop running "
+        "its own order service has no orders database: --side payments (or leave "
+        "PAYRELAY_ORDERS_DATABASE_URL empty)."
+    ),
+) -> None:
+    """Create or upgrade the databases' schemas to this version."""
+    from payrelay.bootstrap import Side
     from payrelay.bootstrap import migrate as run_migrations
     from payrelay.config import Settings
 
+    try:
+        sides = set(Side) if side == "both" else {Side(side)}
+    except ValueError as exc:
+        raise typer.BadParameter("payments, orders or both", param_hint="--side") from exc
     with exit_on_failure("migrate"):
-        run_on_loop(run_migrations(Settings()))
-    Console().print("payments and orders databases are at the current schema")
+        done = run_on_loop(run_migrations(Settings(), sides=sides, explicit=side != "both"))
+    names = " and ".join(s.value for s in Side if s in done)
+    Console().print(f"{names} database{'s are' if len(done) > 1 else ' is'} at the current "
+                    "schema")
+    if Side.ORDERS in sides - done:
+        Console().print("no orders database (PAYRELAY_ORDERS_DATABASE_URL is empty): skipped")
 
 
 @app.command()

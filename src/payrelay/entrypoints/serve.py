@@ -53,7 +53,7 @@ async def serve(
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    system = await bootstrap(settings, check_schema=roles)
+    system = await bootstrap(settings, check_schema=roles, roles=roles)
     try:
         async with contextlib.AsyncExitStack() as servers:
             await _start_apis(servers, system, roles, binding)

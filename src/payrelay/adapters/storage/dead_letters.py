@@ -25,11 +25,13 @@ from payrelay.ports import Clock, DeadLetter
 
 
 class SqlDeadLetterBox:
-    def __init__(self, *, payments: Database, orders: Database, clock: Clock) -> None:
+    def __init__(self, *, payments: Database, orders: Database | None, clock: Clock) -> None:
+        """`orders` None: a deployment without an orders database has only payments' own."""
         self._sides: dict[str, tuple[Database, Table, Table]] = {
             "payments": (payments, t.payments_dead_letters, t.payments_outbox),
-            "orders": (orders, t.orders_dead_letters, t.orders_outbox),
         }
+        if orders is not None:
+            self._sides["orders"] = (orders, t.orders_dead_letters, t.orders_outbox)
         self._clock = clock
         self._work = SqlDeadWork(payments)
 
@@ -119,18 +121,22 @@ class SqlDeadLetterBox:
 
 @contextlib.asynccontextmanager
 async def open_dead_letter_box(
-    *, payments_url: str, orders_url: str, clock: Clock
+    *, payments_url: str, orders_url: str | None, clock: Clock
 ) -> AsyncIterator[SqlDeadLetterBox]:
-    """Both databases' dead letters, once each is checked to be at this code's schema
-    (for one-off commands); both engines are disposed of afterwards."""
-    payments, orders = Database(payments_url), Database(orders_url)
+    """Both databases' dead letters (or the payments one's alone, without an orders URL),
+    once each is checked to be at this code's schema (for one-off commands); the engines
+    are disposed of afterwards."""
+    payments = Database(payments_url)
+    orders = None if orders_url is None else Database(orders_url)
     try:
         await ensure_current(payments, Schema.PAYMENTS)
-        await ensure_current(orders, Schema.ORDERS)
+        if orders is not None:
+            await ensure_current(orders, Schema.ORDERS)
         yield SqlDeadLetterBox(payments=payments, orders=orders, clock=clock)
     finally:
         await payments.dispose()
-        await orders.dispose()
+        if orders is not None:
+            await orders.dispose()
 
 
 def _letter(side: str, row: Row[Any]) -> DeadLetter:

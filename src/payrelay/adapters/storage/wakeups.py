@@ -35,12 +35,12 @@ _HEALTH_CHECK_SECONDS = 15.0  # a silent network drops no socket: ask now and th
 _PAYMENTS_CHANNELS = (WakeChannel.NOTIFICATIONS, WakeChannel.PAYMENTS_OUTBOX, WakeChannel.REFUNDS)
 
 
-def database_wakeups(*, payments: Database, orders: Database) -> PostgresWakeups:
-    """Each channel on the database that holds its table (none on SQLite)."""
+def database_wakeups(*, payments: Database, orders: Database | None) -> PostgresWakeups:
+    """Each channel on the database that holds its table (none on SQLite, nor without one)."""
     dsns: dict[WakeChannel, str] = {}
     for channel in WakeChannel:
         db = payments if channel in _PAYMENTS_CHANNELS else orders
-        if db.dialect == "postgresql":
+        if db is not None and db.dialect == "postgresql":
             dsns[channel] = asyncpg_dsn(db.url)
     return PostgresWakeups(dsns)
 

@@ -21,11 +21,13 @@ from payrelay.adapters.transports.rabbitmq_consumer import BROKER_ERRORS
 from payrelay.domain.errors import TransportUnavailable
 from payrelay.ports import OutboundMessage
 
-__all__ = ["ATTEMPT_HEADER", "publish_confirmed"]
+__all__ = ["ATTEMPT_HEADER", "MANDATORY", "amqp_message", "publish_confirmed"]
 
 log = logging.getLogger(__name__)
 
 ATTEMPT_HEADER = "x-payrelay-attempt"
+MANDATORY = True
+"""Every publish is mandatory: one no queue takes is returned, so left unconfirmed."""
 
 # TimeoutError is an OSError too: test for it (and DeliveryError, an AMQPError) first.
 # aiormq cancels the confirmations of a channel it is closing; had the publishing task
@@ -61,10 +63,9 @@ async def publish_confirmed(
     return _confirmed(routable, results)
 
 
-async def _publish_one(
-    exchange: AbstractExchange, message: OutboundMessage, *, timeout: float
-) -> object:
-    amqp_message = aio_pika.Message(
+def amqp_message(message: OutboundMessage) -> aio_pika.Message:
+    """The AMQP message a relay publishes (docs/contract/asyncapi.json describes it)."""
+    return aio_pika.Message(
         message.body,
         message_id=str(message.message_id),
         correlation_id=message.correlation_id,
@@ -73,10 +74,16 @@ async def _publish_one(
         delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
         headers={**message.headers, ATTEMPT_HEADER: message.attempts},  # e.g. traceparent
     )
+
+
+async def _publish_one(
+    exchange: AbstractExchange, message: OutboundMessage, *, timeout: float
+) -> object:
+    amqp = amqp_message(message)
     # aio-pika's own timeout starts only once the channel is there; a publish racing a
     # reconnect would wait for it without bound, so the whole call gets the deadline.
     async with asyncio.timeout(timeout):
-        return await exchange.publish(amqp_message, message.routing_key, mandatory=True)
+        return await exchange.publish(amqp, message.routing_key, mandatory=MANDATORY)
 
 
 def _confirmed(messages: Sequence[OutboundMessage], results: Sequence[object]) -> set[uuid.UUID]:

@@ -80,6 +80,10 @@ class Topology:
             "x-overflow": "reject-publish",
         }
 
+    def dead_letter_queue_arguments(self) -> Arguments:
+        # No TTL, no limit: a dead letter waits for its handler (or a person) for ever.
+        return {"x-queue-type": "quorum"}
+
     def topic_exchanges(self, subscriptions: tuple[Subscription, ...] = ()) -> list[str]:
         """The exchanges messages are published to (prefixed), the standard ones first."""
         bases = [*PUBLISHED_EXCHANGES, *(s.exchange for s in subscriptions)]
@@ -148,7 +152,8 @@ class Topology:
     ) -> AbstractQueue:
         """Declare (idempotently) and return `queue`'s dead-letter queue."""
         return await channel.declare_queue(
-            self.dead_letter_queue(queue), durable=True, arguments={"x-queue-type": "quorum"}
+            self.dead_letter_queue(queue), durable=True,
+            arguments=self.dead_letter_queue_arguments(),
         )
 
     async def delete(
