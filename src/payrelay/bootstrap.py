@@ -35,7 +35,7 @@ from payrelay.adapters.storage.queries import SqlOrdersReadModel, SqlPaymentsRea
 from payrelay.adapters.storage.reconciliation import SqlReconciliationStore
 from payrelay.adapters.storage.refunds import SqlRefundQueue
 from payrelay.adapters.transports.local import LocalTransport
-from payrelay.config import Settings
+from payrelay.config import OrderSide, Settings
 from payrelay.domain.retry import RetryPolicy
 from payrelay.failure_log import FailureLog
 from payrelay.faults import Faults
@@ -250,19 +250,21 @@ def _build_orders_side(
 async def build_transport(settings: Settings, *, clock: Clock = utc_now) -> Transport:
     """The in-process transport for "local", otherwise RabbitMQ, connected and declared."""
     url = settings.broker_url.get_secret_value()
+    if url == "local" and settings.order_side is OrderSide.NESTJS:
+        raise ValueError("PAYRELAY_ORDER_SIDE=nestjs needs an amqp:// PAYRELAY_BROKER_URL")
     if url == "local":
         return LocalTransport(schedule=settings.consumer_retry_schedule(),
                               failure_log=FailureLog(clock), clock=clock)
     if not url.startswith(("amqp://", "amqps://")):
         raise ValueError("PAYRELAY_BROKER_URL must be 'local' or an amqp:// URL")
-    from payrelay.adapters.transports.rabbitmq import RabbitMQTransport
+    from payrelay.adapters.transports.nestjs_packets import connect_rabbitmq
 
-    transport = RabbitMQTransport(
+    return await connect_rabbitmq(  # in NestJS mode, to the NestJS service's queue
         url, prefetch=settings.consumer_prefetch, name_prefix=settings.broker_name_prefix,
         retry_delays=settings.consumer_retry_schedule().delays,
+        nestjs_queue=settings.nestjs_queue if settings.order_side is OrderSide.NESTJS else None,
+        nestjs_queue_arguments=settings.nestjs_queue_arguments,
     )
-    await transport.connect()
-    return transport
 
 
 # --- one-off commands --------------------------------------------------------------------
