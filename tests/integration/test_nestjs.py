@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import json
 import os
 import shutil
 import signal
@@ -19,6 +20,7 @@ import subprocess
 import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
@@ -30,8 +32,13 @@ from sqlalchemy import text, update
 from payrelay.adapters.storage import queries
 from payrelay.adapters.storage import tables as t
 from payrelay.adapters.storage.database import Database
+from payrelay.adapters.transports.nestjs_packets import connect_rabbitmq
 from payrelay.chaos.processes import free_port
+from payrelay.domain.events import Envelope, EventType
+from payrelay.domain.money import Money
 from payrelay.entrypoints.http_server import EmbeddedServer
+from payrelay.messaging import PAYMENTS_EXCHANGE
+from payrelay.ports import OutboundMessage
 from payrelay.simulator.app import create_app as create_simulator_app
 from payrelay.simulator.faults import SimulatorFaults
 from payrelay.simulator.notifier import DeliveryPolicy
@@ -44,7 +51,7 @@ from tests.support import (
     require_server,
 )
 
-pytestmark = [pytest.mark.postgres, pytest.mark.rabbitmq, pytest.mark.node]
+pytestmark = [pytest.mark.postgres, pytest.mark.rabbitmq]
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "nestjs-orders"
 SOURCES = ("package.json", "package-lock.json", "tsconfig.json", "src", "sql")
@@ -188,6 +195,51 @@ def payrelay_env(payments_db: str, orders_db: str, prefix: str, gateway: str,
     }
 
 
+async def test_payment_events_reach_the_nestjs_queue_as_persistent_packets():
+    """Without node: what a NestJS `Transport.RMQ` server would read, and its declare."""
+    require_server("RabbitMQ", RABBITMQ_URL)
+    prefix = f"t-{uuid.uuid4().hex[:8]}."
+    async with broker_names(prefix):
+        transport = await connect_rabbitmq(
+            RABBITMQ_URL, name_prefix=prefix, nestjs_queue=NESTJS_QUEUE,
+            nestjs_queue_arguments={"x-queue-type": "quorum"})
+        try:
+            event = payment_event()
+            message = OutboundMessage(event.message_id, PAYMENTS_EXCHANGE, event.routing_key,
+                                      event.correlation_id, event.to_json())
+            assert (await transport.publish([message])).confirmed == {event.message_id}
+            connection = await aio_pika.connect(RABBITMQ_URL)
+            async with connection:
+                channel = await connection.channel()
+                # As the NestJS server asserts it: durable, the same arguments. Fine.
+                queue = await channel.declare_queue(
+                    f"{prefix}{NESTJS_QUEUE}", durable=True,
+                    arguments={"x-queue-type": "quorum"})
+                delivered = await queue.get(timeout=5)
+                await delivered.ack()
+                # NestJS's default queueOptions ({}) against the quorum queue: the
+                # collision the NestJS service's options must avoid.
+                with pytest.raises(aio_pika.exceptions.ChannelPreconditionFailed):
+                    await (await connection.channel()).declare_queue(
+                        f"{prefix}{NESTJS_QUEUE}", durable=True)
+        finally:
+            await transport.close()
+    assert json.loads(delivered.body) == {"pattern": "payment.approved",
+                                          "data": event.to_dict()}
+    assert delivered.delivery_mode == aio_pika.DeliveryMode.PERSISTENT
+    assert (delivered.message_id, delivered.correlation_id) == (
+        str(event.message_id), event.correlation_id)
+
+
+def payment_event() -> Envelope:
+    return Envelope(
+        type=EventType.PAYMENT_APPROVED, occurred_at=datetime.now(UTC), order_id="o-1",
+        payment_id="1000", provider="mercadopago", amount=Money.parse("12.30", "BRL"),
+        payment_version=1, correlation_id="mercadopago:1000",
+    )
+
+
+@pytest.mark.node
 async def test_a_nestjs_order_service_pays_each_order_once_through_a_sigkill(tmp_path: Path):
     node, npm = require_node()
     require_server("RabbitMQ", RABBITMQ_URL)
