@@ -121,7 +121,7 @@ class NestJSService:
                 self._log.read_text()[-3000:]
             return "listening on" in self._log.read_text()[offset:]
 
-        await eventually(listening, timeout=60, what="the NestJS service listening")
+        await eventually(listening, timeout=120, what="the NestJS service listening")
 
     def kill(self) -> None:
         assert self.process is not None
@@ -295,7 +295,7 @@ async def _pay_orders(simulator: GatewaySimulator, internal: str,
             except httpx.TransportError:
                 return False
 
-        await eventually(ready, timeout=30, what="the payments API ready")
+        await eventually(ready, timeout=120, what="the payments API ready")
         for i in range(ORDERS):
             if i == ORDERS // 2:
                 nest.kill()  # SIGKILL with events in flight: unacked ones come back
@@ -332,7 +332,7 @@ async def _check_settled(simulator: GatewaySimulator, payments_db: Database,
         refunded = all(e.refunded == TOTAL * (len(e.payment_ids) - 1) for e in ledger.values())
         return answered and refunded and len(ledger) == ORDERS
 
-    await eventually(settled, timeout=90, what="every payment answered and refunded")
+    await eventually(settled, timeout=180, what="every payment answered and refunded")
 
     async def every_event_in_the_inbox() -> bool:  # later events (stale ones) included
         async with payments_db.read() as conn:
@@ -342,7 +342,7 @@ async def _check_settled(simulator: GatewaySimulator, payments_db: Database,
         assert inbox <= events, "the NestJS inbox holds a message payrelay never sent"
         return bool(inbox == events)
 
-    await eventually(every_event_in_the_inbox, timeout=30, what="every event applied once")
+    await eventually(every_event_in_the_inbox, timeout=60, what="every event applied once")
     async with nest_db.read() as conn:
         orders = (await conn.execute(text(
             "SELECT order_id, status, paid_by, version FROM orders"))).all()
@@ -382,7 +382,7 @@ async def _republish_and_check_repeats(payments_db: Database, nest_db: Database)
             ), {"at": before.at})).scalar_one()
         return waiting == 0 and await queries.outbox_pending(payments_db, orders_side=False) == 0
 
-    await eventually(answered_again, timeout=60, what="every repeat answered again")
+    await eventually(answered_again, timeout=120, what="every repeat answered again")
     async with nest_db.read() as conn:
         after = (await conn.execute(text(
             "SELECT (SELECT count(*) FROM inbox) AS inbox, "

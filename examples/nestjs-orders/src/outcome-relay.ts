@@ -5,11 +5,14 @@
 import { Inject, Injectable, Logger, OnApplicationBootstrap, OnApplicationShutdown } from '@nestjs/common';
 import { ClientProxy, RmqRecordBuilder, RmqRecordOptions } from '@nestjs/microservices';
 import { Pool } from 'pg';
-import { lastValueFrom } from 'rxjs';
+import { lastValueFrom, timeout } from 'rxjs';
 import { Config } from './config';
 
 export const PAYRELAY_CLIENT = 'PAYRELAY_CLIENT';
 const BATCH = 100;
+// An emit the broker has not confirmed by then is given up for this pass (it may still
+// arrive: the resend carries the same message id, so that is harmless).
+const CONFIRM_TIMEOUT_MS = 10_000;
 
 @Injectable()
 export class OutcomeRelay implements OnApplicationBootstrap, OnApplicationShutdown {
@@ -93,6 +96,7 @@ export class OutcomeRelay implements OnApplicationBootstrap, OnApplicationShutdo
       type: row.pattern,
     };
     const record = new RmqRecordBuilder(row.data).setOptions(options).build();
-    return lastValueFrom(this.payrelay.emit(row.pattern, record), { defaultValue: undefined });
+    const confirmed = this.payrelay.emit(row.pattern, record).pipe(timeout(CONFIRM_TIMEOUT_MS));
+    return lastValueFrom(confirmed, { defaultValue: undefined });
   }
 }
