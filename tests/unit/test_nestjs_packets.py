@@ -147,3 +147,11 @@ async def test_the_order_sides_own_queue_is_refused_in_nestjs_mode():
 
     with pytest.raises(ValueError, match="NestJS service is the order side"):
         await NestJSPackets(LocalTransport()).subscribe(ORDER_SIDE_SUBSCRIPTION, handler)
+
+
+async def test_nestjs_mode_needs_rabbitmq():
+    from payrelay.bootstrap import build_transport
+    from payrelay.config import OrderSide, Settings
+
+    with pytest.raises(ValueError, match="needs an amqp://"):
+        await build_transport(Settings(order_side=OrderSide.NESTJS))
