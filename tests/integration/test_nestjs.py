@@ -298,6 +298,8 @@ async def _pay_orders(simulator: GatewaySimulator, internal: str,
         await eventually(ready, timeout=120, what="the payments API ready")
         for i in range(ORDERS):
             if i == ORDERS // 2:
+                await eventually(lambda: _applied_some(nest_db), timeout=60,
+                                 what="the NestJS service applying events")
                 nest.kill()  # SIGKILL with events in flight: unacked ones come back
             if i == ORDERS // 2 + 4:
                 await nest.start()
@@ -315,6 +317,11 @@ async def _pay_orders(simulator: GatewaySimulator, internal: str,
             if i % TWICE_EVERY == 0:
                 await simulator.pay(preference, "approve")  # a customer paying twice
             await asyncio.sleep(0.05)
+
+
+async def _applied_some(nest_db: Database) -> bool:
+    async with nest_db.read() as conn:
+        return bool((await conn.execute(text("SELECT count(*) FROM inbox"))).scalar_one())
 
 
 async def _check_settled(simulator: GatewaySimulator, payments_db: Database,
