@@ -30,7 +30,7 @@ from payrelay.bootstrap import (
 )
 from payrelay.entrypoints.embedded import EmbeddedStack, embedded_settings, run_embedded
 from payrelay.faults import Faults
-from payrelay.ports import Clock
+from payrelay.ports import Clock, Tracing
 from payrelay.simulator.faults import SimulatorFaults
 from payrelay.simulator.notifier import DeliveryPolicy
 
@@ -148,6 +148,7 @@ def stack_factory(tmp_path: Path) -> StackFactory:
         roles: Iterable[Role] = WORKER_ROLES,
         delivery: DeliveryPolicy = FAST_DELIVERY,
         clock: Clock = utc_now,
+        tracing: Tracing | None = None,
         **settings: Any,
     ) -> AsyncIterator[EmbeddedStack]:
         values = {**FAST, **settings}
@@ -173,6 +174,7 @@ def stack_factory(tmp_path: Path) -> StackFactory:
                     approve_delay=0.05,
                     delivery=delivery,
                     clock=clock,
+                    tracing=tracing,
                 )
             )
             yield embedded

@@ -34,8 +34,9 @@ from payrelay.adapters.storage.provision import scratch_databases
 from payrelay.adapters.storage.queries import SqlOrdersReadModel, SqlPaymentsReadModel
 from payrelay.adapters.storage.reconciliation import SqlReconciliationStore
 from payrelay.adapters.storage.refunds import SqlRefundQueue
+from payrelay.adapters.tracing import tracing_for
 from payrelay.adapters.transports.local import LocalTransport
-from payrelay.config import OrderSide, Settings
+from payrelay.config import Settings
 from payrelay.domain.retry import RetryPolicy
 from payrelay.failure_log import FailureLog
 from payrelay.faults import Faults
@@ -47,6 +48,7 @@ from payrelay.ports import (
     OutboxRelayStore,
     PaymentsClient,
     PaymentsUnitOfWork,
+    Tracing,
     Transport,
 )
 from payrelay.services.checkout import CheckoutService
@@ -91,6 +93,7 @@ class _Shared:
     failure_log: FailureLog
     retry: RetryPolicy
     transport: Transport
+    tracing: Tracing
 
     @property
     def lease(self) -> timedelta:
@@ -100,7 +103,7 @@ class _Shared:
         return OutboxRelay(
             store=store, transport=self.transport, clock=self.clock, faults=self.faults,
             retry=self.retry, rng=self.rng, failure_log=self.failure_log, name=role.value,
-            batch_size=self.settings.relay_batch_size, lease=self.lease,
+            batch_size=self.settings.relay_batch_size, lease=self.lease, tracing=self.tracing,
         )
 
 
@@ -111,15 +114,21 @@ async def bootstrap(
     transport: Transport | None = None,
     payments_client: PaymentsClient | None = None,
     faults: Faults | None = None,
-    clock: Clock = utc_now,
+    clock: Clock | None = None,
     seed: int | None = None,
     check_schema: Iterable[Role] = tuple(Role),
+    tracing: Tracing | None = None,
 ) -> System:
-    """Build every component from settings; overrides replace the adapters they name."""
+    """Build every component from settings; overrides replace the adapters they name.
+
+    Without a `clock`, time is the payments database server's (`ServerClock`).
+    """
     resources = AdapterResources.open(
         payments_url=settings.payments_database_url, orders_url=settings.orders_database_url
     )
     try:
+        if clock is None:
+            clock = await resources.start_server_clock()
         if gateway is None:
             gateway = _build_gateway(settings, resources.http_clients)
         if payments_client is None:
@@ -134,7 +143,7 @@ async def bootstrap(
         raise
     shared = _Shared(
         settings, clock, faults or Faults(), random.Random(seed), FailureLog(clock),
-        settings.retry_policy(), transport,
+        settings.retry_policy(), transport, tracing or tracing_for(settings),
     )
     payments = _build_payments_side(shared, gateway, resources)
     orders = _build_orders_side(shared, payments_client, resources.orders_db)
@@ -174,7 +183,7 @@ def _build_payments_side(
         outcomes=OrderOutcomeConsumer(
             uow=consumer_uow, clock=shared.clock, faults=shared.faults,
             mismatch_policy=s.amount_mismatch_policy, on_refund_requested=wake_refunder,
-            failure_log=shared.failure_log,
+            failure_log=shared.failure_log, tracing=shared.tracing,
         ),
         checkout=CheckoutService(
             uow=uow, gateway=gateway, clock=shared.clock, notification_url=s.notification_url
@@ -209,7 +218,7 @@ def _build_ingest(
         clock=shared.clock, faults=shared.faults, on_recorded=wake.set,
         max_body_bytes=s.webhook_max_body_bytes,
         ipn_window=timedelta(seconds=s.ipn_window_seconds),
-        ts_tolerance=timedelta(seconds=s.webhook_ts_tolerance_seconds),
+        ts_tolerance=timedelta(seconds=s.webhook_ts_tolerance_seconds), tracing=shared.tracing,
     )
 
 
@@ -223,7 +232,7 @@ def _build_processor(
         faults=shared.faults, retry=shared.retry, rng=shared.rng,
         failure_log=shared.failure_log, batch_size=s.processor_batch_size, lease=shared.lease,
         fetch_interval=timedelta(seconds=s.payment_fetch_interval_seconds),
-        on_committed=wake_relay,
+        on_committed=wake_relay, tracing=shared.tracing,
     )
 
 
@@ -240,7 +249,7 @@ def _build_orders_side(
         relay=shared.relay(uow.relay_store, Role.ORDERS_RELAY),
         consumer=PaymentEventConsumer(
             uow=consumer_uow, clock=shared.clock, faults=shared.faults, on_committed=wake_relay,
-            failure_log=shared.failure_log,
+            failure_log=shared.failure_log, tracing=shared.tracing,
         ),
         service=OrderService(uow=uow, payments=payments_client, clock=shared.clock),
         wake_relay=wake_relay,
@@ -250,22 +259,18 @@ def _build_orders_side(
 async def build_transport(settings: Settings, *, clock: Clock = utc_now) -> Transport:
     """The in-process transport for "local", otherwise RabbitMQ, connected and declared."""
     url = settings.broker_url.get_secret_value()
-    if url == "local" and settings.order_side is OrderSide.NESTJS:
-        raise ValueError("PAYRELAY_ORDER_SIDE=nestjs needs an amqp:// PAYRELAY_BROKER_URL")
-    if url == "local":
+    if url == "local" and settings.nestjs_topology() is None:
         return LocalTransport(schedule=settings.consumer_retry_schedule(),
                               failure_log=FailureLog(clock), clock=clock)
     if not url.startswith(("amqp://", "amqps://")):
-        raise ValueError("PAYRELAY_BROKER_URL must be 'local' or an amqp:// URL")
+        raise ValueError("PAYRELAY_BROKER_URL must be amqp://, or 'local' outside NestJS mode")
     from payrelay.adapters.transports.nestjs_packets import connect_rabbitmq
 
     return await connect_rabbitmq(  # in NestJS mode, to the NestJS service's queue
         url, prefetch=settings.consumer_prefetch, name_prefix=settings.broker_name_prefix,
-        retry_delays=settings.consumer_retry_schedule().delays,
-        nestjs_queue=settings.nestjs_queue if settings.order_side is OrderSide.NESTJS else None,
-        nestjs_queue_arguments=settings.nestjs_queue_arguments,
+        retry_delays=settings.consumer_retry_schedule().delays, clock=clock,
+        nestjs=settings.nestjs_topology(),
     )
-
 
 # --- one-off commands --------------------------------------------------------------------
 

@@ -6,7 +6,7 @@ import ipaddress
 import secrets
 from datetime import timedelta
 from enum import StrEnum
-from typing import Any, Self
+from typing import Any, Literal, Self
 from urllib.parse import parse_qsl, urlencode
 
 from pydantic import Field, SecretStr, field_validator, model_validator
@@ -58,8 +58,7 @@ class Settings(BaseSettings):
     broker_name_prefix: str = ""
     """Prefix for every exchange and queue name, to share one vhost between deployments."""
     order_side: OrderSide = OrderSide.PAYRELAY
-    """`nestjs`: payment events go to `nestjs_queue` as NestJS packets and outcomes are
-    read as NestJS packets; only payments roles run, on RabbitMQ."""
+    """`nestjs`: NestJS packets both ways, to `nestjs_queue`; payments roles only, RabbitMQ."""
     nestjs_queue: str = "orders.nestjs-payment-events"
     """The queue the NestJS service consumes (`options.queue`, after the name prefix)."""
     nestjs_queue_arguments: dict[str, str | int | bool] = {"x-queue-type": "quorum"}
@@ -151,6 +150,11 @@ class Settings(BaseSettings):
     """TEST ONLY, a deliberately broken build: both consumers' inboxes remember nothing, so
     every redelivery is applied again. It exists so that a test can show `payrelay chaos`
     failing (tests/integration/test_chaos.py); never set it anywhere else."""
+    otel: bool = False
+    """OpenTelemetry tracing, one trace per payment from webhook to reply (needs the `otel`
+    extra); OTEL_EXPORTER_OTLP_ENDPOINT and the other standard OTEL_* variables apply."""
+    otel_exporter: Literal["otlp", "console"] = "otlp"
+    """Where spans go with PAYRELAY_OTEL: OTLP over HTTP, or stdout ("console", to try it)."""
     not_visible_grace_seconds: float = Field(default=600.0, gt=0)
     """How long a notified payment may stay unknown to the gateway (404) before its
     notification is given up as dead."""
@@ -159,6 +163,17 @@ class Settings(BaseSettings):
     @classmethod
     def _valid_schedule(cls, value: str) -> str:
         RetrySchedule.parse(value)  # a typo fails at start-up, with the reason
+        return value
+
+    @field_validator("otel")
+    @classmethod
+    def _otel_installed(cls, value: bool) -> bool:
+        """Tracing asked for without its extra fails here, before anything is opened."""
+        if value:
+            try:
+                import opentelemetry.sdk.trace  # noqa: F401
+            except ImportError as exc:
+                raise ValueError("needs the otel extra: pip install 'payrelay[otel]'") from exc
         return value
 
     @field_validator("http_forwarded_allow_ips")
@@ -180,6 +195,11 @@ class Settings(BaseSettings):
             # token, and it has no business replaying dead letters.
             raise ValueError("PAYRELAY_SERVICE_TOKEN must differ from PAYRELAY_ADMIN_TOKEN")
         return self
+
+    def nestjs_topology(self) -> tuple[str, dict[str, str | int | bool]] | None:
+        """NestJS mode's queue and its arguments; None when payrelay is its own order side."""
+        nestjs = self.order_side is OrderSide.NESTJS
+        return (self.nestjs_queue, self.nestjs_queue_arguments) if nestjs else None
 
     def consumer_retry_schedule(self) -> RetrySchedule:
         return RetrySchedule.parse(self.consumer_retry_delays)

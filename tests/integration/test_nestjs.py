@@ -201,8 +201,8 @@ async def test_payment_events_reach_the_nestjs_queue_as_persistent_packets():
     prefix = f"t-{uuid.uuid4().hex[:8]}."
     async with broker_names(prefix):
         transport = await connect_rabbitmq(
-            RABBITMQ_URL, name_prefix=prefix, nestjs_queue=NESTJS_QUEUE,
-            nestjs_queue_arguments={"x-queue-type": "quorum"})
+            RABBITMQ_URL, name_prefix=prefix,
+            nestjs=(NESTJS_QUEUE, {"x-queue-type": "quorum"}))
         try:
             event = payment_event()
             message = OutboundMessage(event.message_id, PAYMENTS_EXCHANGE, event.routing_key,

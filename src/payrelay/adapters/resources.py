@@ -8,6 +8,7 @@ from typing import Protocol
 
 from payrelay.adapters.storage.database import Database
 from payrelay.adapters.storage.payments import SqlNotificationLog
+from payrelay.adapters.storage.server_clock import ServerClock
 from payrelay.adapters.storage.wakeups import PostgresWakeups, database_wakeups
 
 
@@ -30,6 +31,7 @@ class AdapterResources:
     notification_log: SqlNotificationLog
     wakeups: PostgresWakeups
     http_clients: list[HttpClient] = field(default_factory=list)
+    server_clock: ServerClock | None = None
 
     @classmethod
     def open(cls, *, payments_url: str, orders_url: str) -> AdapterResources:
@@ -37,7 +39,15 @@ class AdapterResources:
         wakeups = database_wakeups(payments=payments_db, orders=orders_db)
         return cls(payments_db, orders_db, SqlNotificationLog(payments_db), wakeups)
 
+    async def start_server_clock(self) -> ServerClock:
+        """The payments database server's clock, read now and kept in sync until close."""
+        self.server_clock = ServerClock(self.payments_db)
+        await self.server_clock.start()
+        return self.server_clock
+
     async def close(self) -> None:
+        if self.server_clock is not None:
+            await self.server_clock.aclose()
         await self.notification_log.close()  # its last group commit needs the database
         for client in self.http_clients:
             await client.aclose()

@@ -47,21 +47,24 @@ class FaultKind(StrEnum):
     """Every open connection of a link reset (an RST), new ones refused for 0-5 s."""
     CLOCK_SKEW = "clock_skew"
     """A payrelay process started again under `faketime`, its clock 5 s to 3 min ahead or
-    behind, for 10-30 s, then started again on the real clock (needs Debian's faketime)."""
+    behind, for 10-30 s, then started again on the real clock (needs Debian's faketime).
+    payrelay tells time by the PostgreSQL server (`ServerClock`), so nothing may notice."""
 
 
 NETWORK = frozenset({FaultKind.NET_STALL, FaultKind.NET_SLOW, FaultKind.NET_CUT})
 """Kinds that hit a link to PostgreSQL or RabbitMQ through its proxy."""
-SERVER_ONLY = frozenset({FaultKind.PG_TERMINATE, FaultKind.POISON}) | NETWORK
-"""Kinds that need PostgreSQL or RabbitMQ: an embedded run skips them."""
+SERVER_ONLY = frozenset({FaultKind.PG_TERMINATE, FaultKind.POISON, FaultKind.CLOCK_SKEW}) | NETWORK
+"""Kinds that need PostgreSQL or RabbitMQ: an embedded run skips them. `clock_skew` among
+them: processes tell time by the database server, and SQLite has none; an embedded
+deployment is one machine with one clock."""
 NEEDS_PRIVATE_POSTGRES = frozenset({FaultKind.ORDERS_DB_DOWN, FaultKind.DB_DOWN})
 """Kinds that take PostgreSQL (or a database) down: only ever a cluster the run started."""
 NEEDS_PRIVATE_RABBITMQ = frozenset({FaultKind.BROKER_STOP, FaultKind.BROKER_CLOSE})
 """Kinds that stop the broker or cut every connection: only ever the run's own node."""
-DEFAULT_FAULTS = frozenset(FaultKind) - {FaultKind.CLOCK_SKEW}
-"""What a run injects unless told otherwise: every kind that needs nothing but payrelay.
-`clock_skew` needs Debian's faketime, a system package; a run asked for it without it
-fails, saying how to install it."""
+DEFAULT_FAULTS = frozenset(FaultKind)
+"""What a run injects unless told otherwise: every kind. `clock_skew` needs Debian's
+faketime, a system package (`make test` installs it); a run without it fails at once,
+saying how to install it or to name the other kinds in `--faults`."""
 
 
 @dataclass(frozen=True, slots=True)

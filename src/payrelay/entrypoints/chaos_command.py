@@ -31,8 +31,7 @@ GIVEN_RABBITMQ_HELP = ("Run on this broker (a unique prefix) instead of a privat
 
 
 def parse_faults(text: str) -> frozenset[FaultKind]:
-    """`kill,pg_terminate` -> those kinds; `default` (every kind but clock_skew, which
-    needs faketime), `all` and `none` as they say."""
+    """`kill,pg_terminate` -> those kinds; `default` and `all` (every kind), `none`."""
     words = {w.strip() for w in text.split(",") if w.strip()}
     if words == {"default"}:
         return DEFAULT_FAULTS
@@ -54,8 +53,8 @@ def chaos(
                                           "this many seconds, even short of --payments."),
     seed: int = typer.Option(1, help="Seed for plans and faults: same seed, same schedule."),
     faults: str = typer.Option("default", help="Comma-separated: " + ",".join(FaultKind)
-                               + "; or default (all but clock_skew, which needs faketime), "
-                               "all, none."),
+                               + "; or default = all (clock_skew needs Debian's "
+                               "faketime), none."),
     embedded: bool = typer.Option(False, "--embedded", help="One serve process on SQLite and "
                                   "the local transport, instead of PostgreSQL + RabbitMQ."),
     postgres_url: str | None = typer.Option(None, help=GIVEN_POSTGRES_HELP),

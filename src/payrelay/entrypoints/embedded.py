@@ -14,14 +14,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from payrelay.bootstrap import WORKER_ROLES, Role, System, bootstrap, migrate, utc_now
+from payrelay.bootstrap import WORKER_ROLES, Role, System, bootstrap, migrate
 from payrelay.config import Settings
 from payrelay.entrypoints.http_server import EmbeddedServer, base_url, bind_socket
 from payrelay.entrypoints.listeners import PaymentsListeners, payments_listeners
 from payrelay.entrypoints.orders_api import create_orders_app
 from payrelay.entrypoints.rejections import Rejections
 from payrelay.faults import Faults
-from payrelay.ports import Clock
+from payrelay.ports import Clock, Tracing
 from payrelay.simulator.app import create_app as create_simulator_app
 from payrelay.simulator.faults import SimulatorFaults
 from payrelay.simulator.notifier import DeliveryPolicy
@@ -82,7 +82,8 @@ async def run_embedded(
     roles: Iterable[Role] = WORKER_ROLES,
     approve_delay: float = 0.2,
     delivery: DeliveryPolicy | None = None,
-    clock: Clock = utc_now,
+    clock: Clock | None = None,
+    tracing: Tracing | None = None,
 ) -> AsyncIterator[EmbeddedStack]:
     """Every part on its own loopback port; `clock` is payrelay's (the simulator keeps its own)."""
     socks = _Sockets()
@@ -95,7 +96,7 @@ async def run_embedded(
         delivery=delivery,
     )
     await migrate(settings)  # the embedded databases are private to this run
-    system = await bootstrap(settings, faults=faults, seed=seed, clock=clock)
+    system = await bootstrap(settings, faults=faults, seed=seed, clock=clock, tracing=tracing)
     try:
         async with _serving(system, simulator, socks) as payments:
             await system.start_workers(roles)

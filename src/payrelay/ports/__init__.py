@@ -67,6 +67,7 @@ from payrelay.ports.read_models import (
     Resources,
 )
 from payrelay.ports.reconciliation import ReconciliationStore
+from payrelay.ports.tracing import NO_TRACING, Span, SpanName, Tracing
 from payrelay.ports.transport import (
     BatchHandler,
     Delivery,
@@ -78,6 +79,7 @@ from payrelay.ports.transport import (
 from payrelay.ports.wakeups import WakeChannel, Wakeups
 
 __all__ = [
+    "NO_TRACING",
     "Backlog",
     "BatchHandler",
     "Checkout",
@@ -127,11 +129,14 @@ __all__ = [
     "Refunds",
     "Resources",
     "SeenMessage",
+    "Span",
+    "SpanName",
     "Subscription",
     "Timeline",
     "TimelineEntry",
     "Trace",
     "TraceStep",
+    "Tracing",
     "Transport",
     "UnknownRefund",
     "WakeChannel",

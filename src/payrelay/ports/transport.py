@@ -21,6 +21,8 @@ class OutboundMessage:
     order_id: str | None = None
     payment_id: str | None = None
     created_at: datetime | None = None
+    headers: Mapping[str, str] = field(default_factory=dict)
+    """Headers the transport carries to the consumer as they are (`traceparent`)."""
 
 
 @dataclass(frozen=True, slots=True)

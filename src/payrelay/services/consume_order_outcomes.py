@@ -9,6 +9,7 @@ written by itself: rare, and each one must be told.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
@@ -19,15 +20,19 @@ from payrelay.failure_log import FailureLog
 from payrelay.faults import FaultPoint, Faults
 from payrelay.messaging import PAYMENTS_SIDE_SUBSCRIPTION
 from payrelay.ports import (
+    NO_TRACING,
     Clock,
     Delivery,
     InboxEntry,
     PaymentsTx,
     PaymentsUnitOfWork,
     RefundRequest,
+    SpanName,
     TimelineEntry,
+    Tracing,
 )
 from payrelay.services.consume_envelope import ConsumerStats, decode_batch, tell
+from payrelay.services.spans import envelope_spans
 
 __all__ = ["OrderOutcomeConsumer"]
 
@@ -48,6 +53,7 @@ class OrderOutcomeConsumer:
         mismatch_policy: MismatchPolicy = MismatchPolicy.HOLD,
         on_refund_requested: asyncio.Event | None = None,
         failure_log: FailureLog | None = None,
+        tracing: Tracing = NO_TRACING,
     ) -> None:
         self._uow = uow
         self._clock = clock
@@ -56,8 +62,14 @@ class OrderOutcomeConsumer:
         self._on_refund_requested = on_refund_requested
         self._failure_log = failure_log or FailureLog(clock)
         self.stats = ConsumerStats()
+        self._tracing = tracing
 
     async def handle(self, batch: Sequence[Delivery]) -> None:
+        # Each message's span ends after the batch's commit (or its failure): part of its step.
+        with contextlib.ExitStack() as spans:
+            await self._handle(batch, spans)
+
+    async def _handle(self, batch: Sequence[Delivery], spans: contextlib.ExitStack) -> None:
         stats = ConsumerStats()
         async with self._uow.begin() as tx:
             now = self._clock()
@@ -65,6 +77,7 @@ class OrderOutcomeConsumer:
                 batch, tx.dead_letters, subscription=PAYMENTS_SIDE_SUBSCRIPTION, prefix="order.",
                 now=now, stats=stats,
             )
+            spans.enter_context(envelope_spans(self._tracing, SpanName.REPLY, batch, envelopes))
             await self._record(tx, envelopes, now, stats)
             self._faults.check(FaultPoint.OUTCOME_CONSUMER_BEFORE_COMMIT)
         self.stats.add(stats)

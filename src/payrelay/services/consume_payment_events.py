@@ -16,6 +16,7 @@ transport (consumer_failures.failures_in), so one bad message does not hold the 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -27,15 +28,19 @@ from payrelay.failure_log import FailureLog
 from payrelay.faults import FaultPoint, Faults
 from payrelay.messaging import ORDER_SIDE_SUBSCRIPTION, ORDERS_EXCHANGE
 from payrelay.ports import (
+    NO_TRACING,
     Clock,
     Delivery,
     InboxEntry,
     OrdersTx,
     OrdersUnitOfWork,
     OrderUpdate,
+    SpanName,
     TimelineEntry,
+    Tracing,
 )
 from payrelay.services.consume_envelope import ConsumerStats, decode_batch, tell
+from payrelay.services.spans import envelope_spans
 
 __all__ = ["PaymentEventConsumer"]
 
@@ -91,6 +96,7 @@ class PaymentEventConsumer:
         faults: Faults,
         on_committed: asyncio.Event | None = None,
         failure_log: FailureLog | None = None,
+        tracing: Tracing = NO_TRACING,
     ) -> None:
         self._uow = uow
         self._clock = clock
@@ -98,8 +104,14 @@ class PaymentEventConsumer:
         self._on_committed = on_committed
         self._failure_log = failure_log or FailureLog(clock)
         self.stats = ConsumerStats()
+        self._tracing = tracing
 
     async def handle(self, batch: Sequence[Delivery]) -> None:
+        # Each message's span ends after the batch's commit (or its failure): part of its step.
+        with contextlib.ExitStack() as spans:
+            await self._handle(batch, spans)
+
+    async def _handle(self, batch: Sequence[Delivery], spans: contextlib.ExitStack) -> None:
         stats = ConsumerStats()
         async with self._uow.begin() as tx:
             now = self._clock()
@@ -107,6 +119,7 @@ class PaymentEventConsumer:
                 batch, tx.dead_letters, subscription=ORDER_SIDE_SUBSCRIPTION, prefix="payment.",
                 now=now, stats=stats,
             )
+            spans.enter_context(envelope_spans(self._tracing, SpanName.CONSUME, batch, envelopes))
             await self._apply(tx, envelopes, now, stats)
             self._faults.check(FaultPoint.ORDER_CONSUMER_BEFORE_COMMIT)
         self.stats.add(stats)

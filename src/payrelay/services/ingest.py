@@ -29,7 +29,7 @@ from enum import StrEnum
 from payrelay.domain.errors import NotificationRejected, UnstorableRecord
 from payrelay.domain.signature import SignatureHeader, check_manifest_part, verify_signature
 from payrelay.faults import FaultPoint, Faults
-from payrelay.ports import Clock, NotificationLog, NotificationRecord
+from payrelay.ports import NO_TRACING, Clock, NotificationLog, NotificationRecord, SpanName, Tracing
 from payrelay.services.intake import (
     ACTION,
     IPN_TOPIC,
@@ -81,6 +81,7 @@ class WebhookIngest:
         max_body_bytes: int = MAX_BODY_BYTES,
         ipn_window: timedelta = IPN_WINDOW,
         ts_tolerance: timedelta = TS_TOLERANCE,
+        tracing: Tracing = NO_TRACING,
     ) -> None:
         if ipn_window <= timedelta(0) or ts_tolerance <= timedelta(0):
             raise ValueError("the IPN window and the ts tolerance must be positive")
@@ -93,6 +94,7 @@ class WebhookIngest:
         self._ipn_window = ipn_window
         self._ts_tolerance = ts_tolerance
         self.max_body_bytes = max_body_bytes
+        self._tracing = tracing
 
     async def ingest(self, webhook: IncomingWebhook) -> IngestOutcome:
         """Verify and durably record one notification, or raise NotificationRejected."""
@@ -172,6 +174,17 @@ class WebhookIngest:
         )
 
     async def _record(self, record: NotificationRecord) -> IngestOutcome:
+        # Only a verified notification about a payment gets a span: a refused request is
+        # about no payment anyone vouched for, and must not open spans in its trace.
+        if not self._tracing.enabled or record.ignored or not record.resource_id:
+            return await self._store(record)
+        with self._tracing.span(
+            SpanName.WEBHOOK, correlation_id=f"{record.provider}:{record.resource_id}",
+            attributes={"payrelay.payment_id": record.resource_id, "payrelay.topic": record.topic},
+        ):
+            return await self._store(record)
+
+    async def _store(self, record: NotificationRecord) -> IngestOutcome:
         try:
             is_new = await self._log.record(record)
         except UnstorableRecord as exc:

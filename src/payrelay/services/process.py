@@ -40,6 +40,7 @@ from payrelay.failure_log import FailureLog
 from payrelay.faults import FaultPoint, Faults
 from payrelay.messaging import PAYMENTS_EXCHANGE
 from payrelay.ports import (
+    NO_TRACING,
     ClaimedNotification,
     Clock,
     FailedTry,
@@ -48,9 +49,12 @@ from payrelay.ports import (
     PaymentSave,
     PaymentsTx,
     PaymentsUnitOfWork,
+    SpanName,
     TimelineEntry,
+    Tracing,
 )
 from payrelay.services.claims import LEASE, holding
+from payrelay.services.spans import SpanStart, batch_spans
 
 
 @dataclass
@@ -125,6 +129,7 @@ class PaymentProcessor:
         fetch_concurrency: int = 32,
         fetch_interval: timedelta = timedelta(0),
         on_committed: asyncio.Event | None = None,
+        tracing: Tracing = NO_TRACING,
     ) -> None:
         self._uow = uow
         self._queue = queue
@@ -140,6 +145,7 @@ class PaymentProcessor:
         self._fetch_interval = fetch_interval
         self._last_fetch: dict[str, datetime] = {}  # payment id -> when its fetch began
         self._on_committed = on_committed
+        self._tracing = tracing
 
     async def run_once(self) -> ProcessResult:
         claimed = await self._queue.claim_due(
@@ -153,8 +159,11 @@ class PaymentProcessor:
             by_payment.setdefault(notification.resource_id, []).append(notification)
         await self._postpone_recently_fetched(by_payment)
         in_hand = [n for notifications in by_payment.values() for n in notifications]
+        provider = self._gateway.provider
+        spans = (SpanStart(f"{provider}:{pid}", {"payrelay.payment_id": pid}) for pid in by_payment)
         async with holding(self._queue, in_hand, lease=self._lease, clock=self._clock):
-            failed = await self._fetch_and_apply(by_payment, result)
+            with batch_spans(self._tracing, SpanName.PROCESSING, spans):
+                failed = await self._fetch_and_apply(by_payment, result)
         await self._retry_later(failed, result)  # after the heartbeat: see claims.py
         return result
 

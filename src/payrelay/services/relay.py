@@ -14,7 +14,8 @@ then a dead letter in the consumer's own database).
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from payrelay.domain.errors import TransportUnavailable
@@ -22,13 +23,18 @@ from payrelay.domain.retry import FailureKind, RetryPolicy, decide_retry
 from payrelay.failure_log import FailureLog
 from payrelay.faults import FaultPoint, Faults
 from payrelay.ports import (
+    NO_TRACING,
     Clock,
     FailedTry,
     OutboundMessage,
     OutboxRelayStore,
+    PublishResult,
+    SpanName,
+    Tracing,
     Transport,
 )
 from payrelay.services.claims import LEASE, holding
+from payrelay.services.spans import SpanStart, batch_spans
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +58,7 @@ class OutboxRelay:
         name: str = "relay",
         batch_size: int = 500,
         lease: timedelta = LEASE,
+        tracing: Tracing = NO_TRACING,
     ) -> None:
         self._store = store
         self._transport = transport
@@ -63,6 +70,7 @@ class OutboxRelay:
         self._name = name
         self._batch_size = batch_size
         self._lease = lease
+        self._tracing = tracing
 
     async def run_once(self) -> RelayResult:
         batch = await self._store.claim_due(
@@ -74,7 +82,7 @@ class OutboxRelay:
         error = "not confirmed by the transport"
         async with holding(self._store, batch, lease=self._lease, clock=self._clock):
             try:
-                confirmed = (await self._transport.publish(batch)).confirmed
+                confirmed = (await self._publish(batch)).confirmed
             except TransportUnavailable as exc:
                 confirmed, error = set(), f"transport unavailable: {exc}"
         self._faults.check(FaultPoint.RELAY_AFTER_PUBLISH)
@@ -84,6 +92,14 @@ class OutboxRelay:
         failed = [self._failed(m, error, now) for m in batch if m.message_id not in confirmed]
         await self._store.record_failures(failed, now=now)
         return RelayResult(len(batch), len(batch) - len(failed), len(failed))
+
+    async def _publish(self, batch: Sequence[OutboundMessage]) -> PublishResult:
+        """Publish, each message in a span of its own that it carries to its consumer."""
+        with batch_spans(self._tracing, SpanName.PUBLISH, map(_span_start, batch)) as spans:
+            if spans:  # so the consume span of each message is its publish span's child
+                batch = [replace(m, headers={**m.headers, **span.headers})
+                         for m, span in zip(batch, spans, strict=True)]
+            return await self._transport.publish(batch)
 
     def _failed(
         self, message: OutboundMessage, error: str, now: datetime
@@ -104,3 +120,11 @@ class OutboxRelay:
             error=error, decision=decision,
         )
         return FailedTry(message, error, decision)
+
+
+def _span_start(message: OutboundMessage) -> SpanStart:
+    return SpanStart(message.correlation_id, {
+        "messaging.destination.name": message.exchange,
+        "messaging.rabbitmq.destination.routing_key": message.routing_key,
+        "messaging.message.id": str(message.message_id),
+    })

@@ -224,5 +224,7 @@ class _Queue:
             routing_key=message.routing_key,
             body=message.body,
             redelivered=message.attempts > 0 or retry is not None,
-            headers={} if retry is None else count_headers(retry.retries, retry.waits),
+            # The message's own headers (traceparent) as RabbitMQ would carry them.
+            headers=message.headers if retry is None
+            else {**message.headers, **count_headers(retry.retries, retry.waits)},
         )

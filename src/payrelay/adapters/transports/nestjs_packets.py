@@ -192,24 +192,20 @@ def _refuse_order_side(subscription: Subscription) -> None:
 
 
 async def connect_rabbitmq(
-    url: str,
-    *,
-    nestjs_queue: str | None,
-    nestjs_queue_arguments: Mapping[str, Any],
-    **options: Any,
+    url: str, *, nestjs: tuple[str, Mapping[str, Any]] | None, **options: Any
 ) -> Transport:
-    """A connected `RabbitMQTransport`; with `nestjs_queue`, in NestJS mode.
+    """A connected `RabbitMQTransport`; with `nestjs` (queue, arguments), in NestJS mode.
 
     In NestJS mode payrelay declares the NestJS service's queue (with its arguments)
     instead of its own order-side queue, which nobody would consume, and wraps the
     transport in `NestJSPackets`. `options` are `RabbitMQTransport`'s.
     """
-    if nestjs_queue is None:
+    if nestjs is None:
         transport = RabbitMQTransport(url, **options)
         await transport.connect()
         return transport
-    foreign = ForeignQueue(nestjs_queue, PAYMENTS_EXCHANGE, ORDER_SIDE_SUBSCRIPTION.patterns,
-                           nestjs_queue_arguments)
+    queue, arguments = nestjs
+    foreign = ForeignQueue(queue, PAYMENTS_EXCHANGE, ORDER_SIDE_SUBSCRIPTION.patterns, arguments)
     transport = RabbitMQTransport(
         url, subscriptions=(PAYMENTS_SIDE_SUBSCRIPTION,), foreign_queues=(foreign,), **options
     )

@@ -47,11 +47,15 @@ from payrelay.adapters.transports.rabbitmq_topology import PUBLISHED_EXCHANGES, 
 from payrelay.domain.errors import TransportUnavailable
 from payrelay.failure_log import FailureLog
 from payrelay.messaging import STANDARD_SUBSCRIPTIONS
-from payrelay.ports import BatchHandler, OutboundMessage, PublishResult, Subscription
+from payrelay.ports import BatchHandler, Clock, OutboundMessage, PublishResult, Subscription
 
 __all__ = ["ATTEMPT_HEADER", "STANDARD_SUBSCRIPTIONS", "RabbitMQTransport"]
 
 log = logging.getLogger(__name__)
+
+
+def _wall_clock() -> datetime:
+    return datetime.now(UTC)
 
 # A dead-letter handler that fails has the database down: pause instead of spinning.
 DEAD_LETTER_FAILURE_PAUSE_SECONDS = 1.0
@@ -90,6 +94,7 @@ class RabbitMQTransport:
         subscriptions: Sequence[Subscription] = STANDARD_SUBSCRIPTIONS,
         connection_name: str | None = None,
         reconnect_interval_seconds: float = 5.0,
+        clock: Clock = _wall_clock,
         foreign_queues: Sequence[ForeignQueue] = (),
     ) -> None:
         if prefetch < 1 or batch_max < 1 or delivery_limit < 1:
@@ -97,6 +102,7 @@ class RabbitMQTransport:
         if confirm_timeout_seconds <= 0 or batch_linger_seconds < 0:
             raise ValueError("confirm_timeout_seconds must be > 0, batch_linger_seconds >= 0")
         self._url = url
+        self._clock = clock
         self._prefetch = prefetch
         self._batch_max = batch_max
         self._linger = batch_linger_seconds
@@ -190,7 +196,7 @@ class RabbitMQTransport:
                                         timeout=self._confirm_timeout)
         on_failure = RetryOrDeadLetter(
             topology=self._topology, queue=subscription.queue, republish=republish,
-            failure_log=FailureLog(lambda: datetime.now(UTC)),
+            failure_log=FailureLog(self._clock), clock=self._clock,
         )
         consumer = BatchConsumer(handler, batch_max=self._batch_max, linger=self._linger,
                                  to_delivery=work_delivery, on_failure=on_failure)

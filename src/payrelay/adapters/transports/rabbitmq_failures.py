@@ -45,7 +45,7 @@ from payrelay.adapters.transports.rabbitmq_topology import (
 )
 from payrelay.domain.retry import RetrySchedule
 from payrelay.failure_log import FailureLog
-from payrelay.ports import Delivery, Subscription
+from payrelay.ports import Clock, Delivery, Subscription
 
 __all__ = [
     "ATTEMPTS_HEADER",
@@ -104,8 +104,10 @@ class RetryOrDeadLetter:
     steps (or for a permanent failure past its tries) the copy goes to the DLQ."""
 
     def __init__(
-        self, *, topology: Topology, queue: str, republish: Republish, failure_log: FailureLog
+        self, *, topology: Topology, queue: str, republish: Republish, failure_log: FailureLog,
+        clock: Clock,
     ) -> None:
+        self._clock = clock
         self._topology = topology
         self._queue = queue
         self._republish = republish
@@ -116,7 +118,7 @@ class RetryOrDeadLetter:
     async def __call__(self, message: AbstractIncomingMessage, refusal: Refusal) -> None:
         if not channel_alive(message):
             return  # its channel is gone: the broker redelivers it, copying would double it
-        now = datetime.now(UTC)
+        now = self._clock()
         verdict = self._failures.decide(
             refusal, retries=retry_count(message.headers),
             waits=_number(_header(message.headers, WAITS_HEADER), default=0),

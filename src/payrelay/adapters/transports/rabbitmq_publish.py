@@ -71,7 +71,7 @@ async def _publish_one(
         type=message.routing_key,
         content_type="application/json",
         delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-        headers={ATTEMPT_HEADER: message.attempts},
+        headers={**message.headers, ATTEMPT_HEADER: message.attempts},  # e.g. traceparent
     )
     # aio-pika's own timeout starts only once the channel is there; a publish racing a
     # reconnect would wait for it without bound, so the whole call gets the deadline.
