@@ -272,6 +272,7 @@ async def build_transport(settings: Settings, *, clock: Clock = utc_now) -> Tran
         nestjs=settings.nestjs_topology(),
     )
 
+
 # --- one-off commands --------------------------------------------------------------------
 
 
