@@ -291,17 +291,15 @@ async def build_transport(
     """The in-process transport for "local", otherwise RabbitMQ, connected, with the
     exchanges and `subscriptions`' queues declared."""
     url = settings.broker_url.get_secret_value()
-    if url == "local":
+    if url == "local" and settings.nestjs_topology() is None:
         return LocalTransport(schedule=settings.consumer_retry_schedule(),
                               failure_log=FailureLog(clock), clock=clock)
     if not url.startswith(("amqp://", "amqps://")):
-        raise ValueError("PAYRELAY_BROKER_URL must be 'local' or an amqp:// URL")
-    from payrelay.adapters.transports.rabbitmq import RabbitMQTransport
+        raise ValueError("PAYRELAY_BROKER_URL must be amqp://, or 'local' outside NestJS mode")
+    from payrelay.adapters.transports.nestjs_packets import connect_rabbitmq
 
-    transport = RabbitMQTransport(
+    return await connect_rabbitmq(  # in NestJS mode, to the NestJS service's queue
         url, prefetch=settings.consumer_prefetch, name_prefix=settings.broker_name_prefix,
         retry_delays=settings.consumer_retry_schedule().delays, subscriptions=subscriptions,
-        clock=clock,
+        clock=clock, nestjs=settings.nestjs_topology(),
     )
-    await transport.connect()
-    return transport

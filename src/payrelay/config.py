@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 import secrets
 from datetime import timedelta
+from enum import StrEnum
 from typing import Any, Literal, Self
 from urllib.parse import parse_qsl, urlencode
 
@@ -19,6 +20,15 @@ from pydantic_settings import (
 from payrelay.domain.refund import MismatchPolicy
 from payrelay.domain.retry import Backoff, RetryPolicy, RetrySchedule
 from payrelay.services.reconcile import ReconcilePolicy
+
+
+class OrderSide(StrEnum):
+    """Who consumes payment events and answers with outcomes."""
+
+    PAYRELAY = "payrelay"
+    """payrelay's own order side (the orders roles), with payrelay's envelopes."""
+    NESTJS = "nestjs"
+    """A NestJS service on `Transport.RMQ`: NestJS packets both ways (docs/integration.md)."""
 
 
 class Settings(BaseSettings):
@@ -50,6 +60,12 @@ class Settings(BaseSettings):
     """"local" for the in-process transport, or an amqp:// URL."""
     broker_name_prefix: str = ""
     """Prefix for every exchange and queue name, to share one vhost between deployments."""
+    order_side: OrderSide = OrderSide.PAYRELAY
+    """`nestjs`: NestJS packets both ways, to `nestjs_queue`; payments roles only, RabbitMQ."""
+    nestjs_queue: str = "orders.nestjs-payment-events"
+    """The queue the NestJS service consumes (`options.queue`, after the name prefix)."""
+    nestjs_queue_arguments: dict[str, str | int | bool] = {"x-queue-type": "quorum"}
+    """JSON: the NestJS service's `queueOptions.arguments`, exactly (else PRECONDITION_FAILED)."""
     consumer_prefetch: int = Field(default=200, gt=0)
     """How many unacked messages a consumer holds; its batches are at most this big."""
     gateway_base_url: str = "http://127.0.0.1:8089"
@@ -187,6 +203,11 @@ class Settings(BaseSettings):
             # token, and it has no business replaying dead letters.
             raise ValueError("PAYRELAY_SERVICE_TOKEN must differ from PAYRELAY_ADMIN_TOKEN")
         return self
+
+    def nestjs_topology(self) -> tuple[str, dict[str, str | int | bool]] | None:
+        """NestJS mode's queue and its arguments; None when payrelay is its own order side."""
+        nestjs = self.order_side is OrderSide.NESTJS
+        return (self.nestjs_queue, self.nestjs_queue_arguments) if nestjs else None
 
     def consumer_retry_schedule(self) -> RetrySchedule:
         return RetrySchedule.parse(self.consumer_retry_delays)

@@ -33,6 +33,7 @@ from aio_pika.abc import (
     AbstractRobustConnection,
 )
 
+from payrelay.adapters.transports.nestjs_queue import ForeignQueue, declare_foreign_queue
 from payrelay.adapters.transports.rabbitmq_consumer import BROKER_ERRORS, BatchConsumer
 from payrelay.adapters.transports.rabbitmq_failures import (
     RetryOrDeadLetter,
@@ -94,6 +95,7 @@ class RabbitMQTransport:
         connection_name: str | None = None,
         reconnect_interval_seconds: float = 5.0,
         clock: Clock = _wall_clock,
+        foreign_queues: Sequence[ForeignQueue] = (),
     ) -> None:
         if prefetch < 1 or batch_max < 1 or delivery_limit < 1:
             raise ValueError("prefetch, batch_max and delivery_limit must be positive")
@@ -107,6 +109,7 @@ class RabbitMQTransport:
         self._confirm_timeout = confirm_timeout_seconds
         self._topology = Topology(name_prefix, delivery_limit, tuple(retry_delays))
         self._subscriptions = tuple(subscriptions)
+        self._foreign_queues = tuple(foreign_queues)  # another service's (NestJS mode)
         # Named after the prefix, so a test can find (and cut) its own connections.
         self._connection_name = connection_name or f"{name_prefix}payrelay"
         self._reconnect_interval = reconnect_interval_seconds
@@ -140,6 +143,9 @@ class RabbitMQTransport:
                     publisher_confirms=True, on_return_raises=False
                 )
             await self.declare(self._subscriptions)
+            with _unavailable_on_broker_errors("cannot declare the foreign queues"):
+                for foreign in self._foreign_queues:
+                    await declare_foreign_queue(self._topology_channel, self._topology, foreign)
         except TransportUnavailable:
             await self.close()  # or the robust connection would keep reconnecting
             raise
@@ -239,7 +245,10 @@ class RabbitMQTransport:
                 self._url, client_properties={"connection_name": self._connection_name}
             )
             try:
-                await self._topology.delete(await connection.channel(), subscriptions)
+                channel = await connection.channel()
+                await self._topology.delete(channel, subscriptions)
+                for foreign in self._foreign_queues:
+                    await channel.queue_delete(self._topology.name(foreign.queue))
             finally:
                 await connection.close()
 
