@@ -19,6 +19,7 @@ import httpx
 
 from payrelay.adapters.gateways.mercadopago import MercadoPagoGateway
 from payrelay.adapters.gateways.wire import AiohttpWire
+from payrelay.adapters.metrics import TimedGateway, prometheus_metrics
 from payrelay.adapters.payments_client import HttpPaymentsClient
 from payrelay.adapters.resources import AdapterResources, HttpClient
 from payrelay.adapters.storage.database import Database
@@ -49,6 +50,7 @@ from payrelay.ports import (
     PaymentsUnitOfWork,
     Transport,
 )
+from payrelay.ports.metrics import Metrics, NoMetrics
 from payrelay.services.checkout import CheckoutService
 from payrelay.services.compensate import Refunder
 from payrelay.services.consume import OrderOutcomeConsumer, PaymentEventConsumer
@@ -91,6 +93,7 @@ class _Shared:
     failure_log: FailureLog
     retry: RetryPolicy
     transport: Transport
+    metrics: Metrics
 
     @property
     def lease(self) -> timedelta:
@@ -100,7 +103,7 @@ class _Shared:
         return OutboxRelay(
             store=store, transport=self.transport, clock=self.clock, faults=self.faults,
             retry=self.retry, rng=self.rng, failure_log=self.failure_log, name=role.value,
-            batch_size=self.settings.relay_batch_size, lease=self.lease,
+            batch_size=self.settings.relay_batch_size, lease=self.lease, metrics=self.metrics,
         )
 
 
@@ -114,18 +117,20 @@ async def bootstrap(
     clock: Clock = utc_now,
     seed: int | None = None,
     check_schema: Iterable[Role] = tuple(Role),
+    metrics: Metrics | None = None,
 ) -> System:
     """Build every component from settings; overrides replace the adapters they name."""
     resources = AdapterResources.open(
         payments_url=settings.payments_database_url, orders_url=settings.orders_database_url
     )
+    metrics = metrics or prometheus_metrics(resources, clock)
     try:
         if gateway is None:
             gateway = _build_gateway(settings, resources.http_clients)
         if payments_client is None:
             payments_client = _build_payments_client(settings, resources.http_clients)
         if transport is None:
-            transport = await build_transport(settings, clock=clock)
+            transport = await build_transport(settings, clock=clock, metrics=metrics)
         for side in {role.side for role in check_schema}:
             db = resources.orders_db if side is Side.ORDERS else resources.payments_db
             await ensure_current(db, Schema(side.value))
@@ -133,16 +138,16 @@ async def bootstrap(
         await resources.close()
         raise
     shared = _Shared(
-        settings, clock, faults or Faults(), random.Random(seed), FailureLog(clock),
-        settings.retry_policy(), transport,
+        settings, clock, faults or Faults(), random.Random(seed),
+        FailureLog(clock, metrics=metrics), settings.retry_policy(), transport, metrics,
     )
-    payments = _build_payments_side(shared, gateway, resources)
+    payments = _build_payments_side(shared, TimedGateway(gateway, metrics), resources)
     orders = _build_orders_side(shared, payments_client, resources.orders_db)
     dead_letters = SqlDeadLetterBox(
         payments=resources.payments_db, orders=resources.orders_db, clock=clock
     )
     return System(settings, shared.faults, transport, payments, orders, dead_letters, resources,
-                  clock, resources.wakeups)
+                  clock, resources.wakeups, metrics)
 
 
 def _build_gateway(settings: Settings, clients: list[HttpClient]) -> Gateway:
@@ -174,7 +179,7 @@ def _build_payments_side(
         outcomes=OrderOutcomeConsumer(
             uow=consumer_uow, clock=shared.clock, faults=shared.faults,
             mismatch_policy=s.amount_mismatch_policy, on_refund_requested=wake_refunder,
-            failure_log=shared.failure_log,
+            failure_log=shared.failure_log, metrics=shared.metrics,
         ),
         checkout=CheckoutService(
             uow=uow, gateway=gateway, clock=shared.clock, notification_url=s.notification_url
@@ -182,7 +187,7 @@ def _build_payments_side(
         refunder=Refunder(
             queue=SqlRefundQueue(db), uow=uow, gateway=gateway, clock=shared.clock,
             faults=shared.faults, retry=shared.retry, rng=shared.rng,
-            failure_log=shared.failure_log, lease=shared.lease,
+            failure_log=shared.failure_log, lease=shared.lease, metrics=shared.metrics,
         ),
         reconciler=Reconciler(
             store=SqlReconciliationStore(db), notifications=resources.notification_log,
@@ -207,7 +212,7 @@ def _build_ingest(
     return WebhookIngest(
         provider=provider, secrets=s.webhook_secret_list, log=resources.notification_log,
         clock=shared.clock, faults=shared.faults, on_recorded=wake.set,
-        max_body_bytes=s.webhook_max_body_bytes,
+        max_body_bytes=s.webhook_max_body_bytes, metrics=shared.metrics,
         ipn_window=timedelta(seconds=s.ipn_window_seconds),
         ts_tolerance=timedelta(seconds=s.webhook_ts_tolerance_seconds),
     )
@@ -240,26 +245,28 @@ def _build_orders_side(
         relay=shared.relay(uow.relay_store, Role.ORDERS_RELAY),
         consumer=PaymentEventConsumer(
             uow=consumer_uow, clock=shared.clock, faults=shared.faults, on_committed=wake_relay,
-            failure_log=shared.failure_log,
+            failure_log=shared.failure_log, metrics=shared.metrics,
         ),
         service=OrderService(uow=uow, payments=payments_client, clock=shared.clock),
         wake_relay=wake_relay,
     )
 
 
-async def build_transport(settings: Settings, *, clock: Clock = utc_now) -> Transport:
+async def build_transport(settings: Settings, *, clock: Clock = utc_now,
+                          metrics: Metrics | None = None) -> Transport:
     """The in-process transport for "local", otherwise RabbitMQ, connected and declared."""
     url = settings.broker_url.get_secret_value()
+    failure_log = FailureLog(clock, metrics=metrics or NoMetrics())
     if url == "local":
         return LocalTransport(schedule=settings.consumer_retry_schedule(),
-                              failure_log=FailureLog(clock), clock=clock)
+                              failure_log=failure_log, clock=clock)
     if not url.startswith(("amqp://", "amqps://")):
         raise ValueError("PAYRELAY_BROKER_URL must be 'local' or an amqp:// URL")
     from payrelay.adapters.transports.rabbitmq import RabbitMQTransport
 
     transport = RabbitMQTransport(
         url, prefetch=settings.consumer_prefetch, name_prefix=settings.broker_name_prefix,
-        retry_delays=settings.consumer_retry_schedule().delays,
+        retry_delays=settings.consumer_retry_schedule().delays, failure_log=failure_log,
     )
     await transport.connect()
     return transport

@@ -116,6 +116,9 @@ class Settings(BaseSettings):
     """Pages one reconciler run reads at most; the next run goes on from where it stopped."""
     reconcile_sweep_lookback_seconds: float = Field(default=172_800.0, gt=0)
     """How far back the very first sweep (no watermark stored yet) starts."""
+    metrics_port: int | None = Field(default=None, ge=0, le=65535)
+    """`payrelay serve` also serves /healthz, /readyz and /metrics on this port (for a
+    worker-only process, its one listener); unset, none. The APIs serve /metrics anyway."""
     consumer_retry_delays: str = "1,5,30,120,600"
     """Seconds between a consumer's retries of a failing message; then a dead letter."""
     processor_batch_size: int = Field(default=200, gt=0)

@@ -47,7 +47,8 @@ LAYER_FILES = [
     *(("chaos", p) for p in CHAOS_FILES),
 ]
 VENDORS = frozenset(
-    {"sqlalchemy", "fastapi", "aio_pika", "aiormq", "httpx", "asyncpg", "aiosqlite"}
+    {"sqlalchemy", "fastapi", "aio_pika", "aiormq", "httpx", "asyncpg", "aiosqlite",
+     "structlog", "prometheus_client"}
 )
 
 

@@ -69,8 +69,9 @@ def chaos(
 ) -> None:
     """Run payrelay as real processes under faults, then check nothing was lost or doubled."""
     from payrelay.chaos.run import run_chaos
+    from payrelay.entrypoints.logs import configure_logging
 
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(message)s")  # faults
+    configure_logging(logging.WARNING)  # the faults it injects, not every payment
     options = ChaosOptions(
         payments=payments, rate=rate, duration=duration, seed=seed, faults=parse_faults(faults),
         embedded=embedded, postgres_url=postgres_url or DEFAULT_POSTGRES_URL,

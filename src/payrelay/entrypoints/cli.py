@@ -46,7 +46,9 @@ def demo(
     """Run everything in one process and print a consistency report."""
     import logging
 
-    logging.basicConfig(level=logging.ERROR)  # injected faults are expected, not news
+    from payrelay.entrypoints.logs import configure_logging
+
+    configure_logging(logging.ERROR)  # injected faults are expected, not news
     console = Console()
     options = DemoOptions(
         orders=orders, seed=seed, faults=faults, data_dir=data_dir, backend=backend,
@@ -174,9 +176,10 @@ def serve(
 
     from payrelay.bootstrap import Role
     from payrelay.config import Settings
+    from payrelay.entrypoints.logs import configure_logging
     from payrelay.entrypoints.serve import serve as run
 
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
+    configure_logging(logging.INFO)  # business events (order paid, refunds) are INFO
     try:
         roles = set(Role) if "all" in role else {Role(r) for r in role}
     except ValueError as exc:

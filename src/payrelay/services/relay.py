@@ -28,6 +28,7 @@ from payrelay.ports import (
     OutboxRelayStore,
     Transport,
 )
+from payrelay.ports.metrics import Metrics, NoMetrics
 from payrelay.services.claims import LEASE, holding
 
 
@@ -52,6 +53,7 @@ class OutboxRelay:
         name: str = "relay",
         batch_size: int = 500,
         lease: timedelta = LEASE,
+        metrics: Metrics | None = None,
     ) -> None:
         self._store = store
         self._transport = transport
@@ -63,6 +65,7 @@ class OutboxRelay:
         self._name = name
         self._batch_size = batch_size
         self._lease = lease
+        self._metrics = metrics or NoMetrics()
 
     async def run_once(self) -> RelayResult:
         batch = await self._store.claim_due(
@@ -83,6 +86,8 @@ class OutboxRelay:
                                     now=now)
         failed = [self._failed(m, error, now) for m in batch if m.message_id not in confirmed]
         await self._store.record_failures(failed, now=now)
+        self._metrics.published(relay=self._name, confirmed=len(batch) - len(failed),
+                                failed=len(failed))
         return RelayResult(len(batch), len(batch) - len(failed), len(failed))
 
     def _failed(
@@ -101,6 +106,6 @@ class OutboxRelay:
         self._failure_log.failed(
             f"{self._name} {message.routing_key}", kind=FailureKind.UNAVAILABLE,
             order_id=message.order_id, payment_id=message.payment_id,
-            error=error, decision=decision,
+            error=error, decision=decision, correlation_id=message.correlation_id,
         )
         return FailedTry(message, error, decision)

@@ -89,12 +89,14 @@ class RabbitMQTransport:
         subscriptions: Sequence[Subscription] = STANDARD_SUBSCRIPTIONS,
         connection_name: str | None = None,
         reconnect_interval_seconds: float = 5.0,
+        failure_log: FailureLog | None = None,
     ) -> None:
         if prefetch < 1 or batch_max < 1 or delivery_limit < 1:
             raise ValueError("prefetch, batch_max and delivery_limit must be positive")
         if confirm_timeout_seconds <= 0 or batch_linger_seconds < 0:
             raise ValueError("confirm_timeout_seconds must be > 0, batch_linger_seconds >= 0")
         self._url = url
+        self._failure_log = failure_log or FailureLog(lambda: datetime.now(UTC))
         self._prefetch = prefetch
         self._batch_max = batch_max
         self._linger = batch_linger_seconds
@@ -184,7 +186,7 @@ class RabbitMQTransport:
                                         timeout=self._confirm_timeout)
         on_failure = RetryOrDeadLetter(
             topology=self._topology, queue=subscription.queue, republish=republish,
-            failure_log=FailureLog(lambda: datetime.now(UTC)),
+            failure_log=self._failure_log,
         )
         consumer = BatchConsumer(handler, batch_max=self._batch_max, linger=self._linger,
                                  to_delivery=work_delivery, on_failure=on_failure)

@@ -1,0 +1,106 @@
+"""The one log configuration: every line structured, JSON in production, readable on a TTY.
+
+Services and adapters keep to the standard library (`logging.getLogger(__name__)`, ids in
+`extra={"order_id": ..., "payment_id": ..., "correlation_id": ...}`): structlog is a vendor
+library they may not import. So structlog is wired in here, at the root handler, through
+its `ProcessorFormatter`: each stdlib record becomes an event dict (level, logger, UTC
+timestamp, the record's extras as fields) and is rendered as one JSON object per line, or
+as aligned `key=value` text for a person at a terminal.
+
+`PAYRELAY_LOG_FORMAT` (`json` or `console`) chooses; unset, a TTY gets console and anything
+else (a file, a pipe, a supervisor) JSON. `PAYRELAY_LOG_LEVEL` (`debug`, `info`, ...)
+overrides the level each command asks for.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from enum import StrEnum
+from typing import TextIO
+
+import structlog
+from structlog.typing import EventDict, Processor, WrappedLogger
+
+__all__ = ["LogFormat", "configure_logging"]
+
+
+class LogFormat(StrEnum):
+    JSON = "json"
+    """One JSON object per line: what production log shippers read."""
+    CONSOLE = "console"
+    """Aligned, coloured `key=value` text: for a person at a terminal."""
+
+
+def configure_logging(
+    level: int = logging.INFO, *, fmt: LogFormat | None = None, stream: TextIO | None = None
+) -> LogFormat:
+    """Route every stdlib logger through structlog at `level`; returns the format chosen.
+
+    Calling it again replaces the previous configuration (a test may, a command does once).
+    """
+    stream = stream or sys.stderr
+    fmt = fmt or _format_from_environment(stream)
+    level = _level_from_environment(level)
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=_pre_chain(),
+        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                    *_rendering(fmt)],
+    ))
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(level)
+    # structlog's own loggers (none in services; an entrypoint may) take the same road.
+    structlog.configure(
+        processors=[*_pre_chain(), structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=True,
+    )
+    return fmt
+
+
+def _pre_chain() -> list[Processor]:
+    return [
+        structlog.stdlib.add_log_level,
+        structlog.stdlib.add_logger_name,
+        structlog.stdlib.ExtraAdder(),
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+    ]
+
+
+def _rendering(fmt: LogFormat) -> list[Processor]:
+    if fmt is LogFormat.JSON:
+        return [structlog.processors.format_exc_info,
+                structlog.processors.JSONRenderer(default=str, sort_keys=False)]
+    return [_drop_empty, structlog.dev.ConsoleRenderer(colors=False)]
+
+
+def _drop_empty(_logger: WrappedLogger, _name: str, event: EventDict) -> EventDict:
+    """On a terminal, `order_id=None` is noise; JSON keeps it (a field always present)."""
+    return {key: value for key, value in event.items() if value is not None}
+
+
+def _format_from_environment(stream: TextIO) -> LogFormat:
+    chosen = os.environ.get("PAYRELAY_LOG_FORMAT", "").strip().lower()
+    if chosen:
+        try:
+            return LogFormat(chosen)
+        except ValueError:
+            raise ValueError("PAYRELAY_LOG_FORMAT must be json or console") from None
+    isatty = getattr(stream, "isatty", None)
+    return LogFormat.CONSOLE if isatty is not None and isatty() else LogFormat.JSON
+
+
+def _level_from_environment(default: int) -> int:
+    chosen = os.environ.get("PAYRELAY_LOG_LEVEL", "").strip().upper()
+    if not chosen:
+        return default
+    level = logging.getLevelName(chosen)
+    if not isinstance(level, int):
+        raise ValueError("PAYRELAY_LOG_LEVEL must be debug, info, warning, error or critical")
+    return level
