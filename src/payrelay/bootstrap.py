@@ -117,13 +117,12 @@ async def bootstrap(
     clock: Clock = utc_now,
     seed: int | None = None,
     check_schema: Iterable[Role] = tuple(Role),
-    metrics: Metrics | None = None,
 ) -> System:
     """Build every component from settings; overrides replace the adapters they name."""
     resources = AdapterResources.open(
         payments_url=settings.payments_database_url, orders_url=settings.orders_database_url
     )
-    metrics = metrics or prometheus_metrics(resources, clock)
+    metrics = prometheus_metrics(resources, clock)
     try:
         if gateway is None:
             gateway = _build_gateway(settings, resources.http_clients)

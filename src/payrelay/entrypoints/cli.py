@@ -44,11 +44,9 @@ def demo(
     rabbitmq_url: str = typer.Option(DEFAULT_RABBITMQ_URL, help="Broker (postgres+rabbitmq)."),
 ) -> None:
     """Run everything in one process and print a consistency report."""
-    import logging
-
     from payrelay.entrypoints.logs import configure_logging
 
-    configure_logging(logging.ERROR)  # injected faults are expected, not news
+    configure_logging("error")  # injected faults are expected, not news
     console = Console()
     options = DemoOptions(
         orders=orders, seed=seed, faults=faults, data_dir=data_dir, backend=backend,
@@ -172,14 +170,12 @@ def serve(
     ),
 ) -> None:
     """Run the chosen roles in this process until SIGTERM/SIGINT."""
-    import logging
-
     from payrelay.bootstrap import Role
     from payrelay.config import Settings
     from payrelay.entrypoints.logs import configure_logging
     from payrelay.entrypoints.serve import serve as run
 
-    configure_logging(logging.INFO)  # business events (order paid, refunds) are INFO
+    configure_logging("info")  # business events (order paid, refunds) are INFO
     try:
         roles = set(Role) if "all" in role else {Role(r) for r in role}
     except ValueError as exc:

@@ -34,15 +34,17 @@ class LogFormat(StrEnum):
 
 
 def configure_logging(
-    level: int = logging.INFO, *, fmt: LogFormat | None = None, stream: TextIO | None = None
+    level: int | str = logging.INFO, *, fmt: LogFormat | None = None,
+    stream: TextIO | None = None,
 ) -> LogFormat:
-    """Route every stdlib logger through structlog at `level`; returns the format chosen.
+    """Route every stdlib logger through structlog at `level` (`logging.INFO` or "info");
+    returns the format chosen.
 
     Calling it again replaces the previous configuration (a test may, a command does once).
     """
     stream = stream or sys.stderr
     fmt = fmt or _format_from_environment(stream)
-    level = _level_from_environment(level)
+    level = _level_from_environment(_level(level))
     handler = logging.StreamHandler(stream)
     handler.setFormatter(structlog.stdlib.ProcessorFormatter(
         foreign_pre_chain=_pre_chain(),
@@ -97,10 +99,14 @@ def _format_from_environment(stream: TextIO) -> LogFormat:
 
 
 def _level_from_environment(default: int) -> int:
-    chosen = os.environ.get("PAYRELAY_LOG_LEVEL", "").strip().upper()
-    if not chosen:
-        return default
-    level = logging.getLevelName(chosen)
-    if not isinstance(level, int):
-        raise ValueError("PAYRELAY_LOG_LEVEL must be debug, info, warning, error or critical")
-    return level
+    chosen = os.environ.get("PAYRELAY_LOG_LEVEL", "").strip()
+    return _level(chosen, "PAYRELAY_LOG_LEVEL") if chosen else default
+
+
+def _level(level: int | str, name: str = "level") -> int:
+    if isinstance(level, int):
+        return level
+    number = logging.getLevelName(level.upper())
+    if not isinstance(number, int):
+        raise ValueError(f"{name} must be debug, info, warning, error or critical")
+    return number
