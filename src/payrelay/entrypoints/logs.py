@@ -25,6 +25,9 @@ from structlog.typing import EventDict, Processor, WrappedLogger
 
 __all__ = ["LogFormat", "configure_logging"]
 
+_HANDLER_NAME = "payrelay"
+_CHATTY = ("httpx", "httpcore", "aiormq", "aio_pika", "asyncio")
+
 
 class LogFormat(StrEnum):
     JSON = "json"
@@ -40,7 +43,8 @@ def configure_logging(
     """Route every stdlib logger through structlog at `level` (`logging.INFO` or "info");
     returns the format chosen.
 
-    Calling it again replaces the previous configuration (a test may, a command does once).
+    Calling it again replaces the handler it installed before (a test may; a command calls
+    it once); handlers someone else put on the root logger are left alone.
     """
     stream = stream or sys.stderr
     fmt = fmt or _format_from_environment(stream)
@@ -51,11 +55,14 @@ def configure_logging(
         processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta,
                     *_rendering(fmt)],
     ))
+    handler.set_name(_HANDLER_NAME)
     root = logging.getLogger()
-    for old in list(root.handlers):
+    for old in [h for h in root.handlers if h.get_name() == _HANDLER_NAME]:
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level)
+    for name in _CHATTY:  # a line per HTTP request or AMQP frame is not news
+        logging.getLogger(name).setLevel(max(level, logging.WARNING))
     # structlog's own loggers (none in services; an entrypoint may) take the same road.
     structlog.configure(
         processors=[*_pre_chain(), structlog.stdlib.ProcessorFormatter.wrap_for_formatter],

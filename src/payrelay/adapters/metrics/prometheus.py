@@ -68,6 +68,14 @@ class PrometheusMetrics:
         self._outbox_age = Gauge("payrelay_outbox_oldest_pending_seconds", "Age of the oldest "
                                  "pending outbox row (0: none).", ["outbox"], registry=r)
         self._outboxes: dict[str, OutboxLagReader] = {}
+        self._start_at_zero()
+
+    def _start_at_zero(self) -> None:
+        """The series a dashboard expects from the start, at zero until something happens."""
+        for check in ("resent_approvals", "lost_payments_found", "unsettled_refetched"):
+            self._fixes.labels(check)
+        for result in ("requested", "held", "refunded", "already_covered", "retried", "dead"):
+            self._refunds.labels(result)
 
     def notification_received(self, *, provider: str, result: str) -> None:
         self._received.labels(provider, result).inc()
