@@ -22,6 +22,7 @@ from payrelay.ports import Clock
 from payrelay.ports.metrics import Metrics, NoMetrics
 
 log = logging.getLogger("payrelay.failures")
+events_log = logging.getLogger("payrelay.events")
 
 
 def payment_fields(
@@ -42,6 +43,7 @@ class FailureLog:
     clock: Clock
     window: timedelta = timedelta(seconds=10)
     logger: logging.Logger = log
+    events: logging.Logger = events_log
     metrics: Metrics = field(default_factory=NoMetrics)
     _windows: dict[tuple[str, FailureKind], _Window] = field(default_factory=dict)
 
@@ -83,6 +85,6 @@ class FailureLog:
               detail: str, correlation_id: str | None = None) -> None:
         """A business event a person may look for that is not a failed try (a held refund,
         a dead letter): at INFO, never rate-limited."""
-        self.logger.info("%s: %s", step, detail, extra={
+        self.events.info("%s: %s", step, detail, extra={
             **payment_fields(order_id, payment_id, correlation_id), "step": step,
         })

@@ -148,7 +148,7 @@ async def test_refund_or_chargeback_at_the_gateway_moves_a_paid_order_to_refunde
 async def test_a_refund_the_gateway_refuses_for_good_is_held_for_a_person(
     make_stack: StackFactory, http: httpx.AsyncClient, caplog: pytest.LogCaptureFixture
 ):
-    caplog.set_level(logging.INFO, logger="payrelay.failures")
+    caplog.set_level(logging.INFO, logger="payrelay.events")
     # The refunder is driven by hand, to let the payment be charged back first.
     async with make_stack(roles=WORKER_ROLES - {Role.REFUNDER}) as stack:
         customer = Customer(stack, http)
