@@ -6,9 +6,14 @@ from __future__ import annotations
 import io
 import json
 import logging
+import os
+import signal
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -16,6 +21,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy.engine import make_url
 
+from payrelay.chaos.processes import free_port
 from payrelay.entrypoints.embedded import EmbeddedStack
 from payrelay.entrypoints.logs import LogFormat, configure_logging
 from payrelay.simulator.faults import SimulatorFaults
@@ -229,3 +235,57 @@ def check_business_events(lines: list[dict[str, Any]], order_id: str, first: str
     assert one("payment rejected", second)["reason"] == "already_paid"
     one("refund requested", second)
     one("refund issued", second)
+
+
+# --- a worker-only process ---------------------------------------------------------------
+
+
+@pytest.mark.rabbitmq
+async def test_a_worker_only_process_serves_health_and_metrics_on_its_metrics_port(
+    tmp_path: Path, http: httpx.AsyncClient, rabbitmq_url: str, name_prefix: str
+) -> None:
+    port = free_port()
+    env = {key: v for key, v in os.environ.items() if not key.startswith("PAYRELAY_")}
+    env |= {
+        "PAYRELAY_PAYMENTS_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'payments.db'}",
+        "PAYRELAY_ORDERS_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'orders.db'}",
+        "PAYRELAY_BROKER_URL": rabbitmq_url, "PAYRELAY_BROKER_NAME_PREFIX": name_prefix,
+        "PAYRELAY_METRICS_PORT": str(port),
+    }
+    payrelay = [sys.executable, "-m", "payrelay"]
+    subprocess.run([*payrelay, "migrate"], env=env, check=True, capture_output=True, timeout=60)
+    log_path = tmp_path / "processor.log"
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen([*payrelay, "serve", "--role", "processor"], env=env,
+                                stdout=log, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        async def healthy() -> bool:
+            assert proc.poll() is None, log_path.read_text()
+            try:
+                return (await http.get(f"{base}/healthz")).status_code == 200
+            except httpx.TransportError:
+                return False
+
+        await eventually(healthy, timeout=30, what="the worker's /healthz")
+        ready = await http.get(f"{base}/readyz")
+        assert ready.status_code == 200, ready.text
+        assert set(ready.json()["checks"]) == {"transport", "payments database"}
+        samples = await scrape(http, base)
+        assert ("payrelay_outbox_pending_rows", (("outbox", "payments"),)) in samples
+        assert ("payrelay_approval_to_paid_seconds_count", ()) in samples
+        assert (await http.get(f"{base}/checkout")).status_code == 404  # health and metrics only
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        await delete_rabbitmq_topology(name_prefix)
+    assert proc.returncode == 0, log_path.read_text()
+    # Off a TTY the process logs JSON, a level on every line.
+    lines = [json.loads(line) for line in log_path.read_text().splitlines()]
+    assert any(line["event"].startswith("serving roles: processor") and line["level"] == "info"
+               for line in lines), lines
+    assert all("level" in line for line in lines)
