@@ -21,6 +21,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy.engine import make_url
 
+from payrelay.bootstrap import WORKER_ROLES, Role
 from payrelay.chaos.processes import free_port
 from payrelay.entrypoints.embedded import EmbeddedStack
 from payrelay.entrypoints.logs import LogFormat, configure_logging
@@ -135,6 +136,25 @@ async def test_metrics_exist_and_move_with_the_payments(
     assert value(orders_side, "payrelay_outbox_pending_rows", outbox="orders") == 0
     for labels in (labels for n, labels in after if n.startswith("payrelay_")):
         assert all(k not in ("order_id", "payment_id") for k, _ in labels)
+
+
+async def test_the_outbox_lag_is_read_at_scrape_time(
+    make_stack: StackFactory, http: httpx.AsyncClient
+) -> None:
+    async with make_stack(roles=WORKER_ROLES - {Role.PAYMENTS_RELAY}) as stack:  # no relay
+        customer = Customer(stack, http)
+        await customer.pay(await customer.checkout(await customer.order("12.00")))
+        lag: list[float] = []
+
+        async def waiting() -> bool:
+            samples = await scrape(http, stack.payments_internal_url)
+            lag[:] = [value(samples, "payrelay_outbox_pending_rows", outbox="payments"),
+                      value(samples, "payrelay_outbox_oldest_pending_seconds", outbox="payments")]
+            return lag[0] == 1 and lag[1] > 0.05
+
+        await eventually(waiting, timeout=20, what="an approval waiting in the outbox")
+        later = await scrape(http, stack.payments_internal_url)
+        assert value(later, "payrelay_outbox_oldest_pending_seconds", outbox="payments") > lag[1]
 
 
 # --- logs ----------------------------------------------------------------------------------
