@@ -13,6 +13,7 @@ to the standard library's `logging`.
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -30,6 +31,19 @@ def payment_fields(
 ) -> dict[str, str | None]:
     """The `extra` of a line about a payment: every such line carries all three ids."""
     return {"order_id": order_id, "payment_id": payment_id, "correlation_id": correlation_id}
+
+
+def payment_fields_in(body: bytes) -> dict[str, str | None]:
+    """`payment_fields` of a message body, as far as it says (a dead or failing message)."""
+    try:
+        data = json.loads(body)
+    except ValueError:
+        data = None
+    if not isinstance(data, dict):
+        return payment_fields(None, None)
+    ids = [data.get(k) for k in ("order_id", "payment_id", "correlation_id")]
+    order_id, payment_id, correlation_id = (v if isinstance(v, str) else None for v in ids)
+    return payment_fields(order_id, payment_id, correlation_id)
 
 
 @dataclass

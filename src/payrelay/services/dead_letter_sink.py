@@ -10,11 +10,10 @@ commit. From there it is inspected and replayed like any other dead letter.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Sequence
 
-from payrelay.failure_log import payment_fields
+from payrelay.failure_log import payment_fields_in
 from payrelay.ports import Clock, Delivery, MessagingUnitOfWork, Subscription
 from payrelay.ports.metrics import Metrics, NoMetrics
 
@@ -49,19 +48,7 @@ class DeadLetterSink:
         self._metrics.dead_lettered(subscription=self._subscription.queue, count=len(batch))
         for delivery in batch:
             log.info("dead letter created", extra={
-                **_payment_of(delivery.body), "message_id": delivery.message_id,
+                **payment_fields_in(delivery.body), "message_id": delivery.message_id,
                 "routing_key": delivery.routing_key, "subscription": self._subscription.queue,
                 "reason": delivery.headers.get("x-payrelay-reason", BROKER_REASON)})
 
-
-def _payment_of(body: bytes) -> dict[str, str | None]:
-    """The ids of the payment a dead message is about, as far as its body says."""
-    try:
-        data = json.loads(body)
-    except ValueError:
-        data = None
-    if not isinstance(data, dict):
-        return payment_fields(None, None)
-    ids = [data.get(k) for k in ("order_id", "payment_id", "correlation_id")]
-    order_id, payment_id, correlation_id = (v if isinstance(v, str) else None for v in ids)
-    return payment_fields(order_id, payment_id, correlation_id)
