@@ -26,7 +26,18 @@ from structlog.typing import EventDict, Processor, WrappedLogger
 __all__ = ["LogFormat", "configure_logging"]
 
 _HANDLER_NAME = "payrelay"
-_CHATTY = ("httpx", "httpcore", "aiormq", "aio_pika", "asyncio")
+_CHATTY = ("httpx", "httpcore", "aiormq", "aio_pika", "asyncio", "alembic")
+
+
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever `sys.stderr` is when a line is written (a test runner swaps it)."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.stream = sys.stderr  # under the handler's lock: `handle` holds it
+        super().emit(record)
 
 
 class LogFormat(StrEnum):
@@ -46,10 +57,9 @@ def configure_logging(
     Calling it again replaces the handler it installed before (a test may; a command calls
     it once); handlers someone else put on the root logger are left alone.
     """
-    stream = stream or sys.stderr
-    fmt = fmt or _format_from_environment(stream)
+    fmt = fmt or _format_from_environment(stream or sys.stderr)
     level = _level_from_environment(_level(level))
-    handler = logging.StreamHandler(stream)
+    handler = logging.StreamHandler(stream) if stream else _StderrHandler()
     handler.setFormatter(structlog.stdlib.ProcessorFormatter(
         foreign_pre_chain=_pre_chain(),
         processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta,
@@ -78,6 +88,7 @@ def _pre_chain() -> list[Processor]:
         structlog.stdlib.add_log_level,
         structlog.stdlib.add_logger_name,
         structlog.stdlib.ExtraAdder(),
+        _drop_message,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]
 
@@ -87,6 +98,12 @@ def _rendering(fmt: LogFormat) -> list[Processor]:
         return [structlog.processors.format_exc_info,
                 structlog.processors.JSONRenderer(default=str, sort_keys=False)]
     return [_drop_empty, structlog.dev.ConsoleRenderer(colors=False)]
+
+
+def _drop_message(_logger: WrappedLogger, _name: str, event: EventDict) -> EventDict:
+    """A record formatted once already carries `message`: the same text as `event`."""
+    event.pop("message", None)
+    return event
 
 
 def _drop_empty(_logger: WrappedLogger, _name: str, event: EventDict) -> EventDict:
