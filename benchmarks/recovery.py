@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import signal
 import tempfile
 import time
@@ -80,14 +81,14 @@ def serving_after(deployment: Deployment, role: str, since: float) -> float | No
     """Seconds from `since` (epoch) until the latest run of `role`'s process logged that it
     serves (`payrelay serve` logs "serving roles" once its workers run), None if not yet.
 
-    Read from the log's own timestamp (local time, as `logging` writes it), not polled.
+    Read from the log line's own `timestamp` (a JSON line off a TTY, UTC), not polled.
     """
     log = deployment.procs.log_dir / f"{deployment.process_of(role)}.log"
     lines = [line for line in log.read_text(errors="replace").splitlines()
              if "serving roles" in line]
     try:
-        stamp = datetime.strptime(lines[-1][:23], "%Y-%m-%d %H:%M:%S,%f").astimezone()
-    except (IndexError, ValueError):
+        stamp = datetime.fromisoformat(json.loads(lines[-1])["timestamp"])
+    except (IndexError, ValueError, KeyError, TypeError):
         return None
     logged = stamp.timestamp()
     return round(logged - since, 2) if logged >= since else None

@@ -7,7 +7,6 @@ import secrets
 from datetime import timedelta
 from enum import StrEnum
 from typing import Any, Literal, Self
-from urllib.parse import parse_qsl, urlencode
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
@@ -19,6 +18,7 @@ from pydantic_settings import (
 
 from payrelay.domain.refund import MismatchPolicy
 from payrelay.domain.retry import Backoff, RetryPolicy, RetrySchedule
+from payrelay.masks import mask_url
 from payrelay.services.reconcile import ReconcilePolicy
 
 
@@ -135,6 +135,9 @@ class Settings(BaseSettings):
     """Pages one reconciler run reads at most; the next run goes on from where it stopped."""
     reconcile_sweep_lookback_seconds: float = Field(default=172_800.0, gt=0)
     """How far back the very first sweep (no watermark stored yet) starts."""
+    metrics_port: int | None = Field(default=None, ge=0, le=65535)
+    """`payrelay serve` also serves /healthz, /readyz and /metrics on this port (for a
+    worker-only process, its one listener); unset, none. The APIs serve /metrics anyway."""
     consumer_retry_delays: str = "1,5,30,120,600"
     """Seconds between a consumer's retries of a failing message; then a dead letter."""
     processor_batch_size: int = Field(default=200, gt=0)
@@ -273,36 +276,3 @@ class Settings(BaseSettings):
             elif isinstance(value, str) and "://" in value:
                 values[name] = mask_url(value)
         return values
-
-
-# Query parameters that carry credentials in the URLs payrelay is given (libpq's
-# `password`/`sslpassword`, an API's `access_token`, a signed URL's `signature`...).
-_SECRET_QUERY_WORDS = ("pass", "pwd", "secret", "token", "key", "auth", "signature", "cred")
-
-
-def mask_url(url: str) -> str:
-    """`url` with its credentials replaced by `****`, whatever its scheme.
-
-    >>> mask_url("postgresql://app:pw@db:5432/pay?sslpassword=x&sslmode=require")
-    'postgresql://app:****@db:5432/pay?sslpassword=****&sslmode=require'
-
-    A user without a password may itself be the credential (`https://TOKEN@host`), so
-    it is hidden too. The last `@` ends the user part: a password holding an unescaped
-    `@` or `/` is still hidden whole, at the price of hiding a host now and then.
-    """
-    scheme, sep, rest = url.partition("://")
-    if not sep:
-        return url
-    user_info, at, host_part = rest.rpartition("@")
-    if at:
-        user, colon, _ = user_info.partition(":")
-        rest = (f"{user}:****" if colon else "****") + "@" + host_part
-    base, question, query = rest.partition("?")
-    if question:
-        query, hash_mark, fragment = query.partition("#")
-        pairs = [
-            (key, "****" if any(w in key.lower() for w in _SECRET_QUERY_WORDS) else value)
-            for key, value in parse_qsl(query, keep_blank_values=True)
-        ]
-        rest = f"{base}?{urlencode(pairs, safe='*')}{hash_mark}{fragment}"
-    return f"{scheme}://{rest}"

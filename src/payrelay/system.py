@@ -32,6 +32,7 @@ from payrelay.ports import (
     WakeChannel,
     Wakeups,
 )
+from payrelay.ports.metrics import Metrics, NoMetrics
 from payrelay.services.checkout import CheckoutService
 from payrelay.services.compensate import Refunder
 from payrelay.services.consume import OrderOutcomeConsumer, PaymentEventConsumer
@@ -142,6 +143,7 @@ class System:
     clock: Clock
     wakeups: Wakeups
     """News of work committed by other processes; in-process news sets the events directly."""
+    metrics: Metrics = field(default_factory=NoMetrics)
     stop: asyncio.Event = field(default_factory=asyncio.Event)
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
@@ -199,19 +201,21 @@ class System:
         if Role.ORDER_CONSUMER in roles:
             o = self.orders
             await self.transport.subscribe(ORDER_SIDE_SUBSCRIPTION, o.consumer.handle)
-            sink = DeadLetterSink(uow=o.uow, subscription=ORDER_SIDE_SUBSCRIPTION, clock=self.clock)
+            sink = DeadLetterSink(uow=o.uow, subscription=ORDER_SIDE_SUBSCRIPTION, clock=self.clock,
+                                  metrics=self.metrics)
             await self.transport.subscribe_dead_letters(ORDER_SIDE_SUBSCRIPTION, sink.handle)
         if Role.OUTCOME_CONSUMER in roles:
             await self.transport.subscribe(PAYMENTS_SIDE_SUBSCRIPTION, p.outcomes.handle)
             sink = DeadLetterSink(
-                uow=p.uow, subscription=PAYMENTS_SIDE_SUBSCRIPTION, clock=self.clock
+                uow=p.uow, subscription=PAYMENTS_SIDE_SUBSCRIPTION, clock=self.clock,
+                metrics=self.metrics,
             )
             await self.transport.subscribe_dead_letters(PAYMENTS_SIDE_SUBSCRIPTION, sink.handle)
 
     async def _reconcile(self) -> int:
         report = await self.payments.reconciler.run_once()
-        if report.fixes:
-            log.warning("reconciler: %s", report.to_json())
+        for check, found in report.repairs().items():  # the reconciler logged each one
+            self.metrics.reconciler_fixed(check=check, count=len(found))
         return 0  # paced by the interval, never run back to back
 
     async def _expire_orders(self) -> int:

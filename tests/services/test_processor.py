@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
 
 import pytest
@@ -102,3 +103,18 @@ async def test_a_refreshed_payment_changes_its_version_and_sends_one_event(
     assert (stored.status, stored.version) == (PaymentStatus.REFUNDED, 2)
     assert [r.routing_key for r in world.p.outbox.values()] == [
         "payment.approved", "payment.refunded"]
+
+
+async def test_a_failure_line_names_the_order_once_the_payment_is_stored(
+    world: World, caplog: pytest.LogCaptureFixture,
+) -> None:
+    payment_id = await world.pay()
+    await world.notify(payment_id)
+    assert (await world.processor().run_once()).events == 1
+    await world.notify(payment_id)
+    world.mp.wire.cut = {len(world.mp.wire.requests) + 1}
+    with caplog.at_level(logging.WARNING, logger="payrelay.failures"):
+        assert (await world.processor().run_once()).retried == 1
+    (line,) = caplog.records
+    assert (line.order_id, line.payment_id, line.correlation_id) == (  # type: ignore[attr-defined]
+        "order-1", payment_id, f"mercadopago:{payment_id}")

@@ -52,7 +52,7 @@ LAYER_FILES = [
 ]
 VENDORS = frozenset(
     {"sqlalchemy", "fastapi", "aio_pika", "aiormq", "httpx", "asyncpg", "aiosqlite",
-     "opentelemetry"}
+     "opentelemetry", "structlog", "prometheus_client"}
 )
 
 

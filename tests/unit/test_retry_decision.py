@@ -134,11 +134,11 @@ def test_failures_log_one_line_with_ids_and_next_try_rate_limited(
         clock.now += timedelta(seconds=11)
         failures.failed("processor", kind=FailureKind.UNAVAILABLE, order_id="o-2",
                         payment_id="99", error="GatewayUnavailable: HTTP 503", decision=retry)
-    lines = [r.getMessage() for r in caplog.records]
-    assert len(lines) == 2
-    assert "order_id=o-1 payment_id=0" in lines[0] and "next try in" in lines[0]
-    assert "HTTP 503" in lines[0]
-    assert "order_id=o-2 payment_id=99" in lines[1] and "(+49 like it)" in lines[1]
+    first, second = caplog.records  # the ids and the error ride as fields, not in the text
+    assert (first.order_id, first.payment_id) == ("o-1", "0")  # type: ignore[attr-defined]
+    assert "next try in" in first.getMessage() and "HTTP 503" in first.error  # type: ignore[attr-defined]
+    assert (second.order_id, second.payment_id) == ("o-2", "99")  # type: ignore[attr-defined]
+    assert "(+49 like it)" in second.getMessage() and second.suppressed == 49  # type: ignore[attr-defined]
 
 
 def test_giving_up_is_always_logged(caplog: pytest.LogCaptureFixture) -> None:

@@ -18,6 +18,7 @@ from payrelay.chaos import ChaosOptions, FaultKind
 from payrelay.chaos.options import DEFAULT_FAULTS, DEFAULT_POSTGRES_URL, DEFAULT_RABBITMQ_URL
 from payrelay.entrypoints.event_loop import run as run_on_loop
 from payrelay.entrypoints.exits import ExitCode, exit_on_failure
+from payrelay.entrypoints.logs import configure_logging
 
 if TYPE_CHECKING:
     from payrelay.chaos.report import ChaosReport
@@ -69,7 +70,7 @@ def chaos(
     """Run payrelay as real processes under faults, then check nothing was lost or doubled."""
     from payrelay.chaos.run import run_chaos
 
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(message)s")  # faults
+    configure_logging(logging.WARNING)  # the faults it injects, not every payment
     options = ChaosOptions(
         payments=payments, rate=rate, duration=duration, seed=seed, faults=parse_faults(faults),
         embedded=embedded, postgres_url=postgres_url or DEFAULT_POSTGRES_URL,

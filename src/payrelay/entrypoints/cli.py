@@ -45,9 +45,9 @@ def demo(
     rabbitmq_url: str = typer.Option(DEFAULT_RABBITMQ_URL, help="Broker (postgres+rabbitmq)."),
 ) -> None:
     """Run everything in one process and print a consistency report."""
-    import logging
+    from payrelay.entrypoints.logs import configure_logging
 
-    logging.basicConfig(level=logging.ERROR)  # injected faults are expected, not news
+    configure_logging("error")  # injected faults are expected, not news
     console = Console()
     options = DemoOptions(
         orders=orders, seed=seed, faults=faults, data_dir=data_dir, backend=backend,
@@ -187,13 +187,12 @@ def serve(
     ),
 ) -> None:
     """Run the chosen roles in this process until SIGTERM/SIGINT."""
-    import logging
-
     from payrelay.bootstrap import Role
     from payrelay.config import Settings
+    from payrelay.entrypoints.logs import configure_logging
     from payrelay.entrypoints.serve import serve as run
 
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
+    configure_logging("info")  # business events (order paid, refunds) are INFO
     try:
         roles = set(Role) if "all" in role else {Role(r) for r in role}
     except ValueError as exc:

@@ -17,8 +17,7 @@ from typing import Any
 from payrelay.bootstrap import WORKER_ROLES, Role, System, bootstrap, migrate
 from payrelay.config import Settings
 from payrelay.entrypoints.http_server import EmbeddedServer, base_url, bind_socket
-from payrelay.entrypoints.listeners import PaymentsListeners, payments_listeners
-from payrelay.entrypoints.orders_api import create_orders_app
+from payrelay.entrypoints.listeners import PaymentsListeners, orders_app, payments_listeners
 from payrelay.entrypoints.rejections import Rejections
 from payrelay.faults import Faults
 from payrelay.ports import Clock, Tracing
@@ -120,12 +119,11 @@ async def _serving(
 ) -> AsyncIterator[PaymentsListeners]:
     """The simulator and the three payrelay listeners, served until the block ends."""
     payments = payments_listeners(system, system.settings)
-    orders_app = create_orders_app(system.orders, system.transport)
     async with (
         simulator,
         EmbeddedServer(create_simulator_app(simulator), sock=socks.simulator),
         payments.server(payments.public, sock=socks.payments),
         payments.server(payments.internal, sock=socks.internal),
-        payments.server(orders_app, sock=socks.orders),
+        payments.server(orders_app(system), sock=socks.orders),
     ):
         yield payments

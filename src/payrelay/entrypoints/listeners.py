@@ -11,20 +11,24 @@ from __future__ import annotations
 
 import socket
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from fastapi import FastAPI
 from starlette.types import ASGIApp
 
-from payrelay.bootstrap import System
+from payrelay.bootstrap import Role, System
 from payrelay.config import Settings
 from payrelay.entrypoints.admin_api import admin_router
+from payrelay.entrypoints.health import ReadinessCheck, health_router, metrics_router
 from payrelay.entrypoints.http_server import EmbeddedServer, ServerLimits
+from payrelay.entrypoints.orders_api import create_orders_app
 from payrelay.entrypoints.payments_api import create_internal_app, create_public_app
 from payrelay.entrypoints.rate_limit import KeyedBuckets
 from payrelay.entrypoints.rejections import Rejections
+from payrelay.system import Side
 
-__all__ = ["PaymentsListeners", "payments_listeners"]
+__all__ = ["PaymentsListeners", "orders_app", "payments_listeners", "worker_app"]
 
 
 @dataclass(frozen=True)
@@ -56,15 +60,39 @@ def payments_listeners(system: System, settings: Settings) -> PaymentsListeners:
         clock=time.monotonic,
     )
     admin = admin_router(system.dead_letters, settings.admin_token.get_secret_value)
+    internal = create_internal_app(
+        system.payments, system.transport,
+        service_token=settings.service_token.get_secret_value, admin=admin,
+    )
+    internal.include_router(metrics_router(system.metrics))  # the private network only
     return PaymentsListeners(
         public=create_public_app(
             system.payments, system.transport, budget=budget, rejections=rejections
         ),
-        internal=create_internal_app(
-            system.payments, system.transport,
-            service_token=settings.service_token.get_secret_value, admin=admin,
-        ),
+        internal=internal,
         limits=ServerLimits.from_settings(settings),
         rejections=rejections,
         budget=budget,
     )
+
+
+def orders_app(system: System) -> FastAPI:
+    """The orders API, with this process's `/metrics`."""
+    app = create_orders_app(system.orders, system.transport)
+    app.include_router(metrics_router(system.metrics))
+    return app
+
+
+def worker_app(system: System, roles: Iterable[Role]) -> FastAPI:
+    """What a process serves on its metrics port (a worker-only one has no other listener):
+    /healthz, /readyz (the databases its roles use, the transport) and /metrics."""
+    sides = {role.side for role in roles}
+    checks: dict[str, ReadinessCheck] = {"transport": system.transport.check}
+    if Side.PAYMENTS in sides:
+        checks["payments database"] = system.payments.reads.check
+    if Side.ORDERS in sides:
+        checks["orders database"] = system.orders.reads.check
+    app = FastAPI(title="payrelay worker", docs_url=None, redoc_url=None, openapi_url=None)
+    app.include_router(health_router(checks))
+    app.include_router(metrics_router(system.metrics))
+    return app

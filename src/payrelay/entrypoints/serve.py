@@ -16,8 +16,7 @@ from dataclasses import dataclass
 
 from payrelay.bootstrap import Role, System, bootstrap
 from payrelay.config import Settings
-from payrelay.entrypoints.listeners import payments_listeners
-from payrelay.entrypoints.orders_api import create_orders_app
+from payrelay.entrypoints.listeners import orders_app, payments_listeners, worker_app
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +30,8 @@ class _Binding:
     orders_port: int = 8001
     payments_internal_port: int = 8002
     payments_internal_host: str | None = None
+    metrics_port: int | None = None
+    """/healthz, /readyz and /metrics on a port of their own (for worker-only processes)."""
 
 
 async def serve(
@@ -42,13 +43,14 @@ async def serve(
     orders_port: int = 8001,
     payments_internal_port: int = 8002,
     payments_internal_host: str | None = None,
+    metrics_port: int | None = None,
     stop: asyncio.Event | None = None,
 ) -> None:
     roles = frozenset(roles)
     _refuse_split_local_roles(settings, roles)
     settings = _service_token_for(settings, roles)
     binding = _Binding(host, payments_port, orders_port, payments_internal_port,
-                      payments_internal_host)
+                      payments_internal_host, metrics_port or settings.metrics_port)
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -58,9 +60,9 @@ async def serve(
         async with contextlib.AsyncExitStack() as servers:
             await _start_apis(servers, system, roles, binding)
             await system.start_workers(roles)
-            log.warning("serving roles: %s", ", ".join(sorted(roles)))
+            log.info("serving roles: %s", ", ".join(sorted(roles)))
             await stop.wait()
-            log.warning("stopping: finishing in-flight work")
+            log.info("stopping: finishing in-flight work")
     finally:
         await system.close()
         for signum in (signal.SIGTERM, signal.SIGINT):
@@ -86,20 +88,24 @@ async def _start_apis(
         server = await servers.enter_async_context(
             listeners.server(listeners.public, host=at.host, port=at.payments_port)
         )
-        log.warning("payments API (public: webhooks) on %s", server.base_url)
+        log.info("payments API (public: webhooks) on %s", server.base_url)
         server = await servers.enter_async_context(
             listeners.server(
                 listeners.internal, host=at.payments_internal_host or at.host,
                 port=at.payments_internal_port,
             )
         )
-        log.warning("payments API (internal: checkout, admin) on %s", server.base_url)
+        log.info("payments API (internal: checkout, admin, metrics) on %s", server.base_url)
     if Role.ORDERS_API in roles:
-        app = create_orders_app(system.orders, system.transport)
         server = await servers.enter_async_context(
-            listeners.server(app, host=at.host, port=at.orders_port)
+            listeners.server(orders_app(system), host=at.host, port=at.orders_port)
         )
-        log.warning("orders API on %s", server.base_url)
+        log.info("orders API on %s", server.base_url)
+    if at.metrics_port is not None:
+        server = await servers.enter_async_context(listeners.server(
+            worker_app(system, roles), host=at.host, port=at.metrics_port
+        ))
+        log.info("health and metrics on %s", server.base_url)
 
 
 def _service_token_for(settings: Settings, roles: frozenset[Role]) -> Settings:

@@ -11,6 +11,7 @@ refund is written once they are all back.
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 from dataclasses import dataclass
 from datetime import timedelta
@@ -18,7 +19,7 @@ from datetime import timedelta
 from payrelay.domain.errors import GatewayError, GatewayRejected, InjectedFault
 from payrelay.domain.refund import idempotency_key
 from payrelay.domain.retry import FailureKind, RetryPolicy, decide_retry, failure_kind
-from payrelay.failure_log import FailureLog
+from payrelay.failure_log import FailureLog, payment_fields
 from payrelay.faults import FaultPoint, Faults
 from payrelay.ports import (
     Clock,
@@ -29,7 +30,10 @@ from payrelay.ports import (
     RefundQueue,
     RefundRequest,
 )
+from payrelay.ports.metrics import Metrics, NoMetrics
 from payrelay.services.claims import LEASE, holding
+
+log = logging.getLogger("payrelay.events")
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +81,7 @@ class Refunder:
         failure_log: FailureLog | None = None,
         batch_size: int = 50,
         lease: timedelta = LEASE,
+        metrics: Metrics | None = None,
     ) -> None:
         self._queue = queue
         self._uow = uow
@@ -88,6 +93,7 @@ class Refunder:
         self._failure_log = failure_log or FailureLog(clock)
         self._batch_size = batch_size
         self._lease = lease
+        self._metrics = metrics or NoMetrics()
 
     async def run_once(self) -> RefundResult:
         claimed = await self._queue.claim_due(
@@ -130,14 +136,21 @@ class Refunder:
     async def _record(self, refund: RefundRequest, answer: _Answer, result: RefundResult) -> None:
         if isinstance(answer, _Refunded):
             await self._succeeded(refund, gateway_refund_id=answer.gateway_refund_id)
-            if answer.already_covered:
+            covered = answer.already_covered
+            self._metrics.refund_finished(result="already_covered" if covered else "refunded")
+            log.info("refund issued" if not covered else "refund found already issued",
+                     extra={**_ids(refund), "amount": str(refund.amount),
+                            "reason": refund.reason, "gateway_refund_id": answer.gateway_refund_id})
+            if covered:
                 result.already_covered += 1
             else:
                 result.refunded += 1
         elif isinstance(answer, _Held):
             await self._hold(refund, answer.error)
+            self._metrics.refund_finished(result="held")
             self._failure_log.event("refund held", order_id=refund.order_id,
-                                    payment_id=refund.payment_id, detail=answer.error)
+                                    payment_id=refund.payment_id, detail=answer.error,
+                                    correlation_id=_ids(refund)["correlation_id"])
             result.held += 1
         else:
             await self._failed(refund, answer.exc, answer.kind, result)
@@ -178,9 +191,16 @@ class Refunder:
         )
         error = f"{type(exc).__name__}: {exc}"
         self._failure_log.failed("refunder", kind=kind, order_id=refund.order_id,
-                                 payment_id=refund.payment_id, error=error, decision=decision)
+                                 payment_id=refund.payment_id, error=error, decision=decision,
+                                 correlation_id=_ids(refund)["correlation_id"])
         await self._queue.record_failures([FailedTry(refund, error, decision)], now=now)
+        self._metrics.refund_finished(result="retried" if decision.retries else "dead")
         if decision.retries:
             result.retried += 1
         else:
             result.dead += 1
+
+
+def _ids(refund: RefundRequest) -> dict[str, str | None]:
+    return payment_fields(refund.order_id, refund.payment_id,
+                          f"{refund.provider}:{refund.payment_id}")

@@ -14,7 +14,7 @@ import uuid
 from collections.abc import Sequence
 from datetime import datetime
 
-from payrelay.domain.events import Envelope
+from payrelay.domain.events import Envelope, EventType
 from payrelay.domain.refund import MismatchPolicy, RefundAction, action_for
 from payrelay.failure_log import FailureLog
 from payrelay.faults import FaultPoint, Faults
@@ -31,10 +31,13 @@ from payrelay.ports import (
     TimelineEntry,
     Tracing,
 )
+from payrelay.ports.metrics import Metrics, NoMetrics
 from payrelay.services.consume_envelope import ConsumerStats, decode_batch, tell
 from payrelay.services.spans import envelope_spans
 
 __all__ = ["OrderOutcomeConsumer"]
+
+_REFUND_RESULTS = {"refund held": "held", "refund requested": "requested"}
 
 
 class OrderOutcomeConsumer:
@@ -54,6 +57,7 @@ class OrderOutcomeConsumer:
         on_refund_requested: asyncio.Event | None = None,
         failure_log: FailureLog | None = None,
         tracing: Tracing = NO_TRACING,
+        metrics: Metrics | None = None,
     ) -> None:
         self._uow = uow
         self._clock = clock
@@ -61,6 +65,7 @@ class OrderOutcomeConsumer:
         self._mismatch_policy = mismatch_policy
         self._on_refund_requested = on_refund_requested
         self._failure_log = failure_log or FailureLog(clock)
+        self._metrics = metrics or NoMetrics()
         self.stats = ConsumerStats()
         self._tracing = tracing
 
@@ -78,14 +83,28 @@ class OrderOutcomeConsumer:
                 now=now, stats=stats,
             )
             spans.enter_context(envelope_spans(self._tracing, SpanName.REPLY, batch, envelopes))
-            await self._record(tx, envelopes, now, stats)
+            answers = await self._record(tx, envelopes, now, stats)
             self._faults.check(FaultPoint.OUTCOME_CONSUMER_BEFORE_COMMIT)
         self.stats.add(stats)
-        tell(self._failure_log, stats)
+        tell(self._failure_log, stats, metrics=self._metrics,
+             consumer=PAYMENTS_SIDE_SUBSCRIPTION.queue)
+        self._count(answers, stats, now)
+
+    def _count(self, answers: list[Envelope], stats: ConsumerStats, now: datetime) -> None:
+        """Once committed: each paid order's wait since its approval, each refund intent."""
+        for answer in answers:
+            if answer.type is EventType.ORDER_PAYMENT_APPLIED and answer.approved_at:
+                # From the approval payrelay stored (the gateway's date_approved) to now.
+                waited = (now - answer.approved_at).total_seconds()
+                self._metrics.order_paid(seconds_since_approval=waited)
+        for step, _, _ in stats.news:
+            if step in _REFUND_RESULTS:
+                self._metrics.refund_finished(result=_REFUND_RESULTS[step])
 
     async def _record(
         self, tx: PaymentsTx, envelopes: list[Envelope], now: datetime, stats: ConsumerStats
-    ) -> None:
+    ) -> list[Envelope]:
+        """Record the batch's new answers; returns them, to count once committed."""
         stats.consumed += len(envelopes)
         seen = await tx.inbox.seen_many([e.message_id for e in envelopes])
         fresh: dict[uuid.UUID, Envelope] = {}
@@ -107,6 +126,7 @@ class OrderOutcomeConsumer:
                           detail=e.reason.value if e.reason else None)
             for e in answers
         ])
+        return answers
 
     async def _compensate(
         self, tx: PaymentsTx, envelope: Envelope, now: datetime, stats: ConsumerStats
@@ -128,9 +148,9 @@ class OrderOutcomeConsumer:
                 payment_id=envelope.payment_id,
                 detail=f"{envelope.amount} ({envelope.reason.value})",
             )
-            if action is RefundAction.HOLD:
-                stats.news.append(("refund held", envelope.order_id, envelope.payment_id,
-                                   f"{envelope.amount} ({envelope.reason.value}): a person "
-                                   "decides"))
+            held = action is RefundAction.HOLD
+            stats.news.append(("refund held" if held else "refund requested", envelope,
+                               f"{envelope.amount} ({envelope.reason.value})"
+                               + (": a person decides" if held else "")))
             if self._on_refund_requested is not None and action is RefundAction.REFUND:
                 self._on_refund_requested.set()

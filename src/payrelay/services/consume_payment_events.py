@@ -39,7 +39,8 @@ from payrelay.ports import (
     TimelineEntry,
     Tracing,
 )
-from payrelay.services.consume_envelope import ConsumerStats, decode_batch, tell
+from payrelay.ports.metrics import Metrics, NoMetrics
+from payrelay.services.consume_envelope import ConsumerStats, decode_batch, tell, tell_decided
 from payrelay.services.spans import envelope_spans
 
 __all__ = ["PaymentEventConsumer"]
@@ -97,12 +98,14 @@ class PaymentEventConsumer:
         on_committed: asyncio.Event | None = None,
         failure_log: FailureLog | None = None,
         tracing: Tracing = NO_TRACING,
+        metrics: Metrics | None = None,
     ) -> None:
         self._uow = uow
         self._clock = clock
         self._faults = faults
         self._on_committed = on_committed
         self._failure_log = failure_log or FailureLog(clock)
+        self._metrics = metrics or NoMetrics()
         self.stats = ConsumerStats()
         self._tracing = tracing
 
@@ -120,17 +123,20 @@ class PaymentEventConsumer:
                 now=now, stats=stats,
             )
             spans.enter_context(envelope_spans(self._tracing, SpanName.CONSUME, batch, envelopes))
-            await self._apply(tx, envelopes, now, stats)
+            decided = await self._apply(tx, envelopes, now, stats)
             self._faults.check(FaultPoint.ORDER_CONSUMER_BEFORE_COMMIT)
         self.stats.add(stats)
-        tell(self._failure_log, stats)
+        tell(self._failure_log, stats, metrics=self._metrics,
+             consumer=ORDER_SIDE_SUBSCRIPTION.queue)
+        tell_decided(decided)
         if self._on_committed is not None:
             self._on_committed.set()
         self._faults.check(FaultPoint.ORDER_CONSUMER_AFTER_COMMIT)
 
     async def _apply(
         self, tx: OrdersTx, envelopes: list[Envelope], now: datetime, stats: ConsumerStats
-    ) -> None:
+    ) -> list[Envelope]:
+        """Decide and write the batch; returns the outcomes it decided, to tell once committed."""
         stats.consumed += len(envelopes)
         # Lock the orders before reading the inbox: a concurrent consumer applying the same
         # message then commits first, and this one finds its inbox row instead of racing it.
@@ -142,6 +148,7 @@ class PaymentEventConsumer:
         for envelope in fresh:
             await self._decide(tx, batch, envelope, stats)
         await batch.write(tx)
+        return batch.replies
 
     async def _unseen(
         self, tx: OrdersTx, envelopes: list[Envelope], stats: ConsumerStats

@@ -10,18 +10,25 @@ commit. From there it is inspected and replayed like any other dead letter.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 
+from payrelay.failure_log import payment_fields_in
 from payrelay.ports import Clock, Delivery, MessagingUnitOfWork, Subscription
+from payrelay.ports.metrics import Metrics, NoMetrics
 
 BROKER_REASON = "dead-lettered by the broker"
+
+log = logging.getLogger("payrelay.events")
 
 
 class DeadLetterSink:
     def __init__(
-        self, *, uow: MessagingUnitOfWork, subscription: Subscription, clock: Clock
+        self, *, uow: MessagingUnitOfWork, subscription: Subscription, clock: Clock,
+        metrics: Metrics | None = None,
     ) -> None:
         self._uow = uow
+        self._metrics = metrics or NoMetrics()
         self._subscription = subscription
         self._clock = clock
         self.stored = 0
@@ -38,3 +45,10 @@ class DeadLetterSink:
                     at=now,
                 )
         self.stored += len(batch)
+        self._metrics.dead_lettered(subscription=self._subscription.queue, count=len(batch))
+        for delivery in batch:
+            log.info("dead letter created", extra={
+                **payment_fields_in(delivery.body), "message_id": delivery.message_id,
+                "routing_key": delivery.routing_key, "subscription": self._subscription.queue,
+                "reason": delivery.headers.get("x-payrelay-reason", BROKER_REASON)})
+

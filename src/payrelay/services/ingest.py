@@ -30,6 +30,7 @@ from payrelay.domain.errors import NotificationRejected, UnstorableRecord
 from payrelay.domain.signature import SignatureHeader, check_manifest_part, verify_signature
 from payrelay.faults import FaultPoint, Faults
 from payrelay.ports import NO_TRACING, Clock, NotificationLog, NotificationRecord, SpanName, Tracing
+from payrelay.ports.metrics import Metrics, NoMetrics
 from payrelay.services.intake import (
     ACTION,
     IPN_TOPIC,
@@ -82,6 +83,7 @@ class WebhookIngest:
         ipn_window: timedelta = IPN_WINDOW,
         ts_tolerance: timedelta = TS_TOLERANCE,
         tracing: Tracing = NO_TRACING,
+        metrics: Metrics | None = None,
     ) -> None:
         if ipn_window <= timedelta(0) or ts_tolerance <= timedelta(0):
             raise ValueError("the IPN window and the ts tolerance must be positive")
@@ -95,9 +97,21 @@ class WebhookIngest:
         self._ts_tolerance = ts_tolerance
         self.max_body_bytes = max_body_bytes
         self._tracing = tracing
+        self._metrics = metrics or NoMetrics()
 
     async def ingest(self, webhook: IncomingWebhook) -> IngestOutcome:
         """Verify and durably record one notification, or raise NotificationRejected."""
+        try:
+            outcome = await self._verify_and_record(webhook)
+        except NotificationRejected as exc:
+            self._metrics.notification_received(provider=self._provider, result="rejected")
+            if exc.status_code == 401:  # the signature, or its ts, did not hold
+                self._metrics.signature_failed(provider=self._provider)
+            raise
+        self._metrics.notification_received(provider=self._provider, result=outcome.value)
+        return outcome
+
+    async def _verify_and_record(self, webhook: IncomingWebhook) -> IngestOutcome:
         if len(webhook.body) > self.max_body_bytes:
             raise NotificationRejected("notification body too large", status_code=413)
         if is_legacy_ipn(webhook.query):

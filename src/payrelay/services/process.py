@@ -249,6 +249,7 @@ class PaymentProcessor:
     ) -> None:
         if not failed:
             return
+        orders = await self._orders_of({n.resource_id for n, _ in failed})
         now = self._clock()
         tries: list[FailedTry[ClaimedNotification]] = []
         for notification, exc in failed:
@@ -264,10 +265,22 @@ class PaymentProcessor:
             )
             error = f"{type(exc).__name__}: {exc}"[:500]
             tries.append(FailedTry(notification, error, decision))
+            payment_id = notification.resource_id
             self._failure_log.failed(
-                "processor", kind=kind, order_id=None, payment_id=notification.resource_id,
+                "processor", kind=kind, order_id=orders.get(payment_id), payment_id=payment_id,
                 error=error, decision=decision,
+                correlation_id=f"{self._gateway.provider}:{payment_id}",
             )
         await self._queue.record_failures(tries, now=now)
         result.dead = sum(1 for t in tries if not t.decision.retries)
         result.retried = len(tries) - result.dead
+
+    async def _orders_of(self, payment_ids: set[str]) -> dict[str, str]:
+        """The orders of the payments stored before, for the failure lines (best effort:
+        a database that cannot answer leaves them out; the retry is stored regardless)."""
+        try:
+            async with self._uow.begin() as tx:
+                stored = await tx.payments.get_many(sorted(payment_ids))
+        except PayrelayError:
+            return {}
+        return {p: pay.snapshot.order_id for p, pay in stored.items() if pay.snapshot.order_id}

@@ -14,6 +14,7 @@ searched one by one, as a second look.
 from __future__ import annotations
 
 import dataclasses
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -23,6 +24,8 @@ from payrelay.domain.errors import GatewayError
 from payrelay.domain.payment import PaymentSnapshot
 from payrelay.ports import Clock, Gateway, NotificationLog, NotificationRecord, ReconciliationStore
 from payrelay.services.sweep import SweepCursor, safe_watermark
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +79,12 @@ class ReconcileReport:
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
+    def repairs(self) -> dict[str, list[str]]:
+        """The payment ids this run put back on the normal path, by the check that found them."""
+        return {"resent_approvals": self.resent_approvals,
+                "lost_payments_found": self.lost_payments_found,
+                "unsettled_refetched": self.unsettled_refetched}
+
 
 class Reconciler:
     def __init__(
@@ -103,7 +112,19 @@ class Reconciler:
         await self._store.save_report(
             report.to_json(), started_at=started, finished_at=self._clock()
         )
+        self._tell(report)
         return report
+
+    def _tell(self, report: ReconcileReport) -> None:
+        """One INFO line per repair, with the payment's ids; gateway errors as a warning."""
+        for check, found in report.repairs().items():
+            for payment_id in found:
+                log.info("reconciler repaired a payment: %s", check, extra={
+                    "check": check, "order_id": None, "payment_id": payment_id,
+                    "correlation_id": f"{self._gateway.provider}:{payment_id}"})
+        if report.gateway_errors:
+            log.warning("reconciler met gateway errors; the next run goes on", extra={
+                "errors": report.gateway_errors[:20], "sweep_complete": report.sweep_complete})
 
     async def _resend_unanswered(self, report: ReconcileReport) -> None:
         now = self._clock()

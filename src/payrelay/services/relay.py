@@ -33,6 +33,7 @@ from payrelay.ports import (
     Tracing,
     Transport,
 )
+from payrelay.ports.metrics import Metrics, NoMetrics
 from payrelay.services.claims import LEASE, holding
 from payrelay.services.spans import SpanStart, batch_spans
 
@@ -59,6 +60,7 @@ class OutboxRelay:
         batch_size: int = 500,
         lease: timedelta = LEASE,
         tracing: Tracing = NO_TRACING,
+        metrics: Metrics | None = None,
     ) -> None:
         self._store = store
         self._transport = transport
@@ -71,6 +73,7 @@ class OutboxRelay:
         self._batch_size = batch_size
         self._lease = lease
         self._tracing = tracing
+        self._metrics = metrics or NoMetrics()
 
     async def run_once(self) -> RelayResult:
         batch = await self._store.claim_due(
@@ -91,6 +94,8 @@ class OutboxRelay:
                                     now=now)
         failed = [self._failed(m, error, now) for m in batch if m.message_id not in confirmed]
         await self._store.record_failures(failed, now=now)
+        self._metrics.published(relay=self._name, confirmed=len(batch) - len(failed),
+                                failed=len(failed))
         return RelayResult(len(batch), len(batch) - len(failed), len(failed))
 
     async def _publish(self, batch: Sequence[OutboundMessage]) -> PublishResult:
@@ -117,7 +122,7 @@ class OutboxRelay:
         self._failure_log.failed(
             f"{self._name} {message.routing_key}", kind=FailureKind.UNAVAILABLE,
             order_id=message.order_id, payment_id=message.payment_id,
-            error=error, decision=decision,
+            error=error, decision=decision, correlation_id=message.correlation_id,
         )
         return FailedTry(message, error, decision)
 

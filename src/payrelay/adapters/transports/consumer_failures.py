@@ -15,7 +15,6 @@ queues; the in-process transport (local.py) keeps it in memory. Both ask `Consum
 
 from __future__ import annotations
 
-import json
 import random
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
@@ -30,7 +29,7 @@ from payrelay.domain.retry import (
     decide_retry,
     failure_kind,
 )
-from payrelay.failure_log import FailureLog
+from payrelay.failure_log import FailureLog, payment_fields_in
 
 __all__ = [
     "ATTEMPTS_HEADER",
@@ -143,10 +142,11 @@ class ConsumerFailures:
         verdict = self._verdict(decision, retries=retries, waits=waits)
         if verdict.step is not None:  # the log says when it really comes back
             decision = replace(decision, retry_at=now + timedelta(seconds=verdict.delay))
-        order_id, payment_id = _ids(body)
+        ids = payment_fields_in(body)
         self._failure_log.failed(
-            f"consumer {self._queue}", kind=refusal.kind, order_id=order_id,
-            payment_id=payment_id, error=refusal.error, decision=decision,
+            f"consumer {self._queue}", kind=refusal.kind, order_id=ids["order_id"],
+            payment_id=ids["payment_id"], error=refusal.error, decision=decision,
+            correlation_id=ids["correlation_id"],
         )
         return verdict
 
@@ -189,15 +189,3 @@ async def failures_in(
         return [error] * len(batch)
     return [await handle([item]) for item in batch]
 
-
-def _ids(body: bytes) -> tuple[str | None, str | None]:
-    """The order and payment a message is about, for the log line (None if unreadable)."""
-    try:
-        data = json.loads(body)
-    except ValueError:
-        return None, None
-    if not isinstance(data, dict):
-        return None, None
-    order_id, payment_id = data.get("order_id"), data.get("payment_id")
-    return (order_id if isinstance(order_id, str) else None,
-            payment_id if isinstance(payment_id, str) else None)

@@ -96,16 +96,14 @@ class RabbitMQTransport:
         reconnect_interval_seconds: float = 5.0,
         clock: Clock = _wall_clock,
         foreign_queues: Sequence[ForeignQueue] = (),
+        failure_log: FailureLog | None = None,
     ) -> None:
         if prefetch < 1 or batch_max < 1 or delivery_limit < 1:
             raise ValueError("prefetch, batch_max and delivery_limit must be positive")
         if confirm_timeout_seconds <= 0 or batch_linger_seconds < 0:
             raise ValueError("confirm_timeout_seconds must be > 0, batch_linger_seconds >= 0")
-        self._url = url
-        self._clock = clock
-        self._prefetch = prefetch
-        self._batch_max = batch_max
-        self._linger = batch_linger_seconds
+        self._url, self._clock, self._failure_log = url, clock, failure_log or FailureLog(clock)
+        self._prefetch, self._batch_max, self._linger = prefetch, batch_max, batch_linger_seconds
         self._confirm_timeout = confirm_timeout_seconds
         self._topology = Topology(name_prefix, delivery_limit, tuple(retry_delays))
         self._subscriptions = tuple(subscriptions)
@@ -196,7 +194,7 @@ class RabbitMQTransport:
                                         timeout=self._confirm_timeout)
         on_failure = RetryOrDeadLetter(
             topology=self._topology, queue=subscription.queue, republish=republish,
-            failure_log=FailureLog(self._clock), clock=self._clock,
+            failure_log=self._failure_log, clock=self._clock,
         )
         consumer = BatchConsumer(handler, batch_max=self._batch_max, linger=self._linger,
                                  to_delivery=work_delivery, on_failure=on_failure)
