@@ -25,6 +25,7 @@ from payrelay.adapters.storage.database import Database
 from payrelay.adapters.storage.dead_letters import SqlDeadLetterBox, open_dead_letter_box
 from payrelay.adapters.storage.forgetful_inbox import ForgetfulInboxUnitOfWork
 from payrelay.adapters.storage.migrations import Schema, ensure_current, upgrade_database
+from payrelay.adapters.storage.operations import open_operations, operations_for
 from payrelay.adapters.storage.orders import SqlOrdersUnitOfWork
 from payrelay.adapters.storage.payments import (
     SqlNotificationQueue,
@@ -62,6 +63,7 @@ from payrelay.system import WORKER_ROLES, OrdersSide, PaymentsSide, Role, Side, 
 __all__ = [
     "WORKER_ROLES", "AdapterResources", "Role", "System", "adapter_resources", "bootstrap",
     "build_transport", "dead_letter_box", "delete_broker_topology", "migrate",
+    "open_operations",
     "scratch_databases", "utc_now",
 ]
 
@@ -141,8 +143,11 @@ async def bootstrap(
     dead_letters = SqlDeadLetterBox(
         payments=resources.payments_db, orders=resources.orders_db, clock=clock
     )
+    ops, beats = operations_for(resources.payments_db, resources.orders_db, clock=clock,
+                                interval=settings.heartbeat_interval_seconds,
+                                sides={role.side.value for role in check_schema})
     return System(settings, shared.faults, transport, payments, orders, dead_letters, resources,
-                  clock, resources.wakeups)
+                  clock, resources.wakeups, ops, beats)
 
 
 def _build_gateway(settings: Settings, clients: list[HttpClient]) -> Gateway:

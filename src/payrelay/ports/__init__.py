@@ -24,6 +24,7 @@ from payrelay.ports.messaging import (
 )
 from payrelay.ports.operations import (
     Backlog,
+    Heartbeats,
     HeldRefund,
     Operations,
     PipelineStatus,
@@ -90,6 +91,7 @@ __all__ = [
     "Delivery",
     "FailedTry",
     "Gateway",
+    "Heartbeats",
     "HeldRefund",
     "Inbox",
     "InboxEntry",

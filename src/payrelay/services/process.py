@@ -50,6 +50,7 @@ from payrelay.ports import (
     PaymentsUnitOfWork,
     TimelineEntry,
 )
+from payrelay.services import timeline_steps
 from payrelay.services.claims import LEASE, holding
 
 
@@ -77,6 +78,7 @@ class _Changes:
         if payment is not None:
             result.applied += 1
         result.verdicts[decision.verdict] = result.verdicts.get(decision.verdict, 0) + 1
+        self.timeline.append(timeline_steps.fetched(snapshot, at=self.now))
         if payment is None or not decision.status_changed:
             return
         self.timeline.append(TimelineEntry(
@@ -242,6 +244,7 @@ class PaymentProcessor:
             return
         now = self._clock()
         tries: list[FailedTry[ClaimedNotification]] = []
+        steps: list[TimelineEntry] = []
         for notification, exc in failed:
             kind = failure_kind(exc)
             decision = decide_retry(
@@ -255,10 +258,14 @@ class PaymentProcessor:
             )
             error = f"{type(exc).__name__}: {exc}"[:500]
             tries.append(FailedTry(notification, error, decision))
+            steps.append(timeline_steps.fetch_failed(
+                notification, exc, error=error, decision=decision, at=now))
             self._failure_log.failed(
                 "processor", kind=kind, order_id=None, payment_id=notification.resource_id,
                 error=error, decision=decision,
             )
         await self._queue.record_failures(tries, now=now)
+        async with self._uow.begin() as tx:  # the queue commits alone; its rows right after
+            await tx.timeline.record_many(steps)
         result.dead = sum(1 for t in tries if not t.decision.retries)
         result.retried = len(tries) - result.dead
