@@ -143,11 +143,9 @@ async def bootstrap(
     dead_letters = SqlDeadLetterBox(
         payments=resources.payments_db, orders=resources.orders_db, clock=clock
     )
-    ops, beats = operations_for(resources.payments_db, resources.orders_db, clock=clock,
-                                interval=settings.heartbeat_interval_seconds,
-                                sides={role.side.value for role in check_schema})
+    ops = operations_for(resources, clock, settings.heartbeat_interval_seconds)
     return System(settings, shared.faults, transport, payments, orders, dead_letters, resources,
-                  clock, resources.wakeups, ops, beats)
+                  clock, resources.wakeups, *ops)
 
 
 def _build_gateway(settings: Settings, clients: list[HttpClient]) -> Gateway:

@@ -194,9 +194,10 @@ class System:
         if not roles:
             return
         name = f"{socket.gethostname()}:{os.getpid()}"
+        sides = {role.side.value for role in roles}
 
         async def beat() -> int:
-            await self.heartbeats.beat(name, sorted(roles), at=self.clock())
+            await self.heartbeats.beat(name, sorted(roles), at=self.clock(), sides=sides)
             return 0  # paced by the interval
 
         task = run_loop("heartbeat", beat, wake=asyncio.Event(), stop=self.stop,

@@ -7,7 +7,7 @@ the admin page all read through this one port, so they can never disagree.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
@@ -117,6 +117,9 @@ class Operations(Protocol):
 
 
 class Heartbeats(Protocol):
-    async def beat(self, name: str, roles: Sequence[str], *, at: datetime) -> None:
-        """Record that worker process `name`, running `roles`, is alive at `at`."""
+    async def beat(
+        self, name: str, roles: Sequence[str], *, at: datetime, sides: Collection[str]
+    ) -> None:
+        """Record that worker process `name`, running `roles`, is alive at `at`, in the
+        database of each of `sides` ("payments", "orders"): those its roles use."""
         ...

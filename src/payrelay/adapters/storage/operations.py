@@ -10,11 +10,12 @@ transaction, and only from `held`, so a second release (or a race of two) change
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Collection, Sequence
 from datetime import datetime, timedelta
 
-from sqlalchemy import Table, select, update
+from sqlalchemy import select, update
 
+from payrelay.adapters.resources import AdapterResources
 from payrelay.adapters.storage import tables as t
 from payrelay.adapters.storage.database import Database, dialect_insert
 from payrelay.adapters.storage.messages import SqlTimeline
@@ -38,12 +39,15 @@ __all__ = ["SqlHeartbeats", "SqlOperations", "open_operations", "operations_for"
 class SqlHeartbeats:
     """One row per worker process in each database it uses, overwritten at every beat."""
 
-    def __init__(self, dbs: Sequence[tuple[Database, Table]]) -> None:
-        self._dbs = dbs
+    def __init__(self, payments_db: Database, orders_db: Database) -> None:
+        self._dbs = {"payments": (payments_db, t.payments_heartbeats),
+                     "orders": (orders_db, t.orders_heartbeats)}
 
-    async def beat(self, name: str, roles: Sequence[str], *, at: datetime) -> None:
+    async def beat(
+        self, name: str, roles: Sequence[str], *, at: datetime, sides: Collection[str]
+    ) -> None:
         row = {"name": name[:200], "roles": ",".join(sorted(roles)), "beat_at": at}
-        for db, table in self._dbs:
+        for db, table in (self._dbs[side] for side in sorted(sides)):
             statement = dialect_insert(db, table).values(**row)
             statement = statement.on_conflict_do_update(
                 index_elements=[table.c.name],
@@ -120,16 +124,13 @@ class SqlOperations:
 
 
 def operations_for(
-    payments_db: Database, orders_db: Database, *, clock: Clock, interval: float,
-    sides: set[str],
+    resources: AdapterResources, clock: Clock, interval: float
 ) -> tuple[SqlOperations, SqlHeartbeats]:
-    """A running system's operations, and heartbeats into the databases of `sides`
-    ("payments", "orders"): the ones its process uses."""
-    tables = [(payments_db, t.payments_heartbeats)] if "payments" in sides else []
-    tables += [(orders_db, t.orders_heartbeats)] if "orders" in sides else []
+    """A running system's operations and heartbeats (`interval` seconds between beats)."""
+    payments_db, orders_db = resources.payments_db, resources.orders_db
     operations = SqlOperations(payments_db=payments_db, orders_db=orders_db, clock=clock,
                                heartbeat_interval=timedelta(seconds=interval))
-    return operations, SqlHeartbeats(tables)
+    return operations, SqlHeartbeats(payments_db, orders_db)
 
 
 @contextlib.asynccontextmanager
