@@ -26,7 +26,8 @@ async def test_a_notified_payment_is_stored_with_its_event(world: World) -> None
         "payment.approved", payment_id, OutboxStatus.PENDING)
     (note,) = world.p.notifications.values()
     assert note.status == NotificationStatus.PROCESSED
-    assert [t.step for t in world.p.timeline] == ["payment.approved"]
+    assert [t.step for t in world.p.timeline] == [
+        "notification.received", "gateway.fetched", "payment.approved"]
 
 
 async def test_a_crash_before_commit_leaves_nothing_and_the_notification_due(
@@ -37,7 +38,8 @@ async def test_a_crash_before_commit_leaves_nothing_and_the_notification_due(
     world.faults.arm(FaultPoint.PROCESSOR_BEFORE_COMMIT)
     with pytest.raises(InjectedFault):
         await world.processor().run_once()
-    assert world.p.payments == {} and world.p.outbox == {} and world.p.timeline == []
+    assert world.p.payments == {} and world.p.outbox == {}
+    assert [t.step for t in world.p.timeline] == ["notification.received"]  # the rest rolled back
     world.clock.advance(seconds=LEASE.total_seconds())
     assert (await world.processor().run_once()).events == 1
 
