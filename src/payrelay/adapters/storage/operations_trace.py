@@ -26,7 +26,8 @@ async def trace(payments_db: Database, orders_db: Database, query: str) -> Trace
     async with payments_db.read() as conn:
         order_ids, payment_ids = await _payments_side_ids(conn, query)
     async with orders_db.read() as conn:
-        if await _exists(conn, t.orders.c.order_id, query):
+        if (await _exists(conn, t.orders.c.order_id, query)
+                or await _exists(conn, t.orders_timeline.c.order_id, query)):
             order_ids.add(query)
         order_ids |= await _column(conn, select(t.orders_timeline.c.order_id).where(
             t.orders_timeline.c.payment_id.in_(payment_ids)))
