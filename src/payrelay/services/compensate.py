@@ -29,6 +29,7 @@ from payrelay.ports import (
     RefundQueue,
     RefundRequest,
 )
+from payrelay.services import timeline_steps
 from payrelay.services.claims import LEASE, holding
 
 
@@ -180,6 +181,9 @@ class Refunder:
         self._failure_log.failed("refunder", kind=kind, order_id=refund.order_id,
                                  payment_id=refund.payment_id, error=error, decision=decision)
         await self._queue.record_failures([FailedTry(refund, error, decision)], now=now)
+        async with self._uow.begin() as tx:
+            await tx.timeline.record_many([timeline_steps.refund_failed(
+                refund, error=error, decision=decision, at=now)])
         if decision.retries:
             result.retried += 1
         else:

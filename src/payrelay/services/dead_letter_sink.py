@@ -11,8 +11,11 @@ commit. From there it is inspected and replayed like any other dead letter.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 
-from payrelay.ports import Clock, Delivery, MessagingUnitOfWork, Subscription
+from payrelay.domain.errors import InvalidEnvelope
+from payrelay.domain.events import Envelope
+from payrelay.ports import Clock, Delivery, MessagingUnitOfWork, Subscription, TimelineEntry
 
 BROKER_REASON = "dead-lettered by the broker"
 
@@ -37,4 +40,19 @@ class DeadLetterSink:
                     error=delivery.headers.get("x-payrelay-error", ""),
                     at=now,
                 )
+            await tx.timeline.record_many([_dead(d, now) for d in batch])
         self.stored += len(batch)
+
+
+def _dead(delivery: Delivery, at: datetime) -> TimelineEntry:
+    """The dead letter's row in its order's timeline (none named if the body is poison)."""
+    try:
+        envelope: Envelope | None = Envelope.from_json(delivery.body)
+    except InvalidEnvelope:
+        envelope = None
+    reason = delivery.headers.get("x-payrelay-reason", BROKER_REASON)
+    return TimelineEntry(
+        "message.dead", at, envelope.order_id if envelope else None,
+        envelope.payment_id if envelope else None,
+        f"{delivery.routing_key}: {reason}; payrelay dlq list",
+    )

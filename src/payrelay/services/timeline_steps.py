@@ -14,7 +14,7 @@ from datetime import datetime
 from payrelay.domain.errors import GatewayError
 from payrelay.domain.payment import PaymentSnapshot
 from payrelay.domain.retry import RetryDecision
-from payrelay.ports import ClaimedNotification, OutboundMessage, TimelineEntry
+from payrelay.ports import ClaimedNotification, OutboundMessage, RefundRequest, TimelineEntry
 
 
 def fetched(snapshot: PaymentSnapshot, *, at: datetime) -> TimelineEntry:
@@ -41,6 +41,18 @@ def fetch_failed(
     if notification.order_hint:
         detail += f"; order hint {notification.order_hint}"
     return TimelineEntry(step, at, None, notification.resource_id, detail)
+
+
+def refund_failed(
+    refund: RefundRequest, *, error: str, decision: RetryDecision, at: datetime
+) -> TimelineEntry:
+    """A refund the gateway did not answer, and when it is tried again (or given up)."""
+    if decision.retry_at is not None:
+        step, then = "refund.failed", f"next try {decision.retry_at.isoformat()}"
+    else:
+        step, then = "refund.gave_up", f"gave up: {decision.gave_up}; payrelay dlq list"
+    return TimelineEntry(step, at, refund.order_id, refund.payment_id,
+                         f"{refund.amount}; {error[:300]}; {then}")
 
 
 def published(messages: Sequence[OutboundMessage], *, at: datetime) -> list[TimelineEntry]:
