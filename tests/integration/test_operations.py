@@ -8,21 +8,44 @@ refunded exactly once at the gateway; the `/admin` endpoints answer the same.
 
 from __future__ import annotations
 
+import asyncio
 import json
+from dataclasses import dataclass
 from decimal import Decimal
 
 import httpx
 from sqlalchemy import insert, select
+from typer.testing import CliRunner
 
 from payrelay.adapters.storage import tables as t
 from payrelay.domain.money import Money
+from payrelay.entrypoints.cli import app
 from payrelay.entrypoints.embedded import EmbeddedStack
 from payrelay.ports import NotificationRecord, RefundRequest, TraceStep
 from payrelay.simulator.faults import SimulatorFaults
-from tests.integration.test_bounded_failure import cli
 from tests.support import Customer, StackFactory, adapters_of, eventually
 
 GATEWAY_DOWN = SimulatorFaults(seed=3, api_error_rate=1.0)
+
+
+@dataclass(frozen=True)
+class Ran:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+async def cli(stack: EmbeddedStack, *args: str) -> Ran:
+    """`payrelay …` against the stack's databases, as an operator runs it: the real command
+    line (typer's runner, in a thread with a loop of its own), while the stack keeps
+    running; in process, because a fresh interpreter per call costs seconds here."""
+    env = {
+        "PAYRELAY_PAYMENTS_DATABASE_URL": stack.settings.payments_database_url,
+        "PAYRELAY_ORDERS_DATABASE_URL": stack.settings.orders_database_url,
+        "COLUMNS": "250",
+    }
+    result = await asyncio.to_thread(CliRunner().invoke, app, list(args), env=env)
+    return Ran(result.exit_code, result.stdout, result.stderr)
 
 
 async def ordered_and_paid_while_the_gateway_fails(
