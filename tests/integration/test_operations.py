@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 import httpx
+import pytest
 from sqlalchemy import insert, select
 from typer.testing import CliRunner
 
@@ -74,6 +75,7 @@ def first(steps: tuple[TraceStep, ...], kind: str, after: int = -1) -> int:
     raise AssertionError(f"no {kind} after step {after}: {[s.kind for s in steps]}")
 
 
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"], indirect=True)
 async def test_a_gateway_failure_and_its_retry_show_in_the_trace_in_order(
     make_stack: StackFactory, http: httpx.AsyncClient
 ):
@@ -166,6 +168,7 @@ async def test_status_reflects_an_injected_backlog_and_a_dead_letter(
     assert status["workers"] == []  # no worker runs in this stack
 
 
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"], indirect=True)
 async def test_a_released_held_refund_is_refunded_exactly_once_at_the_gateway(
     make_stack: StackFactory, http: httpx.AsyncClient
 ):
