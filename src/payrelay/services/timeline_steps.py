@@ -55,6 +55,12 @@ def refund_failed(
                          f"{refund.amount}; {error[:300]}; {then}")
 
 
+def resent(payment_id: str, *, at: datetime) -> TimelineEntry:
+    """The reconciler sent an approval the order side never answered once more."""
+    return TimelineEntry("reconciler.resent_approval", at, None, payment_id,
+                         "approved, unanswered past the outcome SLA: published again")
+
+
 def published(messages: Sequence[OutboundMessage], *, at: datetime) -> list[TimelineEntry]:
     """Messages the transport confirmed, as the relay marks them sent."""
     return [
