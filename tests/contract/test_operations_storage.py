@@ -155,3 +155,19 @@ def _refund(payment_id: str) -> RefundRequest:
     return RefundRequest(payment_id=payment_id, provider="mercadopago", order_id="order-1",
                          amount=TEN, reason="unknown_order")
 
+
+
+async def test_without_an_orders_database_the_payments_side_is_still_traced(ops: Ops):
+    """A deployment whose shop runs its own order service has no orders database."""
+    payments_only = SqlOperations(payments_db=ops.operations._payments, orders_db=None,
+                                  clock=ops.clock, heartbeat_interval=BEAT)
+    await ops.storage.notification_log.record(hinted("1000000010", "order-9"))
+    await SqlHeartbeats(ops.operations._payments, None).beat(
+        "host:3", ["processor", "order-consumer"], at=AT, sides={"payments", "orders"})
+
+    traced = await payments_only.trace("1000000010")
+    status = await payments_only.status()
+
+    assert traced.order_ids == ("order-9",) and traced.steps[0].kind == "notification.received"
+    assert not status.orders_side and status.orders_outbox.count == 0
+    assert [w.name for w in status.workers] == ["host:3"]

@@ -40,6 +40,7 @@ def status_json(status: PipelineStatus) -> dict[str, Any]:
         "last_notification_error": status.last_notification_error,
         "payments_outbox": backlog_json(status.payments_outbox),
         "orders_outbox": backlog_json(status.orders_outbox),
+        "orders_side": status.orders_side,
         "retrying": status.retrying,
         "dead_letters": status.dead_letters,
         "unapplied_approvals": backlog_json(status.unapplied_approvals),

@@ -82,6 +82,8 @@ class PipelineStatus:
     """Notifications whose fetch failed at least once and that wait for their next try."""
     last_notification_error: str | None = None
     """The newest of those failures' errors (e.g. "GatewayUnavailable: HTTP 503")."""
+    orders_side: bool = True
+    """False in a deployment without an orders database: its figures are not read."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -39,15 +39,16 @@ __all__ = ["SqlHeartbeats", "SqlOperations", "open_operations", "operations_for"
 class SqlHeartbeats:
     """One row per worker process in each database it uses, overwritten at every beat."""
 
-    def __init__(self, payments_db: Database, orders_db: Database) -> None:
-        self._dbs = {"payments": (payments_db, t.payments_heartbeats),
-                     "orders": (orders_db, t.orders_heartbeats)}
+    def __init__(self, payments_db: Database, orders_db: Database | None) -> None:
+        self._dbs = {"payments": (payments_db, t.payments_heartbeats)}
+        if orders_db is not None:  # a deployment without one beats on the payments side only
+            self._dbs["orders"] = (orders_db, t.orders_heartbeats)
 
     async def beat(
         self, name: str, roles: Sequence[str], *, at: datetime, sides: Collection[str]
     ) -> None:
         row = {"name": name[:200], "roles": ",".join(sorted(roles)), "beat_at": at}
-        for db, table in (self._dbs[side] for side in sorted(sides)):
+        for db, table in (self._dbs[side] for side in sorted(sides) if side in self._dbs):
             statement = dialect_insert(db, table).values(**row)
             statement = statement.on_conflict_do_update(
                 index_elements=[table.c.name],
@@ -59,7 +60,7 @@ class SqlHeartbeats:
 
 class SqlOperations:
     def __init__(
-        self, *, payments_db: Database, orders_db: Database, clock: Clock,
+        self, *, payments_db: Database, orders_db: Database | None, clock: Clock,
         heartbeat_interval: timedelta,
     ) -> None:
         self._payments, self._orders = payments_db, orders_db
@@ -135,15 +136,18 @@ def operations_for(
 
 @contextlib.asynccontextmanager
 async def open_operations(
-    payments_url: str, orders_url: str, *, clock: Clock, interval: float
+    payments_url: str, orders_url: str | None, *, clock: Clock, interval: float
 ) -> AsyncIterator[SqlOperations]:
-    """For one-off commands: both databases, checked to be at this code's schema."""
-    payments_db, orders_db = Database(payments_url), Database(orders_url)
+    """For one-off commands: the databases (no orders URL: none), at this code's schema."""
+    payments_db = Database(payments_url)
+    orders_db = None if orders_url is None else Database(orders_url)
     try:
         await ensure_current(payments_db, Schema.PAYMENTS)
-        await ensure_current(orders_db, Schema.ORDERS)
+        if orders_db is not None:
+            await ensure_current(orders_db, Schema.ORDERS)
         yield SqlOperations(payments_db=payments_db, orders_db=orders_db, clock=clock,
                             heartbeat_interval=timedelta(seconds=interval))
     finally:
         await payments_db.dispose()
-        await orders_db.dispose()
+        if orders_db is not None:
+            await orders_db.dispose()

@@ -24,8 +24,10 @@ FINDINGS = ("resent_approvals", "lost_payments_found", "unsettled_refetched")
 
 
 async def pipeline_status(
-    payments_db: Database, orders_db: Database, *, now: datetime, down_after: timedelta
+    payments_db: Database, orders_db: Database | None, *, now: datetime,
+    down_after: timedelta,
 ) -> PipelineStatus:
+    """`orders_db` None: a deployment without an orders database; its figures stay zero."""
     n, r = t.notifications, t.refunds
     async with payments_db.read() as conn:
         waiting = n.c.status == NotificationStatus.RECEIVED
@@ -43,11 +45,13 @@ async def pipeline_status(
         last_run, findings = await _last_reconciliation(conn)
         refunds = await _refund_counts(conn)
         beats = await _beats(conn, t.payments_heartbeats)
-    async with orders_db.read() as conn:
-        orders_outbox = await _outbox_backlog(conn, t.orders_outbox, now)
-        retrying += await _outbox_retrying(conn, t.orders_outbox)
-        dead += await _dead(conn, t.orders_outbox, t.orders_dead_letters)
-        beats += await _beats(conn, t.orders_heartbeats)
+    orders_outbox = Backlog(0, None)
+    if orders_db is not None:
+        async with orders_db.read() as conn:
+            orders_outbox = await _outbox_backlog(conn, t.orders_outbox, now)
+            retrying += await _outbox_retrying(conn, t.orders_outbox)
+            dead += await _dead(conn, t.orders_outbox, t.orders_dead_letters)
+            beats += await _beats(conn, t.orders_heartbeats)
     return PipelineStatus(
         notifications_waiting=notifications, notifications_dead=dead_notifications,
         payments_outbox=payments_outbox, orders_outbox=orders_outbox, retrying=retrying,
@@ -57,6 +61,7 @@ async def pipeline_status(
         refunds_held=refunds.get(RefundStatus.HELD, 0),
         workers=_workers(beats, now=now, down_after=down_after),
         notifications_retrying=retrying_notifications, last_notification_error=last_error,
+        orders_side=orders_db is not None,
     )
 
 

@@ -22,20 +22,19 @@ MAX_STEPS = 5000
 """The most timeline rows one trace reads from each database (newest kept)."""
 
 
-async def trace(payments_db: Database, orders_db: Database, query: str) -> Trace:
+async def trace(payments_db: Database, orders_db: Database | None, query: str) -> Trace:
+    """`orders_db` None: a deployment without an orders database; its side is not read."""
     async with payments_db.read() as conn:
         order_ids, payment_ids = await _payments_side_ids(conn, query)
-    async with orders_db.read() as conn:
-        if (await _exists(conn, t.orders.c.order_id, query)
-                or await _exists(conn, t.orders_timeline.c.order_id, query)):
-            order_ids.add(query)
-        order_ids |= await _column(conn, select(t.orders_timeline.c.order_id).where(
-            t.orders_timeline.c.payment_id.in_(payment_ids)))
+    if orders_db is not None:
+        async with orders_db.read() as conn:
+            order_ids |= await _orders_side_ids(conn, query, payment_ids)
     async with payments_db.read() as conn:
         payment_ids |= await _payments_of(conn, order_ids)
         steps = await _steps(conn, "payments", t.payments_timeline, order_ids, payment_ids)
-    async with orders_db.read() as conn:
-        steps += await _steps(conn, "orders", t.orders_timeline, order_ids, payment_ids)
+    if orders_db is not None:
+        async with orders_db.read() as conn:
+            steps += await _steps(conn, "orders", t.orders_timeline, order_ids, payment_ids)
     steps.sort(key=lambda s: s.at)
     return Trace(query=query, order_ids=tuple(sorted(order_ids - {""})),
                  payment_ids=tuple(sorted(payment_ids)), steps=tuple(steps))
@@ -58,6 +57,17 @@ async def _payments_side_ids(conn: AsyncConnection, query: str) -> tuple[set[str
     order_ids |= await _column(conn, select(tl.c.order_id).where(
         tl.c.payment_id.in_(payment_ids), tl.c.order_id.is_not(None)))
     return order_ids, payment_ids
+
+
+async def _orders_side_ids(
+    conn: AsyncConnection, query: str, payment_ids: set[str]
+) -> set[str]:
+    """The order ids the orders side knows `query` or these payments by."""
+    o, tl = t.orders, t.orders_timeline
+    found = await _column(conn, select(tl.c.order_id).where(tl.c.payment_id.in_(payment_ids)))
+    if await _exists(conn, o.c.order_id, query) or await _exists(conn, tl.c.order_id, query):
+        found.add(query)
+    return found
 
 
 async def _hinted_orders(conn: AsyncConnection, payment_ids: set[str]) -> set[str]:
