@@ -143,6 +143,9 @@ class Settings(BaseSettings):
     processor_batch_size: int = Field(default=200, gt=0)
     relay_batch_size: int = Field(default=500, gt=0)
     poll_interval_seconds: float = Field(default=0.2, gt=0)
+    heartbeat_interval_seconds: float = Field(default=5.0, gt=0)
+    """How often each worker process records its heartbeat; `payrelay status` shows it down
+    once it has missed three."""
     lease_seconds: float = Field(default=3.0, gt=0)
     """How long a claim on rows lasts unless renewed: a processor, relay or refunder renews
     it every third of this while the work is in hand, so after a crash the rows are due

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import socket
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -21,7 +23,9 @@ from payrelay.messaging import ORDER_SIDE_SUBSCRIPTION, PAYMENTS_SIDE_SUBSCRIPTI
 from payrelay.ports import (
     Clock,
     DeadLetterBox,
+    Heartbeats,
     NotificationLog,
+    Operations,
     OrdersReadModel,
     OrdersUnitOfWork,
     PaymentsReadModel,
@@ -143,6 +147,9 @@ class System:
     clock: Clock
     wakeups: Wakeups
     """News of work committed by other processes; in-process news sets the events directly."""
+    operations: Operations
+    """Trace, status and held refunds (`payrelay trace`, `status`, `refunds`, `/admin`)."""
+    heartbeats: Heartbeats
     metrics: Metrics = field(default_factory=NoMetrics)
     stop: asyncio.Event = field(default_factory=asyncio.Event)
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
@@ -184,16 +191,12 @@ class System:
                 wakes[channel] = wake
             task = run_loop(name, step, wake=wake, stop=self.stop, poll_interval=poll)
             self.tasks.append(asyncio.create_task(task, name=name))
+        self._start_heartbeat(roles & WORKER_ROLES)
         listening = self.wakeups.listen(wakes, stop=self.stop)
         self.tasks.append(asyncio.create_task(listening, name="wakeups"))
         if Role.RECONCILER in roles:
-            task = run_loop(
-                Role.RECONCILER,
-                self._reconcile,
-                wake=asyncio.Event(),
-                stop=self.stop,
-                poll_interval=self.settings.reconcile_interval_seconds,
-            )
+            task = run_loop(Role.RECONCILER, self._reconcile, wake=asyncio.Event(),
+                            stop=self.stop, poll_interval=self.settings.reconcile_interval_seconds)
             self.tasks.append(asyncio.create_task(task, name=Role.RECONCILER))
 
     async def _subscribe_consumers(self, roles: set[Role]) -> None:
@@ -211,6 +214,22 @@ class System:
                 metrics=self.metrics,
             )
             await self.transport.subscribe_dead_letters(PAYMENTS_SIDE_SUBSCRIPTION, sink.handle)
+
+    def _start_heartbeat(self, roles: set[Role]) -> None:
+        """Beat every heartbeat_interval_seconds while these worker roles run; a failed
+        beat is the loop's to log and retry, and never stops the workers."""
+        if not roles:
+            return
+        name = f"{socket.gethostname()}:{os.getpid()}"
+        sides = {role.side.value for role in roles}
+
+        async def beat() -> int:
+            await self.heartbeats.beat(name, sorted(roles), at=self.clock(), sides=sides)
+            return 0  # paced by the interval
+
+        task = run_loop("heartbeat", beat, wake=asyncio.Event(), stop=self.stop,
+                        poll_interval=self.settings.heartbeat_interval_seconds)
+        self.tasks.append(asyncio.create_task(task, name="heartbeat"))
 
     async def _reconcile(self) -> int:
         report = await self.payments.reconciler.run_once()

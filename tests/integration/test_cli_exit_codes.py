@@ -20,7 +20,7 @@ from typer.testing import CliRunner
 from payrelay.entrypoints.cli import app
 
 PASSWORD = "s3cret-pw"
-COMMANDS = [["serve"], ["reconcile", "--once"], ["dlq", "list"], ["migrate"]]
+COMMANDS = [["serve"], ["reconcile", "--once"], ["dlq", "list"], ["migrate"], ["status"]]
 
 
 def closed_port() -> int:

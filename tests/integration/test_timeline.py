@@ -29,7 +29,9 @@ async def test_a_paid_order_tells_its_story_in_order(
         steps = [(e.side, e.step, e.payment_id) for e in entries]
         assert steps[:2] == [("orders", "order.created", None),
                              ("payments", "checkout.created", None)]
-        first_steps = [s for s in steps if s[2] == first]
+        # Deliveries, fetches and publishes are traced too (issue 12); these are the changes.
+        tracing = ("notification.", "gateway.", "outbox.")
+        first_steps = [s for s in steps if s[2] == first and not s[1].startswith(tracing)]
         assert [s[1] for s in first_steps][:3] == [
             "payment.approved", "order.payment_applied", "outcome.order.payment_applied",
         ]

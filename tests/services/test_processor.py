@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from datetime import timedelta
 
@@ -11,6 +12,8 @@ from payrelay.domain.errors import InjectedFault
 from payrelay.domain.payment import PaymentStatus
 from payrelay.domain.work import NotificationStatus, OutboxStatus
 from payrelay.faults import FaultPoint
+from payrelay.simulator.faults import SimulatorFaults
+from tests.contract.builders import notification
 from tests.services.conftest import LEASE, POLICY, World
 
 
@@ -27,7 +30,8 @@ async def test_a_notified_payment_is_stored_with_its_event(world: World) -> None
         "payment.approved", payment_id, OutboxStatus.PENDING)
     (note,) = world.p.notifications.values()
     assert note.status == NotificationStatus.PROCESSED
-    assert [t.step for t in world.p.timeline] == ["payment.approved"]
+    assert [t.step for t in world.p.timeline] == [
+        "notification.received", "gateway.fetched", "payment.approved"]
 
 
 async def test_a_crash_before_commit_leaves_nothing_and_the_notification_due(
@@ -38,7 +42,8 @@ async def test_a_crash_before_commit_leaves_nothing_and_the_notification_due(
     world.faults.arm(FaultPoint.PROCESSOR_BEFORE_COMMIT)
     with pytest.raises(InjectedFault):
         await world.processor().run_once()
-    assert world.p.payments == {} and world.p.outbox == {} and world.p.timeline == []
+    assert world.p.payments == {} and world.p.outbox == {}
+    assert [t.step for t in world.p.timeline] == ["notification.received"]  # the rest rolled back
     world.clock.advance(seconds=LEASE.total_seconds())
     assert (await world.processor().run_once()).events == 1
 
@@ -118,3 +123,28 @@ async def test_a_failure_line_names_the_order_once_the_payment_is_stored(
     (line,) = caplog.records
     assert (line.order_id, line.payment_id, line.correlation_id) == (  # type: ignore[attr-defined]
         "order-1", payment_id, f"mercadopago:{payment_id}")
+async def test_each_failed_fetch_is_in_the_timeline_with_its_error_next_try_and_hint(
+    world: World,
+) -> None:
+    """What `payrelay trace` shows while the gateway fails every call (issue 12)."""
+    payment_id = await world.pay()
+    hinted = dataclasses.replace(notification(payment_id, at=world.clock()),
+                                 order_hint="order-1")
+    assert await world.log.record(hinted)
+    world.mp.simulator.set_faults(SimulatorFaults(api_error_rate=1.0))
+    for _ in range(2):
+        assert (await world.processor().run_once()).retried == 1
+        world.clock.advance(seconds=60)
+    world.mp.simulator.set_faults(SimulatorFaults())
+    assert (await world.processor().run_once()).applied == 1
+
+    rows = [(t.step, t.order_id, t.payment_id, t.detail or "") for t in world.p.timeline]
+    assert [r[0] for r in rows] == ["notification.received", "gateway.fetch_failed",
+                                    "gateway.fetch_failed", "gateway.fetched",
+                                    "payment.approved"]
+    for _step, order_id, pid, detail in rows[1:3]:
+        assert order_id is None and pid == payment_id  # the hint is no order id
+        assert "HTTP 50" in detail and "next try 20" in detail
+        assert detail.endswith("order hint order-1")
+    assert "try 1;" in rows[1][3] and "try 2;" in rows[2][3]
+    assert rows[3][1] == "order-1" and "status approved" in rows[3][3]

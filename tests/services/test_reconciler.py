@@ -41,6 +41,8 @@ async def test_an_unanswered_approval_is_sent_again_once_past_its_sla(world: Wor
     (row,) = world.p.outbox.values()
     assert (row.message_id, row.status) == (message.message_id, OutboxStatus.PENDING)
     assert (await world.reconciler(policy).run_once()).resent_approvals == []  # SLA restarted
+    resent = [t for t in world.p.timeline if t.step == "reconciler.resent_approval"]
+    assert [t.payment_id for t in resent] == [payment_id]  # once, as it was re-sent once
 
 
 async def test_an_unsettled_payment_is_fetched_again(world: World) -> None:

@@ -35,7 +35,10 @@ class Outbox:
     async def extend(self, work: Sequence[OutboundMessage], *, until: datetime) -> None:
         return None
 
-    async def mark_sent(self, message_ids: Sequence[uuid.UUID], *, now: datetime) -> None:
+    async def mark_sent(
+        self, message_ids: Sequence[uuid.UUID], *, now: datetime,
+        timeline: Sequence[object] = (),
+    ) -> None:
         for message_id in message_ids:
             del self.pending[message_id]
             self.sent.append(message_id)

@@ -15,6 +15,7 @@ from payrelay.adapters.metrics import TimedGateway, prometheus_metrics
 from payrelay.adapters.resources import AdapterResources
 from payrelay.adapters.storage.dead_letters import SqlDeadLetterBox
 from payrelay.adapters.storage.migrations import Schema, ensure_current
+from payrelay.adapters.storage.operations import open_operations, operations_for
 from payrelay.adapters.storage.provision import scratch_databases
 from payrelay.adapters.tracing import tracing_for
 from payrelay.bootstrap.sides import (
@@ -35,13 +36,22 @@ from payrelay.commands import (
 from payrelay.config import Settings
 from payrelay.failure_log import FailureLog
 from payrelay.faults import Faults
-from payrelay.ports import Clock, Gateway, PaymentsClient, Tracing, Transport
+from payrelay.ports import (
+    Clock,
+    Gateway,
+    Heartbeats,
+    Operations,
+    PaymentsClient,
+    Tracing,
+    Transport,
+    Wakeups,
+)
 from payrelay.system import WORKER_ROLES, Role, Side, System, subscriptions_for
 
 __all__ = [
     "WORKER_ROLES", "AdapterResources", "Role", "Side", "System", "adapter_resources", "bootstrap",
     "build_transport", "dead_letter_box", "delete_broker_topology", "migrate",
-    "scratch_databases", "utc_now",
+    "open_operations", "scratch_databases", "utc_now",
 ]
 
 
@@ -88,10 +98,18 @@ async def bootstrap(
     )
     payments = build_payments_side(shared, TimedGateway(gateway, metrics), resources)
     orders = build_orders_side(shared, payments_client, resources.orders_db)
+    return System(settings, shared.faults, transport, payments, orders,
+                  *_after_the_sides(resources, clock, settings), metrics)
+
+
+def _after_the_sides(
+    resources: AdapterResources, clock: Clock, settings: Settings
+) -> tuple[SqlDeadLetterBox, AdapterResources, Clock, Wakeups, Operations, Heartbeats]:
+    """The System's fields after its two sides, in order: dead letters to operations."""
     dead_letters = SqlDeadLetterBox(payments=resources.payments_db, orders=resources.orders_db,
                                     clock=clock)
-    return System(settings, shared.faults, transport, payments, orders, dead_letters, resources,
-                  clock, resources.wakeups, metrics)
+    operations, heartbeats = operations_for(resources, clock, settings.heartbeat_interval_seconds)
+    return dead_letters, resources, clock, resources.wakeups, operations, heartbeats
 
 
 def _open(settings: Settings, roles: set[Role], *, named: bool) -> AdapterResources:

@@ -36,6 +36,8 @@ class RefundStatus(StrEnum):
     """The gateway refunded it."""
     HELD = "held"
     """Kept for a person: by policy, or the gateway refused it for good."""
+    DISMISSED = "dismissed"
+    """A person closed a held refund without refunding it; the reason is in `last_error`."""
     DEAD = "dead"
     """Given up on by the retry decision; the reason is in `last_error`."""
 

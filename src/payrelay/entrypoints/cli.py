@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, TypeVar
 import typer
 from rich.console import Console
 
+from payrelay.entrypoints import ops_commands
 from payrelay.entrypoints.chaos_command import chaos
 from payrelay.entrypoints.contract_command import contract
 from payrelay.entrypoints.demo import (
@@ -271,6 +272,9 @@ def dlq_purge(ids: list[str] = typer.Argument(..., help="Dead letter ids.")) -> 
     """Delete dead letters for good."""
     purged = _with_box(lambda box: box.purge(ids))
     Console().print(f"purged {len(purged)}: {', '.join(purged)}")
+
+
+ops_commands.register(app)
 
 
 def main() -> None:

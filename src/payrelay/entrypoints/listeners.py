@@ -14,7 +14,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
 from starlette.types import ASGIApp
 
 from payrelay.bootstrap import Role, System
@@ -22,6 +22,7 @@ from payrelay.config import Settings
 from payrelay.entrypoints.admin_api import admin_router
 from payrelay.entrypoints.health import ReadinessCheck, health_router, metrics_router
 from payrelay.entrypoints.http_server import EmbeddedServer, ServerLimits
+from payrelay.entrypoints.ops_api import ops_router
 from payrelay.entrypoints.orders_api import create_orders_app
 from payrelay.entrypoints.payments_api import create_internal_app, create_public_app
 from payrelay.entrypoints.rate_limit import KeyedBuckets
@@ -59,7 +60,9 @@ def payments_listeners(system: System, settings: Settings) -> PaymentsListeners:
         burst=settings.webhook_rejection_burst,
         clock=time.monotonic,
     )
-    admin = admin_router(system.dead_letters, settings.admin_token.get_secret_value)
+    admin = APIRouter()  # both under /admin, each behind the admin token
+    admin.include_router(admin_router(system.dead_letters, settings.admin_token.get_secret_value))
+    admin.include_router(ops_router(system.operations, settings.admin_token.get_secret_value))
     internal = create_internal_app(
         system.payments, system.transport,
         service_token=settings.service_token.get_secret_value, admin=admin,

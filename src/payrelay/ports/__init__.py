@@ -24,6 +24,7 @@ from payrelay.ports.messaging import (
 )
 from payrelay.ports.operations import (
     Backlog,
+    Heartbeats,
     HeldRefund,
     Operations,
     PipelineStatus,
@@ -92,6 +93,7 @@ __all__ = [
     "Delivery",
     "FailedTry",
     "Gateway",
+    "Heartbeats",
     "HeldRefund",
     "Inbox",
     "InboxEntry",

@@ -7,6 +7,7 @@ the admin page all read through this one port, so they can never disagree.
 
 from __future__ import annotations
 
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
@@ -77,6 +78,12 @@ class PipelineStatus:
     refunds_pending: int
     refunds_held: int
     workers: tuple[WorkerBeat, ...]
+    notifications_retrying: int = 0
+    """Notifications whose fetch failed at least once and that wait for their next try."""
+    last_notification_error: str | None = None
+    """The newest of those failures' errors (e.g. "GatewayUnavailable: HTTP 503")."""
+    orders_side: bool = True
+    """False in a deployment without an orders database: its figures are not read."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,4 +115,13 @@ class Operations(Protocol):
 
     async def dismiss_refund(self, refund_id: str, reason: str) -> None:
         """Close the held refund without refunding, recorded with `reason`; UnknownRefund."""
+        ...
+
+
+class Heartbeats(Protocol):
+    async def beat(
+        self, name: str, roles: Sequence[str], *, at: datetime, sides: Collection[str]
+    ) -> None:
+        """Record that worker process `name`, running `roles`, is alive at `at`, in the
+        database of each of `sides` ("payments", "orders"): those its roles use."""
         ...

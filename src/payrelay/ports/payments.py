@@ -29,6 +29,8 @@ class NotificationRecord:
     ignored: bool
     due_at: datetime | None = None
     """When the processor may fetch the payment; None: at once (`received_at`)."""
+    order_hint: str | None = None
+    """The order id the notification_url carried (unsigned: for the trace and logs only)."""
 
 
 
@@ -37,7 +39,9 @@ class NotificationLog(Protocol):
         """Durably store; False if the same `dedupe_key` was already recorded.
 
         A duplicate changes nothing in the stored row (not its due time either): callers
-        that merge deliveries under one key rely on the first row standing.
+        that merge deliveries under one key rely on the first row standing. Each call, new
+        or duplicate, also writes its `notification.received` / `notification.duplicate`
+        timeline row in the same commit, so `payrelay trace` sees every delivery.
         """
         ...
 

@@ -15,6 +15,7 @@ from typing import Generic, Protocol, TypeVar
 
 from payrelay.domain.refund import RefundRequest
 from payrelay.domain.retry import RetryDecision
+from payrelay.ports.messaging import TimelineEntry
 from payrelay.ports.transport import OutboundMessage
 
 K = TypeVar("K")
@@ -67,6 +68,8 @@ class ClaimedNotification:
     failures: int = 0
     """Earlier tries that counted towards giving up."""
     received_at: datetime | None = None
+    order_hint: str | None = None
+    """The order id its notification_url carried: untrusted, for timeline rows only."""
 
 
 class NotificationQueue(WorkQueue[ClaimedNotification], Protocol):
@@ -78,7 +81,12 @@ class NotificationQueue(WorkQueue[ClaimedNotification], Protocol):
 class OutboxRelayStore(WorkQueue[OutboundMessage], Protocol):
     """The relay's view of an outbox."""
 
-    async def mark_sent(self, message_ids: Sequence[uuid.UUID], *, now: datetime) -> None: ...
+    async def mark_sent(
+        self, message_ids: Sequence[uuid.UUID], *, now: datetime,
+        timeline: Sequence[TimelineEntry] = (),
+    ) -> None:
+        """Mark them sent and write `timeline` (their publish rows) in the same commit."""
+        ...
 
 
 class RefundQueue(WorkQueue[RefundRequest], Protocol):

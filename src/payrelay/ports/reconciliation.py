@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, Protocol
+
+from payrelay.ports.messaging import TimelineEntry
 
 
 class ReconciliationStore(Protocol):
@@ -15,9 +17,11 @@ class ReconciliationStore(Protocol):
     ) -> list[str]: ...
 
     async def resend_approvals(
-        self, payment_ids: Sequence[str], *, now: datetime
+        self, payment_ids: Sequence[str], *, now: datetime,
+        timeline: Mapping[str, TimelineEntry] | None = None,
     ) -> list[str]:
-        """Publish these approvals again, restarting their SLA; returns the ids re-sent.
+        """Publish these approvals again, restarting their SLA; returns the ids re-sent,
+        and writes `timeline[id]` of each of them in the same transaction.
 
         Never waits for a row lock: a payment another transaction holds is skipped (left
         for a later run), so the reconciler cannot deadlock with the consumers."""

@@ -31,6 +31,7 @@ from payrelay.ports import (
     RefundRequest,
 )
 from payrelay.ports.metrics import Metrics, NoMetrics
+from payrelay.services import timeline_steps
 from payrelay.services.claims import LEASE, holding
 
 log = logging.getLogger("payrelay.events")
@@ -195,6 +196,9 @@ class Refunder:
                                  correlation_id=_ids(refund)["correlation_id"])
         await self._queue.record_failures([FailedTry(refund, error, decision)], now=now)
         self._metrics.refund_finished(result="retried" if decision.retries else "dead")
+        async with self._uow.begin() as tx:
+            await tx.timeline.record_many([timeline_steps.refund_failed(
+                refund, error=error, decision=decision, at=now)])
         if decision.retries:
             result.retried += 1
         else:

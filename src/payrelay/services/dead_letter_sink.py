@@ -12,9 +12,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from datetime import datetime
 
+from payrelay.domain.errors import InvalidEnvelope
+from payrelay.domain.events import Envelope
 from payrelay.failure_log import payment_fields_in
-from payrelay.ports import Clock, Delivery, MessagingUnitOfWork, Subscription
+from payrelay.ports import Clock, Delivery, MessagingUnitOfWork, Subscription, TimelineEntry
 from payrelay.ports.metrics import Metrics, NoMetrics
 
 BROKER_REASON = "dead-lettered by the broker"
@@ -44,6 +47,7 @@ class DeadLetterSink:
                     error=delivery.headers.get("x-payrelay-error", ""),
                     at=now,
                 )
+            await tx.timeline.record_many([_dead(d, now) for d in batch])
         self.stored += len(batch)
         self._metrics.dead_lettered(subscription=self._subscription.queue, count=len(batch))
         for delivery in batch:
@@ -52,3 +56,16 @@ class DeadLetterSink:
                 "routing_key": delivery.routing_key, "subscription": self._subscription.queue,
                 "reason": delivery.headers.get("x-payrelay-reason", BROKER_REASON)})
 
+
+def _dead(delivery: Delivery, at: datetime) -> TimelineEntry:
+    """The dead letter's row in its order's timeline (none named if the body is poison)."""
+    try:
+        envelope: Envelope | None = Envelope.from_json(delivery.body)
+    except InvalidEnvelope:
+        envelope = None
+    reason = delivery.headers.get("x-payrelay-reason", BROKER_REASON)
+    return TimelineEntry(
+        "message.dead", at, envelope.order_id if envelope else None,
+        envelope.payment_id if envelope else None,
+        f"{delivery.routing_key}: {reason}; payrelay dlq list",
+    )

@@ -45,6 +45,8 @@ from payrelay.services.intake import (
 PAYMENT_TOPICS = frozenset({"payment"})
 MAX_BODY_BYTES = 64 * 1024
 IPN_WINDOW = timedelta(seconds=5)
+ORDER_HINT_PARAM = "order_id"
+"""The query parameter of notification_url that names the order (services/checkout.py)."""
 # MercadoPago signs every retry afresh, so a genuine delivery is never older than the clock
 # difference plus its own transit; five minutes is what MercadoPago's SDKs use.
 TS_TOLERANCE = timedelta(minutes=5)
@@ -153,6 +155,7 @@ class WebhookIngest:
             request_id=request_id,
             received_at=self._clock(),
             ignored=topic not in PAYMENT_TOPICS,
+            order_hint=order_hint(query),
         )
 
     def _check_fresh(self, signature: SignatureHeader) -> None:
@@ -185,6 +188,7 @@ class WebhookIngest:
             received_at=now,
             ignored=topic not in PAYMENT_TOPICS,
             due_at=_EPOCH + (window + 1) * self._ipn_window,
+            order_hint=order_hint(query),
         )
 
     async def _record(self, record: NotificationRecord) -> IngestOutcome:
@@ -217,6 +221,15 @@ def is_legacy_ipn(query: Mapping[str, str]) -> bool:
     """`?topic=payment&id=123`. A request naming `data.id` or `type` is a webhook, whatever
     else it carries, so it can never skip its signature check by adding `topic`."""
     return "topic" in query and "data.id" not in query and "type" not in query
+
+
+def order_hint(query: Mapping[str, str]) -> str | None:
+    """The `order_id` the checkout put in its notification_url, if it looks like one.
+
+    Unsigned, so never trusted: a malformed one is dropped, not a reason to refuse the
+    webhook, and it only joins a payment to an order in `payrelay trace` and the logs."""
+    hint = query.get(ORDER_HINT_PARAM)
+    return hint if hint and RESOURCE_ID.fullmatch(hint) else None
 
 
 def _check_body_id(body: dict[str, object], signed_id: str | None) -> None:

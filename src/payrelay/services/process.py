@@ -53,6 +53,7 @@ from payrelay.ports import (
     TimelineEntry,
     Tracing,
 )
+from payrelay.services import timeline_steps
 from payrelay.services.claims import LEASE, holding
 from payrelay.services.spans import SpanStart, batch_spans
 
@@ -81,6 +82,7 @@ class _Changes:
         if payment is not None:
             result.applied += 1
         result.verdicts[decision.verdict] = result.verdicts.get(decision.verdict, 0) + 1
+        self.timeline.append(timeline_steps.fetched(snapshot, at=self.now))
         if payment is None or not decision.status_changed:
             return
         self.timeline.append(TimelineEntry(
@@ -252,6 +254,7 @@ class PaymentProcessor:
         orders = await self._orders_of({n.resource_id for n, _ in failed})
         now = self._clock()
         tries: list[FailedTry[ClaimedNotification]] = []
+        steps: list[TimelineEntry] = []
         for notification, exc in failed:
             kind = failure_kind(exc)
             decision = decide_retry(
@@ -266,12 +269,16 @@ class PaymentProcessor:
             error = f"{type(exc).__name__}: {exc}"[:500]
             tries.append(FailedTry(notification, error, decision))
             payment_id = notification.resource_id
+            steps.append(timeline_steps.fetch_failed(
+                notification, exc, error=error, decision=decision, at=now))
             self._failure_log.failed(
                 "processor", kind=kind, order_id=orders.get(payment_id), payment_id=payment_id,
                 error=error, decision=decision,
                 correlation_id=f"{self._gateway.provider}:{payment_id}",
             )
         await self._queue.record_failures(tries, now=now)
+        async with self._uow.begin() as tx:  # the queue commits alone; its rows right after
+            await tx.timeline.record_many(steps)
         result.dead = sum(1 for t in tries if not t.decision.retries)
         result.retried = len(tries) - result.dead
 

@@ -23,6 +23,7 @@ from typing import Any
 from payrelay.domain.errors import GatewayError
 from payrelay.domain.payment import PaymentSnapshot
 from payrelay.ports import Clock, Gateway, NotificationLog, NotificationRecord, ReconciliationStore
+from payrelay.services import timeline_steps
 from payrelay.services.sweep import SweepCursor, safe_watermark
 
 log = logging.getLogger(__name__)
@@ -132,7 +133,9 @@ class Reconciler:
             updated_before=now - self._policy.outcome_sla, limit=self._policy.batch
         )
         if stuck:
-            report.resent_approvals.extend(await self._store.resend_approvals(stuck, now=now))
+            steps = {p: timeline_steps.resent(p, at=now) for p in stuck}
+            report.resent_approvals.extend(
+                await self._store.resend_approvals(stuck, now=now, timeline=steps))
 
     async def _sweep(self, report: ReconcileReport) -> None:
         """Read every payment updated since the watermark, oldest update first."""

@@ -34,6 +34,7 @@ from payrelay.ports import (
     Transport,
 )
 from payrelay.ports.metrics import Metrics, NoMetrics
+from payrelay.services import timeline_steps
 from payrelay.services.claims import LEASE, holding
 from payrelay.services.spans import SpanStart, batch_spans
 
@@ -90,8 +91,9 @@ class OutboxRelay:
                 confirmed, error = set(), f"transport unavailable: {exc}"
         self._faults.check(FaultPoint.RELAY_AFTER_PUBLISH)
         now = self._clock()
-        await self._store.mark_sent([m.message_id for m in batch if m.message_id in confirmed],
-                                    now=now)
+        sent = [m for m in batch if m.message_id in confirmed]
+        await self._store.mark_sent([m.message_id for m in sent], now=now,
+                                    timeline=timeline_steps.published(sent, at=now))
         failed = [self._failed(m, error, now) for m in batch if m.message_id not in confirmed]
         await self._store.record_failures(failed, now=now)
         self._metrics.published(relay=self._name, confirmed=len(batch) - len(failed),

@@ -221,8 +221,12 @@ class MemoryOutboxRelayStore(Generic[M]):
             move_due(state.outbox, [m.message_id for m in work],
                      waiting=OutboxStatus.PENDING, until=until)
 
-    async def mark_sent(self, message_ids: Sequence[uuid.UUID], *, now: datetime) -> None:
+    async def mark_sent(
+        self, message_ids: Sequence[uuid.UUID], *, now: datetime,
+        timeline: Sequence[TimelineEntry] = (),
+    ) -> None:
         async with self._db.transaction() as state:
+            await MemoryTimeline(state).record_many(timeline)
             for message_id in message_ids:
                 row = state.outbox.get(message_id)
                 if row is not None:

@@ -104,7 +104,15 @@ class MemoryNotificationLog:
 
     async def record(self, notification: NotificationRecord) -> bool:
         async with self._db.transaction() as state:
-            return state.record_notification(notification)
+            is_new = state.record_notification(notification)
+            n = notification  # the delivery's timeline row, as SqlNotificationLog writes it
+            hint = f"; order hint {n.order_hint}" if n.order_hint else ""
+            await MemoryTimeline(state).record(
+                "notification.received" if is_new else "notification.duplicate",
+                at=n.received_at, order_id=None, payment_id=n.resource_id,
+                detail=f"{n.topic} {n.action or ''}".strip() + hint,
+            )
+            return is_new
 
     async def close(self) -> None:
         return None

@@ -58,6 +58,7 @@ def _claimed(row: NotificationRow) -> ClaimedNotification:
     return ClaimedNotification(
         id=row.id, resource_id=row.record.resource_id or "", attempts=row.attempts,
         failures=row.failures, received_at=row.record.received_at,
+        order_hint=row.record.order_hint,
     )
 
 

@@ -7,15 +7,17 @@ time, so there is nothing to skip and every listed payment is looked at.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
+from payrelay.adapters.memory.messaging import MemoryTimeline
 from payrelay.adapters.memory.payments import PaymentsDatabase, PaymentsState, ReportRow
 from payrelay.domain.events import EventType
 from payrelay.domain.order import WAS_APPROVED
 from payrelay.domain.payment import UNSETTLED, PaymentStatus
 from payrelay.domain.work import OutboxStatus
+from payrelay.ports import TimelineEntry
 
 
 class MemoryReconciliationStore:
@@ -32,7 +34,10 @@ class MemoryReconciliationStore:
         )
         return [row.payment.payment_id for row in rows[:limit]]
 
-    async def resend_approvals(self, payment_ids: Sequence[str], *, now: datetime) -> list[str]:
+    async def resend_approvals(
+        self, payment_ids: Sequence[str], *, now: datetime,
+        timeline: Mapping[str, TimelineEntry] | None = None,
+    ) -> list[str]:
         """Make the sent approvals pending again (same id), restarting their SLA."""
         async with self._db.transaction() as state:
             # Listed before this transaction: the answer may have come since.
@@ -50,6 +55,8 @@ class MemoryReconciliationStore:
                 state.payments[payment_id] = dataclasses.replace(
                     state.payments[payment_id], updated_at=now
                 )
+            await MemoryTimeline(state).record_many(
+                [timeline[r] for r in sorted(resent) if r in timeline] if timeline else [])
         return sorted(resent)
 
     async def checkouts_to_verify(

@@ -204,14 +204,21 @@ def outbox_work(table: Table) -> WorkTable[OutboundMessage]:
 class SqlOutboxRelayStore(SqlWorkQueue[OutboundMessage]):
     """The relay's view of one outbox; a message given up on is copied to dead letters."""
 
-    def __init__(self, db: Database, table: Table, dead_letters: Table) -> None:
+    def __init__(
+        self, db: Database, table: Table, dead_letters: Table, timeline: Table
+    ) -> None:
         super().__init__(db, outbox_work(table))
         self._dead = dead_letters
+        self._timeline = timeline
 
-    async def mark_sent(self, message_ids: Sequence[uuid.UUID], *, now: datetime) -> None:
+    async def mark_sent(
+        self, message_ids: Sequence[uuid.UUID], *, now: datetime,
+        timeline: Sequence[TimelineEntry] = (),
+    ) -> None:
         if not message_ids:
             return
         async with self._db.transaction() as conn:
+            await SqlTimeline(conn, self._timeline).record_many(timeline)
             await conn.execute(self._w.finish(
                 [str(m) for m in message_ids], OutboxStatus.SENT, sent_at=now
             ))

@@ -199,7 +199,9 @@ class SqlOrdersUnitOfWork:
     def __init__(self, db: Database, clock: Clock) -> None:
         self.db = db
         self._clock = clock
-        self.relay_store = SqlOutboxRelayStore(db, t.orders_outbox, t.orders_dead_letters)
+        self.relay_store = SqlOutboxRelayStore(
+            db, t.orders_outbox, t.orders_dead_letters, t.orders_timeline
+        )
 
     @contextlib.asynccontextmanager
     async def begin(self) -> AsyncIterator[SqlOrdersTx]:

@@ -29,7 +29,14 @@ from payrelay.adapters.storage.stored_payments import SqlPayments
 from payrelay.adapters.storage.work_queue import SqlWorkQueue, WorkTable
 from payrelay.domain.money import Money
 from payrelay.domain.work import NotificationStatus
-from payrelay.ports import Checkout, ClaimedNotification, Clock, Inbox, NotificationRecord
+from payrelay.ports import (
+    Checkout,
+    ClaimedNotification,
+    Clock,
+    Inbox,
+    NotificationRecord,
+    TimelineEntry,
+)
 
 
 class SqlNotificationLog:
@@ -59,7 +66,21 @@ class SqlNotificationLog:
         for n in batch:  # the same key twice in one batch: only the first one is new
             results.append(n.dedupe_key in inserted)
             inserted.discard(n.dedupe_key)
+        # Every delivery, duplicates too, in the same commit and one statement: the port
+        # promises it, so `payrelay trace` shows each delivery the gateway made.
+        await SqlTimeline(conn, t.payments_timeline).record_many(
+            [_received(n, is_new) for n, is_new in zip(batch, results, strict=True)]
+        )
         return results
+
+
+def _received(n: NotificationRecord, is_new: bool) -> TimelineEntry:
+    """The delivery's timeline row. Its order is only a hint (unsigned), so it goes in the
+    detail, never in `order_id`: the trace joins hints through `notifications.order_hint`."""
+    step = "notification.received" if is_new else "notification.duplicate"
+    hint = f"; order hint {n.order_hint}" if n.order_hint else ""
+    return TimelineEntry(step, n.received_at, None, n.resource_id,
+                         f"{n.topic} {n.action or ''}".strip() + hint)
 
 
 def notification_row(n: NotificationRecord) -> dict[str, Any]:
@@ -70,6 +91,7 @@ def notification_row(n: NotificationRecord) -> dict[str, Any]:
         "action": n.action,
         "resource_id": n.resource_id,
         "request_id": n.request_id,
+        "order_hint": n.order_hint,
         "status": NotificationStatus.IGNORED if n.ignored else NotificationStatus.RECEIVED,
         "attempts": 0,
         "received_at": n.received_at,
@@ -79,7 +101,7 @@ def notification_row(n: NotificationRecord) -> dict[str, Any]:
 
 def _claimed(row: Row[Any]) -> ClaimedNotification:
     return ClaimedNotification(row.id, row.resource_id, row.attempts, row.failures,
-                               row.received_at)
+                               row.received_at, row.order_hint)
 
 
 NOTIFICATION_WORK: WorkTable[ClaimedNotification] = WorkTable(
@@ -171,7 +193,9 @@ class SqlPaymentsUnitOfWork:
     def __init__(self, db: Database, clock: Clock) -> None:
         self.db = db
         self._clock = clock
-        self.relay_store = SqlOutboxRelayStore(db, t.payments_outbox, t.payments_dead_letters)
+        self.relay_store = SqlOutboxRelayStore(
+            db, t.payments_outbox, t.payments_dead_letters, t.payments_timeline
+        )
 
     @contextlib.asynccontextmanager
     async def begin(self) -> AsyncIterator[SqlPaymentsTx]:

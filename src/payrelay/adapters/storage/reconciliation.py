@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -12,10 +12,12 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from payrelay.adapters.storage import tables as t
 from payrelay.adapters.storage.database import Database, insert_ignoring_conflicts
+from payrelay.adapters.storage.messages import SqlTimeline
 from payrelay.domain.events import EventType
 from payrelay.domain.order import WAS_APPROVED
 from payrelay.domain.payment import UNSETTLED, PaymentStatus
 from payrelay.domain.work import OutboxStatus
+from payrelay.ports import TimelineEntry
 
 
 class SqlReconciliationStore:
@@ -38,7 +40,10 @@ class SqlReconciliationStore:
         async with self._db.read() as conn:
             return list((await conn.execute(query)).scalars())
 
-    async def resend_approvals(self, payment_ids: Sequence[str], *, now: datetime) -> list[str]:
+    async def resend_approvals(
+        self, payment_ids: Sequence[str], *, now: datetime,
+        timeline: Mapping[str, TimelineEntry] | None = None,
+    ) -> list[str]:
         """Publish the approval again with its original message id (the inbox knows it).
 
         Lock order, which every transaction that writes payments rows keeps, so that none
@@ -67,7 +72,10 @@ class SqlReconciliationStore:
             await conn.execute(
                 update(p).where(p.c.payment_id.in_(locked)).values(updated_at=now)
             )
-        return sorted({payment_id for _, payment_id in approvals})
+            resent = sorted({payment_id for _, payment_id in approvals})
+            await SqlTimeline(conn, t.payments_timeline).record_many(
+                [timeline[r] for r in resent if r in timeline] if timeline else [])
+        return resent
 
     async def checkouts_to_verify(
         self, *, created_before: datetime, created_after: datetime, limit: int

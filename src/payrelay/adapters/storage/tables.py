@@ -86,7 +86,19 @@ def _timeline(metadata: MetaData) -> Table:
         Column("detail", Text),
     )
     Index("ix_timeline_order", table.c.order_id, table.c.seq)
+    Index("ix_timeline_payment", table.c.payment_id)  # `payrelay trace <payment id>`
     return table
+
+
+def _worker_heartbeats(metadata: MetaData) -> Table:
+    """Each worker process's last beat, in every database it uses (`payrelay status`)."""
+    return Table(
+        "worker_heartbeats",
+        metadata,
+        Column("name", String(200), primary_key=True),  # host:pid
+        Column("roles", Text, nullable=False),  # comma-separated Role values
+        Column("beat_at", UTCDateTime, nullable=False),
+    )
 
 
 def _dead_letters(metadata: MetaData) -> Table:
@@ -114,6 +126,7 @@ def _dead_letters(metadata: MetaData) -> Table:
 NOTIFICATION_WIDTHS = {
     "dedupe_key": 200, "provider": 32, "topic": 64, "action": 64, "resource_id": 64,
     "request_id": 200,  # MercadoPago sends a 36-character UUID; the rest is margin
+    "order_hint": 64,
 }
 
 
@@ -142,10 +155,15 @@ notifications = Table(
     Column("next_attempt_at", UTCDateTime, nullable=False),  # also the claim lease
     Column("processed_at", UTCDateTime),
     Column("last_error", Text),
+    # The order id the checkout's notification_url carried (`?order_id=`): unsigned, so
+    # untrusted, read only by `payrelay trace` to join a payment it cannot fetch to an order.
+    Column("order_hint", String(64)),
     *_width_checks("notifications", NOTIFICATION_WIDTHS),
     _status_check("notifications", NotificationStatus),
 )
 Index("ix_notifications_due", notifications.c.status, notifications.c.next_attempt_at)
+Index("ix_notifications_resource", notifications.c.resource_id)  # the trace's joins
+Index("ix_notifications_order_hint", notifications.c.order_hint)
 
 checkouts = Table(
     "checkouts",
@@ -227,6 +245,7 @@ payments_outbox = _outbox(payments_metadata)
 payments_inbox = _inbox(payments_metadata)
 payments_timeline = _timeline(payments_metadata)
 payments_dead_letters = _dead_letters(payments_metadata)
+payments_heartbeats = _worker_heartbeats(payments_metadata)
 
 # --- orders database ---------------------------------------------------------------------
 
@@ -272,3 +291,4 @@ orders_outbox = _outbox(orders_metadata)
 orders_inbox = _inbox(orders_metadata)
 orders_timeline = _timeline(orders_metadata)
 orders_dead_letters = _dead_letters(orders_metadata)
+orders_heartbeats = _worker_heartbeats(orders_metadata)
