@@ -1,4 +1,11 @@
-"""The `payrelay` command."""
+"""The `payrelay` command.
+
+`payrelay --help`, any command's `--help` and `payrelay config` import nothing heavy: no
+sqlalchemy, fastapi, aio_pika, alembic, aiohttp, httpx or uvicorn (the stack costs 1.5 s of
+imports). Each command imports what it runs inside its own function, and a test
+(tests/unit/test_cli_imports.py) fails if a top-level import brings one back. A failure a
+person can act on is one line and an exit code (entrypoints/exits.py), never a traceback.
+"""
 
 from __future__ import annotations
 
@@ -8,21 +15,20 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
 import typer
-from rich.console import Console
 
 from payrelay.entrypoints.chaos_command import chaos
-from payrelay.entrypoints.demo import (
+from payrelay.entrypoints.demo_options import (
     DEFAULT_POSTGRES_URL,
     DEFAULT_RABBITMQ_URL,
     Backend,
-    DemoOptions,
     FaultProfile,
-    run_demo,
 )
 from payrelay.entrypoints.event_loop import run as run_on_loop
 from payrelay.entrypoints.exits import exit_on_failure
 
 if TYPE_CHECKING:
+    from rich.console import Console
+
     from payrelay.ports import DeadLetterBox
 
 T = TypeVar("T")
@@ -46,8 +52,10 @@ def demo(
     """Run everything in one process and print a consistency report."""
     import logging
 
+    from payrelay.entrypoints.demo import DemoOptions, run_demo
+
     logging.basicConfig(level=logging.ERROR)  # injected faults are expected, not news
-    console = Console()
+    console = _console()
     options = DemoOptions(
         orders=orders, seed=seed, faults=faults, data_dir=data_dir, backend=backend,
         postgres_url=postgres_url, rabbitmq_url=rabbitmq_url,
@@ -55,7 +63,7 @@ def demo(
     try:
         report = run_on_loop(run_demo(options, console))
     except ValueError as exc:
-        Console(stderr=True).print(f"[red]{exc}[/red]")
+        _console(stderr=True).print(f"[red]{exc}[/red]")
         raise typer.Exit(2) from exc
     report.render(console)
     if not report.ok:
@@ -64,6 +72,12 @@ def demo(
 
 
 app.command()(chaos)
+
+
+def _console(*, stderr: bool = False) -> Console:
+    from rich.console import Console
+
+    return Console(stderr=stderr)
 
 
 @app.command()
@@ -92,7 +106,7 @@ def migrate() -> None:
 
     with exit_on_failure("migrate"):
         run_on_loop(run_migrations(Settings()))
-    Console().print("payments and orders databases are at the current schema")
+    _console().print("payments and orders databases are at the current schema")
 
 
 @app.command()
@@ -118,14 +132,14 @@ def reconcile(
                 report = (await system.payments.reconciler.run_once()).to_json()
                 if once:
                     return report
-                Console().print_json(json.dumps(report))
+                _console().print_json(json.dumps(report))
                 await asyncio.sleep(settings.reconcile_interval_seconds)
         finally:
             await system.close()
 
     with exit_on_failure("reconcile"):
         report = run_on_loop(run())
-    console = Console()
+    console = _console()
     if as_json:
         console.print_json(json.dumps(report))
         return
@@ -143,7 +157,7 @@ def config() -> None:
     """Print the effective settings (environment, ./payrelay.toml, defaults), secrets masked."""
     from payrelay.config import Settings
 
-    console = Console()
+    console = _console()
     with exit_on_failure("config"):
         settings = Settings()
     for name, value in settings.masked().items():
@@ -210,18 +224,28 @@ def _with_box(action: Callable[[DeadLetterBox], Awaitable[T]]) -> T:
 
 
 @dlq.command("list")
-def dlq_list(limit: int = typer.Option(100, help="At most this many, newest first.")) -> None:
+def dlq_list(
+    limit: int = typer.Option(100, min=1, help="At most this many, newest first."),
+    as_json: bool = typer.Option(False, "--json", help="Print them as a JSON list."),
+) -> None:
     """List dead letters of both databases."""
+    import json
+
     from rich.table import Table
 
+    from payrelay.entrypoints.admin_api import dead_letter_json
+
     letters = _with_box(lambda box: box.recent(limit=limit))
+    if as_json:  # the same fields as GET /admin/dead-letters
+        typer.echo(json.dumps([dead_letter_json(d) for d in letters], indent=2))
+        return
     table = Table(title=f"{len(letters)} dead letters")
     for column in ("id", "routing key", "reason", "error", "attempts", "dead at"):
         table.add_column(column)
     for d in letters:
         table.add_row(d.id, d.routing_key or "", d.reason, (d.error or "")[:60],
                       str(d.attempts), d.dead_at.isoformat(timespec="seconds"))
-    Console().print(table)
+    _console().print(table)
 
 
 @dlq.command("show")
@@ -233,9 +257,9 @@ def dlq_show(dead_letter_id: str) -> None:
 
     letter = _with_box(lambda box: box.get(dead_letter_id))
     if letter is None:
-        Console(stderr=True).print(f"[red]no dead letter {dead_letter_id}[/red]")
+        _console(stderr=True).print(f"[red]no dead letter {dead_letter_id}[/red]")
         raise typer.Exit(2)
-    Console().print_json(json.dumps(dead_letter_json(letter, with_body=True)))
+    _console().print_json(json.dumps(dead_letter_json(letter, with_body=True)))
 
 
 @dlq.command("replay")
@@ -247,14 +271,18 @@ def dlq_replay(
     if not ids and not replay_all:
         raise typer.BadParameter("name ids, or --all")
     replayed = _with_box(lambda box: box.replay(None if replay_all else ids))
-    Console().print(f"replayed {len(replayed)}: {', '.join(replayed)}")
+    _console().print(f"replayed {len(replayed)}: {', '.join(replayed)}")
 
 
 @dlq.command("purge")
 def dlq_purge(ids: list[str] = typer.Argument(..., help="Dead letter ids.")) -> None:
     """Delete dead letters for good."""
     purged = _with_box(lambda box: box.purge(ids))
-    Console().print(f"purged {len(purged)}: {', '.join(purged)}")
+    _console().print(f"purged {len(purged)}: {', '.join(purged)}")
+
+
+# `ops_commands.register(app)` (trace, status, refunds: entrypoints/ops_commands.py) goes
+# here, one call; that module must keep its own heavy imports inside its commands too.
 
 
 def main() -> None:

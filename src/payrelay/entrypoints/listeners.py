@@ -13,7 +13,7 @@ import socket
 import time
 from dataclasses import dataclass
 
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
 from starlette.types import ASGIApp
 
 from payrelay.bootstrap import System
@@ -48,6 +48,20 @@ class PaymentsListeners:
         )
 
 
+def admin_page(system: System, settings: Settings) -> APIRouter | None:
+    """The admin page (`/admin`, entrypoints/admin_page.py), once the system has its
+    `Operations`; None until then, and only the JSON `/admin/dead-letters` endpoints serve.
+
+    MERGER: when `System.operations` exists (the Operations helper's branch), replace the
+    body with:
+
+        from payrelay.entrypoints.admin_page import admin_page_router
+        return admin_page_router(system.operations, system.dead_letters,
+                                 settings.admin_token.get_secret_value)
+    """
+    return None
+
+
 def payments_listeners(system: System, settings: Settings) -> PaymentsListeners:
     rejections = Rejections(log_per_second=settings.rejection_log_per_second)
     budget = KeyedBuckets(
@@ -55,7 +69,11 @@ def payments_listeners(system: System, settings: Settings) -> PaymentsListeners:
         burst=settings.webhook_rejection_burst,
         clock=time.monotonic,
     )
-    admin = admin_router(system.dead_letters, settings.admin_token.get_secret_value)
+    admin = APIRouter()
+    admin.include_router(admin_router(system.dead_letters, settings.admin_token.get_secret_value))
+    page = admin_page(system, settings)
+    if page is not None:
+        admin.include_router(page)
     return PaymentsListeners(
         public=create_public_app(
             system.payments, system.transport, budget=budget, rejections=rejections
