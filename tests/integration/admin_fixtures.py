@@ -96,7 +96,9 @@ async def add_dead_letter(running: EmbeddedStack, *, routing_key: str = "payment
     return letter.id
 
 
-def internal_app_with_page(running: EmbeddedStack, operations: FixedOperations, token: str) -> FastAPI:
+def internal_app_with_page(
+    running: EmbeddedStack, operations: FixedOperations, token: str
+) -> FastAPI:
     """The payments internal app as listeners.py builds it, the admin page mounted."""
     system = running.system
     admin = APIRouter()
