@@ -5,6 +5,7 @@ SameSite=Strict and never the token; a POST it authorises needs the page's CSRF 
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import AsyncIterator, Iterator
 
@@ -38,6 +39,7 @@ def admin_routes(app: FastAPI) -> Iterator[tuple[str, str]]:
                 yield method, path
 
 
+@contextlib.asynccontextmanager
 async def served(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
     async with EmbeddedServer(app) as server, httpx.AsyncClient(
         base_url=server.base_url, timeout=10, follow_redirects=False
@@ -67,7 +69,7 @@ async def test_every_admin_route_refuses_a_call_without_the_token(
         app = internal_app_with_page(stack, FixedOperations(), configured)
         routes = [r for r in admin_routes(app) if r[1] != SIGN_IN]
         assert len(routes) >= 9, routes
-        async for client in served(app):
+        async with served(app) as client:
             for method, path in routes:
                 for headers in ({}, {"authorization": "Bearer wrong"},
                                 {"cookie": f"{SESSION_COOKIE}=forged"}):
@@ -89,7 +91,7 @@ async def test_with_the_token_every_admin_route_answers(make_stack: StackFactory
     async with make_stack(start_workers=False, admin_token=TOKEN) as stack:
         app = internal_app_with_page(stack, FixedOperations(), TOKEN)
         bearer = {"authorization": f"Bearer {TOKEN}"}
-        async for client in served(app):
+        async with served(app) as client:
             for method, path in admin_routes(app):
                 if path == SIGN_IN:
                     continue  # takes the token in its form, not in a header
@@ -103,7 +105,7 @@ async def test_a_browser_is_sent_to_sign_in_then_holds_a_strict_httponly_cookie(
 ):
     async with make_stack(start_workers=False, admin_token=TOKEN) as stack:
         app = internal_app_with_page(stack, FixedOperations(), TOKEN)
-        async for client in served(app):
+        async with served(app) as client:
             page = await client.get("/admin", headers={"accept": "text/html"})
             assert page.status_code == 303 and page.headers["location"] == SIGN_IN
             wrong = await client.post(SIGN_IN, data={"token": TOKEN + "x"})
@@ -123,7 +125,7 @@ async def test_a_cookie_post_needs_the_csrf_header_a_bearer_post_does_not(
     async with make_stack(start_workers=False, admin_token=TOKEN) as stack:
         app = internal_app_with_page(stack, FixedOperations(), TOKEN)
         first, second = await add_dead_letter(stack), await add_dead_letter(stack)
-        async for client in served(app):
+        async with served(app) as client:
             await client.post(SIGN_IN, data={"token": TOKEN})
             assert client.cookies.get(SESSION_COOKIE)
             replay = f"/admin/page/dead-letters/{first}/replay"
@@ -140,3 +142,17 @@ async def test_a_cookie_post_needs_the_csrf_header_a_bearer_post_does_not(
                                           headers={"authorization": f"Bearer {TOKEN}"})
             assert by_bearer.status_code == 200
             assert await stack.system.dead_letters.recent() == []
+
+
+async def test_signing_out_clears_the_cookie(make_stack: StackFactory):
+    async with make_stack(start_workers=False, admin_token=TOKEN) as stack:
+        app = internal_app_with_page(stack, FixedOperations(), TOKEN)
+        async with served(app) as client:
+            await client.post(SIGN_IN, data={"token": TOKEN})
+            assert (await client.get("/admin/page/status")).status_code == 200
+            signed_out = await client.post("/admin/sign-out",
+                                           headers={CSRF_HEADER: csrf_value(TOKEN)})
+            assert signed_out.status_code == 204
+            assert signed_out.headers["hx-redirect"] == SIGN_IN
+            assert not client.cookies.get(SESSION_COOKIE)
+            assert (await client.get("/admin/page/status")).status_code == 401

@@ -24,7 +24,7 @@ from payrelay.entrypoints.demo_options import (
     FaultProfile,
 )
 from payrelay.entrypoints.event_loop import run as run_on_loop
-from payrelay.entrypoints.exits import exit_on_failure
+from payrelay.entrypoints.exits import exit_on_failure, one_line_reason
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -62,8 +62,8 @@ def demo(
     )
     try:
         report = run_on_loop(run_demo(options, console))
-    except ValueError as exc:
-        _console(stderr=True).print(f"[red]{exc}[/red]")
+    except ValueError as exc:  # a bad option or setting: one line, as exits.py writes it
+        typer.echo(f"payrelay demo: {one_line_reason(exc)}", err=True)
         raise typer.Exit(2) from exc
     report.render(console)
     if not report.ok:
@@ -89,7 +89,8 @@ def simulator(
     from payrelay.config import Settings
     from payrelay.simulator.server import run_simulator
 
-    settings = Settings()
+    with exit_on_failure("simulator"):
+        settings = Settings()
     run_simulator(
         host,
         port,

@@ -55,7 +55,7 @@ def exit_code_for(exc: BaseException) -> ExitCode | None:
     return None
 
 
-SETTINGS_FIX = "fix it in the environment or ./payrelay.toml (`payrelay config` shows them)"
+SETTINGS_FIX = "fix it in the environment or ./payrelay.toml"
 DATABASE_FIX = ("start the database server, or correct PAYRELAY_PAYMENTS_DATABASE_URL / "
                 "PAYRELAY_ORDERS_DATABASE_URL")
 REFUSED_FIX = ("correct the database name, role or password in "
