@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck clean install bench bench-quick bench-flood faketime
+.PHONY: demo test lint typecheck clean install bench bench-quick bench-flood faketime chromium
 
 install: $(STAMP)
 
@@ -26,7 +26,14 @@ ifeq ($(FAKETIME_LIB),)
 	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq faketime
 endif
 
-test: $(STAMP) faketime
+# Debian's chromium for the admin page's browser test (tests/integration/test_admin_page_browser.py),
+# driven by Playwright with executable_path: never `playwright install`.
+chromium:
+ifeq ($(wildcard /usr/bin/chromium),)
+	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
+endif
+
+test: $(STAMP) faketime chromium
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/mypy
 	$(BIN)/pytest -q

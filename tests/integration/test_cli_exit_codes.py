@@ -6,11 +6,14 @@ A server that answers but refuses the URL (no such database or role) is a person
 
 from __future__ import annotations
 
+import asyncio
+import json
 import os
 import socket
 import subprocess
 import sys
 import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -126,3 +129,59 @@ def test_serve_as_a_process_exits_1_with_one_line_when_the_database_is_down(tmp_
     )
     assert done.returncode == 1, done.stderr
     assert_one_clean_line(done.stderr, "serve")
+
+
+# --- the configuration file, and the fix in the line (issue 12) ---------------------------
+
+@pytest.mark.parametrize("args", [["config"], *COMMANDS], ids=lambda a: " ".join(a))
+@pytest.mark.parametrize(
+    ("toml", "named"),
+    [("ipn_window_seconds = \n", "./payrelay.toml is not valid TOML"),
+     ('ipn_windw_seconds = 5\n', "unknown setting 'ipn_windw_seconds' in ./payrelay.toml"),
+     ('ipn_window_seconds = "soon"\n', "PAYRELAY_IPN_WINDOW_SECONDS")],
+    ids=["not-toml", "misspelt-key", "bad-value"],
+)
+def test_a_bad_payrelay_toml_exits_2_with_one_line(args: list[str], toml: str, named: str,
+                                                   tmp_path: Path):
+    (tmp_path / "payrelay.toml").write_text(toml)
+    code, stderr = run(args, unmigrated_databases(tmp_path))
+    assert code == 2
+    assert_one_clean_line(stderr, args[0])
+    assert named in stderr
+    assert "fix" in stderr
+
+
+@pytest.mark.parametrize("args", COMMANDS, ids=lambda a: " ".join(a))
+def test_an_unreachable_database_line_says_what_to_do(args: list[str]):
+    _, stderr = run(args, unreachable_databases())
+    assert "start the database server, or correct PAYRELAY_PAYMENTS_DATABASE_URL" in stderr
+
+
+def test_dlq_list_json_is_the_admin_endpoints_fields(tmp_path: Path):
+    env = unmigrated_databases(tmp_path)
+    assert run(["migrate"], env)[0] == 0
+    asyncio.run(add_orders_dead_letter(env["PAYRELAY_ORDERS_DATABASE_URL"]))
+    result = CliRunner().invoke(app, ["dlq", "list", "--json"], env=env)
+    assert result.exit_code == 0, result.output
+    (letter,) = json.loads(result.stdout)
+    assert letter["id"] == "orders-1" and letter["routing_key"] == "payment.approved"
+    assert letter["reason"] == "consumer retries exhausted" and letter["attempts"] == 3
+
+
+async def add_orders_dead_letter(url: str) -> None:
+    from payrelay.adapters.storage import tables as t
+    from payrelay.adapters.storage.database import Database
+    from payrelay.adapters.storage.messages import SqlDeadLetters
+    from payrelay.messaging import ORDER_SIDE_SUBSCRIPTION
+    from payrelay.ports import Delivery
+
+    db = Database(url)
+    delivery = Delivery(message_id=str(uuid.uuid4()), routing_key="payment.approved",
+                        body=b"{}", headers={"x-payrelay-attempts": "3"})
+    try:
+        async with db.transaction() as conn:
+            await SqlDeadLetters(conn, t.orders_dead_letters).add(
+                delivery, subscription=ORDER_SIDE_SUBSCRIPTION,
+                reason="consumer retries exhausted", error="boom", at=datetime.now(UTC))
+    finally:
+        await db.dispose()

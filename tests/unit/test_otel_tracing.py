@@ -160,4 +160,5 @@ def test_settings_asking_for_tracing_without_the_extra_fail_before_anything_open
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                           timeout=60, check=True)
     assert done.stdout.strip() == (
-        "2 PAYRELAY_OTEL: Value error, needs the otel extra: pip install 'payrelay[otel]'")
+        "2 PAYRELAY_OTEL: Value error, needs the otel extra: pip install 'payrelay[otel]': "
+        "fix it in the environment or ./payrelay.toml")

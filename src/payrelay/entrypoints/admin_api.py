@@ -1,4 +1,6 @@
-"""Admin endpoints for dead letters, behind a bearer token. Mounted on the payments API."""
+"""Admin endpoints for dead letters, behind the admin token (entrypoints/auth.py's
+`admin_access`: the bearer token, or the admin page's sign-in cookie). Mounted on the payments
+API's internal listener."""
 
 from __future__ import annotations
 
@@ -9,7 +11,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, HTTPException, Path, Query
 from pydantic import AfterValidator, BaseModel, Field, StringConstraints
 
-from payrelay.entrypoints.auth import require_bearer
+from payrelay.entrypoints.auth import admin_access
 from payrelay.ports import DeadLetter, DeadLetterBox
 
 MAX_LIST = 1000
@@ -71,8 +73,7 @@ def admin_router(box: DeadLetterBox, token: Callable[[], str]) -> APIRouter:
     """`/admin/dead-letters`: an unknown id is NotFound (404), a replay or purge the letter
     does not allow a Conflict (409), answered by the app's shared handlers (http_errors)."""
     # An empty configured token disables the endpoints rather than opening them.
-    authorized = require_bearer(token, name="admin token")
-    router = APIRouter(prefix="/admin", dependencies=[Depends(authorized)])
+    router = APIRouter(prefix="/admin", dependencies=[Depends(admin_access(token))])
 
     @router.get("/dead-letters")
     async def list_dead_letters(

@@ -1,33 +1,36 @@
-"""The `payrelay` command."""
+"""The `payrelay` command.
+
+`payrelay --help`, any command's `--help` and `payrelay config` import nothing heavy: no
+sqlalchemy, fastapi, aio_pika, alembic, aiohttp, httpx or uvicorn (the stack costs 1.5 s of
+imports). Each command imports what it runs inside its own function, and a test
+(tests/unit/test_cli_imports.py) fails if a top-level import brings one back. A failure a
+person can act on is one line and an exit code (entrypoints/exits.py), never a traceback.
+"""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING
 
 import typer
-from rich.console import Console
 
-from payrelay.entrypoints import ops_commands
+from payrelay.entrypoints import dlq_commands, ops_commands
 from payrelay.entrypoints.chaos_command import chaos
 from payrelay.entrypoints.contract_command import contract
-from payrelay.entrypoints.demo import (
+from payrelay.entrypoints.demo_options import (
     DEFAULT_POSTGRES_URL,
     DEFAULT_RABBITMQ_URL,
     Backend,
-    DemoOptions,
     FaultProfile,
-    run_demo,
 )
 from payrelay.entrypoints.event_loop import run as run_on_loop
-from payrelay.entrypoints.exits import exit_on_failure
+from payrelay.entrypoints.exits import exit_on_failure, one_line_reason
 
 if TYPE_CHECKING:
-    from payrelay.ports import DeadLetterBox
+    from rich.console import Console
 
-T = TypeVar("T")
+
 
 app = typer.Typer(help="payrelay: gateway-confirmed payments reach the order system exactly once.",
                   no_args_is_help=True)
@@ -46,18 +49,19 @@ def demo(
     rabbitmq_url: str = typer.Option(DEFAULT_RABBITMQ_URL, help="Broker (postgres+rabbitmq)."),
 ) -> None:
     """Run everything in one process and print a consistency report."""
+    from payrelay.entrypoints.demo import DemoOptions, run_demo
     from payrelay.entrypoints.logs import configure_logging
 
     configure_logging("error")  # injected faults are expected, not news
-    console = Console()
+    console = _console()
     options = DemoOptions(
         orders=orders, seed=seed, faults=faults, data_dir=data_dir, backend=backend,
         postgres_url=postgres_url, rabbitmq_url=rabbitmq_url,
     )
     try:
         report = run_on_loop(run_demo(options, console))
-    except ValueError as exc:
-        Console(stderr=True).print(f"[red]{exc}[/red]")
+    except ValueError as exc:  # a bad option or setting: one line, as exits.py writes it
+        typer.echo(f"payrelay demo: {one_line_reason(exc)}", err=True)
         raise typer.Exit(2) from exc
     report.render(console)
     if not report.ok:
@@ -69,6 +73,12 @@ app.command()(chaos)
 app.command()(contract)
 
 
+def _console(*, stderr: bool = False) -> Console:
+    from rich.console import Console
+
+    return Console(stderr=stderr)
+
+
 @app.command()
 def simulator(
     port: int = typer.Option(8089, help="Port to listen on."),
@@ -78,7 +88,8 @@ def simulator(
     from payrelay.config import Settings
     from payrelay.simulator.server import run_simulator
 
-    settings = Settings()
+    with exit_on_failure("simulator"):
+        settings = Settings()
     run_simulator(
         host,
         port,
@@ -107,10 +118,10 @@ def migrate(
     with exit_on_failure("migrate"):
         done = run_on_loop(run_migrations(Settings(), sides=sides, explicit=side != "both"))
     names = " and ".join(s.value for s in Side if s in done)
-    Console().print(f"{names} database{'s are' if len(done) > 1 else ' is'} at the current "
-                    "schema")
+    _console().print(f"{names} database{'s are' if len(done) > 1 else ' is'} at the current "
+                     "schema")
     if Side.ORDERS in sides - done:
-        Console().print("no orders database (PAYRELAY_ORDERS_DATABASE_URL is empty): skipped")
+        _console().print("no orders database (PAYRELAY_ORDERS_DATABASE_URL is empty): skipped")
 
 
 @app.command()
@@ -136,14 +147,14 @@ def reconcile(
                 report = (await system.payments.reconciler.run_once()).to_json()
                 if once:
                     return report
-                Console().print_json(json.dumps(report))
+                _console().print_json(json.dumps(report))
                 await asyncio.sleep(settings.reconcile_interval_seconds)
         finally:
             await system.close()
 
     with exit_on_failure("reconcile"):
         report = run_on_loop(run())
-    console = Console()
+    console = _console()
     if as_json:
         console.print_json(json.dumps(report))
         return
@@ -161,7 +172,7 @@ def config() -> None:
     """Print the effective settings (environment, ./payrelay.toml, defaults), secrets masked."""
     from payrelay.config import Settings
 
-    console = Console()
+    console = _console()
     with exit_on_failure("config"):
         settings = Settings()
     for name, value in settings.masked().items():
@@ -210,71 +221,9 @@ def serve(
         )
 
 
-dlq = typer.Typer(help="Dead letters: messages no consumer could apply.", no_args_is_help=True)
-app.add_typer(dlq, name="dlq")
-
-
-def _with_box(action: Callable[[DeadLetterBox], Awaitable[T]]) -> T:
-    from payrelay.bootstrap import dead_letter_box
-    from payrelay.config import Settings
-
-    async def run() -> T:
-        async with dead_letter_box(Settings()) as box:
-            return await action(box)
-
-    with exit_on_failure("dlq"):
-        return run_on_loop(run())
-
-
-@dlq.command("list")
-def dlq_list(limit: int = typer.Option(100, help="At most this many, newest first.")) -> None:
-    """List dead letters of both databases."""
-    from rich.table import Table
-
-    letters = _with_box(lambda box: box.recent(limit=limit))
-    table = Table(title=f"{len(letters)} dead letters")
-    for column in ("id", "routing key", "reason", "error", "attempts", "dead at"):
-        table.add_column(column)
-    for d in letters:
-        table.add_row(d.id, d.routing_key or "", d.reason, (d.error or "")[:60],
-                      str(d.attempts), d.dead_at.isoformat(timespec="seconds"))
-    Console().print(table)
-
-
-@dlq.command("show")
-def dlq_show(dead_letter_id: str) -> None:
-    """Show one dead letter, with its body."""
-    import json
-
-    from payrelay.entrypoints.admin_api import dead_letter_json
-
-    letter = _with_box(lambda box: box.get(dead_letter_id))
-    if letter is None:
-        Console(stderr=True).print(f"[red]no dead letter {dead_letter_id}[/red]")
-        raise typer.Exit(2)
-    Console().print_json(json.dumps(dead_letter_json(letter, with_body=True)))
-
-
-@dlq.command("replay")
-def dlq_replay(
-    ids: list[str] = typer.Argument(None, help="Dead letter ids, e.g. orders-3."),
-    replay_all: bool = typer.Option(False, "--all", help="Replay every dead letter."),
-) -> None:
-    """Send dead letters again under their own message ids (idempotent)."""
-    if not ids and not replay_all:
-        raise typer.BadParameter("name ids, or --all")
-    replayed = _with_box(lambda box: box.replay(None if replay_all else ids))
-    Console().print(f"replayed {len(replayed)}: {', '.join(replayed)}")
-
-
-@dlq.command("purge")
-def dlq_purge(ids: list[str] = typer.Argument(..., help="Dead letter ids.")) -> None:
-    """Delete dead letters for good."""
-    purged = _with_box(lambda box: box.purge(ids))
-    Console().print(f"purged {len(purged)}: {', '.join(purged)}")
-
-
+# trace, status, refunds: that module keeps its heavy imports inside its commands too.
 ops_commands.register(app)
+dlq_commands.register(app)
 
 
 def main() -> None:

@@ -13,7 +13,6 @@ import tempfile
 import time
 import uuid
 from dataclasses import dataclass
-from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -24,29 +23,16 @@ from payrelay.domain.events import EventType
 from payrelay.domain.payment import PaymentStatus
 from payrelay.domain.work import RefundStatus
 from payrelay.entrypoints.demo_customers import Plan, run_customers
+from payrelay.entrypoints.demo_options import (
+    DEFAULT_POSTGRES_URL,
+    DEFAULT_RABBITMQ_URL,
+    Backend,
+    FaultProfile,
+)
 from payrelay.entrypoints.embedded import EmbeddedStack, embedded_settings, run_embedded
 from payrelay.entrypoints.report import Report, build_report
 from payrelay.faults import FaultPoint, Faults
 from payrelay.simulator.faults import SimulatorFaults
-
-
-class Backend(StrEnum):
-    EMBEDDED = "embedded"
-    """Two SQLite files and the in-process transport: no servers."""
-    POSTGRES_RABBITMQ = "postgres+rabbitmq"
-    """Scratch PostgreSQL databases and uniquely named RabbitMQ queues, removed afterwards."""
-
-
-class FaultProfile(StrEnum):
-    NONE = "none"
-    """A calm day: every notification arrives once, in order."""
-    DEFAULT = "default"
-    """Duplicate, delayed and reordered notifications, a few gateway 5xx answers."""
-    HEAVY = "heavy"
-    """All of the above, plus dropped notifications, order-database outages, consumer
-    crashes between commit and ack, lost refund answers, and customers paying after
-    cancellation or expiry."""
-
 
 # What each simulated customer does (see demo_customers.Plan), with its weight.
 SCENARIOS: dict[FaultProfile, tuple[tuple[Plan, int], ...]] = {
@@ -89,10 +75,6 @@ HEAVY_SETTINGS: dict[str, Any] = {
     "reconcile_outcome_sla_seconds": 3.0,
     "reconcile_unsettled_age_seconds": 2.0,
 }
-
-
-DEFAULT_POSTGRES_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
-DEFAULT_RABBITMQ_URL = "amqp://guest:guest@127.0.0.1:5672/"
 
 
 @dataclass(frozen=True, slots=True)

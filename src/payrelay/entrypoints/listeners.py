@@ -20,6 +20,7 @@ from starlette.types import ASGIApp
 from payrelay.bootstrap import Role, System
 from payrelay.config import Settings
 from payrelay.entrypoints.admin_api import admin_router
+from payrelay.entrypoints.admin_page import admin_page_router
 from payrelay.entrypoints.health import ReadinessCheck, health_router, metrics_router
 from payrelay.entrypoints.http_server import EmbeddedServer, ServerLimits
 from payrelay.entrypoints.ops_api import ops_router
@@ -60,9 +61,11 @@ def payments_listeners(system: System, settings: Settings) -> PaymentsListeners:
         burst=settings.webhook_rejection_burst,
         clock=time.monotonic,
     )
-    admin = APIRouter()  # both under /admin, each behind the admin token
+    admin = APIRouter()  # all under /admin, each behind the admin token
     admin.include_router(admin_router(system.dead_letters, settings.admin_token.get_secret_value))
     admin.include_router(ops_router(system.operations, settings.admin_token.get_secret_value))
+    admin.include_router(admin_page_router(system.operations, system.dead_letters,
+                                           settings.admin_token.get_secret_value))
     internal = create_internal_app(
         system.payments, system.transport,
         service_token=settings.service_token.get_secret_value, admin=admin,
