@@ -148,3 +148,19 @@ async def test_each_failed_fetch_is_in_the_timeline_with_its_error_next_try_and_
         assert detail.endswith("order hint order-1")
     assert "try 1;" in rows[1][3] and "try 2;" in rows[2][3]
     assert rows[3][1] == "order-1" and "status approved" in rows[3][3]
+
+
+async def test_with_the_gateway_failing_every_call_the_warning_names_the_hinted_order(
+    world: World, caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Never fetched, so never stored: the order id comes from the checkout's hint."""
+    payment_id = await world.pay()
+    hinted = dataclasses.replace(notification(payment_id, at=world.clock()),
+                                 order_hint="order-1")
+    assert await world.log.record(hinted)
+    world.mp.simulator.set_faults(SimulatorFaults(api_error_rate=1.0))
+    with caplog.at_level(logging.WARNING, logger="payrelay.failures"):
+        assert (await world.processor().run_once()).retried == 1
+    (line,) = caplog.records
+    assert line.levelno == logging.WARNING
+    assert (line.order_id, line.payment_id) == ("order-1", payment_id)  # type: ignore[attr-defined]

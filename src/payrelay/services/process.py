@@ -271,8 +271,9 @@ class PaymentProcessor:
             payment_id = notification.resource_id
             steps.append(timeline_steps.fetch_failed(
                 notification, exc, error=error, decision=decision, at=now))
-            self._failure_log.failed(
-                "processor", kind=kind, order_id=orders.get(payment_id), payment_id=payment_id,
+            self._failure_log.failed(  # the order: stored, else the checkout URL's hint
+                "processor", kind=kind, payment_id=payment_id,
+                order_id=orders.get(payment_id) or notification.order_hint,
                 error=error, decision=decision,
                 correlation_id=f"{self._gateway.provider}:{payment_id}",
             )
