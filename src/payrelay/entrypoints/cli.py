@@ -197,6 +197,10 @@ def serve(
     payments_internal_host: str | None = typer.Option(
         None, help="Interface of the internal listener (default: --host), e.g. a private one."
     ),
+    metrics_port: int | None = typer.Option(
+        None, help="Also serve /healthz, /readyz and /metrics here (a worker-only process's "
+        "one listener; default: PAYRELAY_METRICS_PORT, else none)."
+    ),
 ) -> None:
     """Run the chosen roles in this process until SIGTERM/SIGINT."""
     from payrelay.bootstrap import Role
@@ -216,7 +220,7 @@ def serve(
             run(
                 Settings(), roles, host=host, payments_port=payments_port,
                 orders_port=orders_port, payments_internal_port=payments_internal_port,
-                payments_internal_host=payments_internal_host,
+                payments_internal_host=payments_internal_host, metrics_port=metrics_port,
             )
         )
 
