@@ -14,6 +14,7 @@ from payrelay.adapters.storage.messages import SqlDeadLetters
 from payrelay.entrypoints.admin_api import admin_router
 from payrelay.entrypoints.admin_page import admin_page_router
 from payrelay.entrypoints.embedded import EmbeddedStack
+from payrelay.entrypoints.ops_api import ops_router
 from payrelay.entrypoints.payments_api import create_internal_app
 from payrelay.messaging import ORDER_SIDE_SUBSCRIPTION
 from payrelay.ports import Delivery
@@ -23,6 +24,7 @@ from payrelay.ports.operations import (
     PipelineStatus,
     Trace,
     TraceStep,
+    UnknownRefund,
     WorkerBeat,
 )
 from tests.support import adapters_of
@@ -75,10 +77,10 @@ class FixedOperations:
         return []
 
     async def release_refund(self, refund_id: str) -> None:
-        raise AssertionError("the page releases no refund")
+        raise UnknownRefund(refund_id)  # it holds none: a 404, as for a refund gone
 
     async def dismiss_refund(self, refund_id: str, reason: str) -> None:
-        raise AssertionError("the page dismisses no refund")
+        raise UnknownRefund(refund_id)
 
 
 async def add_dead_letter(running: EmbeddedStack, *, routing_key: str = "payment.approved") -> str:
@@ -103,6 +105,7 @@ def internal_app_with_page(
     system = running.system
     admin = APIRouter()
     admin.include_router(admin_router(system.dead_letters, lambda: token))
+    admin.include_router(ops_router(operations, lambda: token))
     admin.include_router(admin_page_router(operations, system.dead_letters, lambda: token))
     return create_internal_app(system.payments, system.transport,
                                service_token=lambda: SERVICE_TOKEN, admin=admin)

@@ -26,7 +26,7 @@ from tests.integration.admin_fixtures import (
 from tests.support import StackFactory
 
 SIGN_IN = "/admin/sign-in"
-PATH_VALUES = {"dead_letter_id": "orders-1"}
+PATH_VALUES = {"dead_letter_id": "orders-1", "record_id": "shop-77", "refund_id": "1"}
 
 
 def admin_routes(app: FastAPI) -> Iterator[tuple[str, str]]:

@@ -13,7 +13,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, HTTPException, Path
 from pydantic import BaseModel, Field
 
-from payrelay.entrypoints.auth import require_bearer
+from payrelay.entrypoints.auth import admin_access
 from payrelay.entrypoints.ops_json import held_refund_json, status_json, trace_json
 from payrelay.ports import Operations, UnknownRefund
 
@@ -28,8 +28,7 @@ class Dismissal(BaseModel):
 
 
 def ops_router(operations: Operations, token: Callable[[], str]) -> APIRouter:
-    authorized = require_bearer(token, name="admin token")
-    router = APIRouter(prefix="/admin", dependencies=[Depends(authorized)])
+    router = APIRouter(prefix="/admin", dependencies=[Depends(admin_access(token))])
 
     @router.get("/status")
     async def status() -> dict[str, Any]:
