@@ -1,7 +1,8 @@
 """A processor whose wall clock is ten minutes ahead still stamps times by the server's clock.
 
 Two real `payrelay serve` processes on PostgreSQL + RabbitMQ: a processor started under
-libfaketime 600 s ahead, and a payments relay on the true clock. The processor stores the
+libfaketime 600 s ahead, and a payments relay (with an order consumer, whose queue the
+events are routed to) on the true clock. The processor stores the
 payment and its `payment.approved` event; had it stamped the event's due time with its own
 clock, the relay would not claim it for ten minutes (what `payrelay chaos --faults all`
 found: three approvals unpublished at the end). With time read from the database server,
@@ -27,10 +28,9 @@ from payrelay.chaos.skew import FaketimeMissing, faketime_library, skewed_env
 from payrelay.domain.work import OutboxStatus
 from payrelay.simulator.faults import SimulatorFaults
 from tests.integration.test_worker_kill import (
-    SECRET,
-    TOKEN,
     notified_payment,
     processors,
+    serve_env,
     slow_gateway,
 )
 from tests.support import (
@@ -68,16 +68,7 @@ async def test_a_processor_ten_minutes_ahead_writes_the_servers_times(tmp_path: 
             await upgrade(payments_db, Schema.PAYMENTS)
             await upgrade(orders_db, Schema.ORDERS)
             await notified_payment(simulator, payments_db)
-            env = {
-                **os.environ,
-                "PAYRELAY_PAYMENTS_DATABASE_URL": payments_url,
-                "PAYRELAY_ORDERS_DATABASE_URL": orders_url,
-                "PAYRELAY_BROKER_URL": RABBITMQ_URL,
-                "PAYRELAY_BROKER_NAME_PREFIX": prefix,
-                "PAYRELAY_GATEWAY_BASE_URL": gateway_url,
-                "PAYRELAY_GATEWAY_ACCESS_TOKEN": TOKEN,
-                "PAYRELAY_WEBHOOK_SECRETS": SECRET,
-            }
+            env = serve_env(payments_url, orders_url, prefix=prefix, gateway_url=gateway_url)
             try:
                 with processors() as started:
                     await _published_by_a_relay_on_the_true_clock(
@@ -95,7 +86,7 @@ async def _published_by_a_relay_on_the_true_clock(
     logs: Path, db: Database,
 ) -> None:
     for name, roles, child_env in (("processor", ["processor"], skewed),
-                                   ("relay", ["payments-relay"], env)):
+                                   ("relay", ["payments-relay", "order-consumer"], env)):
         with (logs / f"{name}.log").open("wb") as out:
             args = [a for role in roles for a in ("--role", role)]
             started.append(subprocess.Popen([sys.executable, "-m", "payrelay", "serve", *args],

@@ -50,6 +50,22 @@ SLOW_GATEWAY = SimulatorFaults(api_slow_rate=1.0, api_slow_seconds=15.0)
 RECOVERY_BUDGET = 5.0  # seconds from the kill to the payment applied (the lease is 3 s)
 
 
+def serve_env(
+    payments_url: str, orders_url: str, *, prefix: str, gateway_url: str
+) -> dict[str, str]:
+    """The environment of a `payrelay serve` on these databases, the test broker and gateway."""
+    return {
+        **os.environ,
+        "PAYRELAY_PAYMENTS_DATABASE_URL": payments_url,
+        "PAYRELAY_ORDERS_DATABASE_URL": orders_url,
+        "PAYRELAY_BROKER_URL": RABBITMQ_URL,
+        "PAYRELAY_BROKER_NAME_PREFIX": prefix,
+        "PAYRELAY_GATEWAY_BASE_URL": gateway_url,
+        "PAYRELAY_GATEWAY_ACCESS_TOKEN": TOKEN,
+        "PAYRELAY_WEBHOOK_SECRETS": SECRET,
+    }
+
+
 @contextlib.contextmanager
 def processors() -> Iterator[list[subprocess.Popen[bytes]]]:
     """A list to start processors into; every one is stopped (or reaped) afterwards."""
@@ -125,14 +141,7 @@ async def test_a_killed_processor_gives_its_claims_back_within_one_lease(
             await upgrade(orders_db, Schema.ORDERS)
             await notified_payment(simulator, payments_db)
             env = {
-                **os.environ,
-                "PAYRELAY_PAYMENTS_DATABASE_URL": payments_url,
-                "PAYRELAY_ORDERS_DATABASE_URL": orders_url,
-                "PAYRELAY_BROKER_URL": RABBITMQ_URL,
-                "PAYRELAY_BROKER_NAME_PREFIX": prefix,
-                "PAYRELAY_GATEWAY_BASE_URL": gateway_url,
-                "PAYRELAY_GATEWAY_ACCESS_TOKEN": TOKEN,
-                "PAYRELAY_WEBHOOK_SECRETS": SECRET,
+                **serve_env(payments_url, orders_url, prefix=prefix, gateway_url=gateway_url),
                 "PAYRELAY_GATEWAY_TIMEOUT_SECONDS": "60",  # the slow call must not time out
                 # The lease and the poll interval are left at their defaults (3 s, 0.2 s).
             }
