@@ -49,6 +49,8 @@ HEADERS: dict[str, tuple[dict[str, Any], str]] = {
                                "unprefixed. " + _FAILURE_NOTE),
     failures.ROUTING_KEY_HEADER: ({"type": "string"}, "Its first routing key. "
                                   + _FAILURE_NOTE),
+    "traceparent": ({"type": "string"}, "W3C trace context of the relay's publish span, only "
+                    "with PAYRELAY_OTEL=true (the trace id is derived from correlation_id)."),
 }
 """Header -> (schema, description), for every header payrelay writes."""
 _PROPERTIES = {
