@@ -65,8 +65,14 @@ class ServerClock:
         self._reading = (server.astimezone(UTC), (sent + back) / 2)
 
     async def start(self) -> None:
-        """Sync now (failing as the database fails), then again every `resync` seconds."""
-        await self.sync()
+        """Sync now, then again every `resync` seconds. A process may start while its
+        database is down (an API answers 503 meanwhile): it then counts on its own wall
+        clock, says so, and tries every second until the server answers."""
+        try:
+            await self.sync()
+        except StorageUnavailable as exc:
+            log.warning("could not read the database's clock (%s): this machine's clock "
+                        "until it can", exc)
         if not self._db.is_sqlite and self._task is None:
             self._task = asyncio.create_task(self._resync_forever(), name="server-clock")
 
@@ -80,7 +86,7 @@ class ServerClock:
     async def _resync_forever(self) -> None:
         failing = False
         while True:
-            await asyncio.sleep(self._resync)
+            await asyncio.sleep(self._resync if self._reading else 1.0)
             try:
                 await self.sync()
             except StorageUnavailable as exc:  # counting on from the last reading is fine
