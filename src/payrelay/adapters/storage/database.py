@@ -22,6 +22,7 @@ from sqlalchemy.exc import (
     InvalidRequestError,
     OperationalError,
 )
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from payrelay.domain.errors import StorageRefused, StorageUnavailable, UnstorableRecord
@@ -135,6 +136,8 @@ async def _translated() -> AsyncIterator[None]:
             raise UnstorableRecord(f"the database refused a value (SQLSTATE {sqlstate or '-'})"
                                    ) from exc
         raise
+    except PoolTimeout as exc:  # every connection busy (a stalled server): try again later
+        raise StorageUnavailable("database busy: no connection free in time") from exc
     except UnicodeError as exc:  # a lone surrogate: no driver can encode it
         raise UnstorableRecord("the database refused a value: text is not valid Unicode") from exc
     except (OSError, ConnectionError) as exc:
