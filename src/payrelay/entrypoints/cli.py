@@ -30,7 +30,7 @@ from payrelay.entrypoints.exits import exit_on_failure, one_line_reason
 if TYPE_CHECKING:
     from rich.console import Console
 
-
+    from payrelay.system import Role
 
 app = typer.Typer(help="payrelay: gateway-confirmed payments reach the order system exactly once.",
                   no_args_is_help=True)
@@ -203,26 +203,29 @@ def serve(
     ),
 ) -> None:
     """Run the chosen roles in this process until SIGTERM/SIGINT."""
-    from payrelay.bootstrap import Role
     from payrelay.config import Settings
     from payrelay.entrypoints.logs import configure_logging
     from payrelay.entrypoints.serve import serve as run
 
     configure_logging("info")  # business events (order paid, refunds) are INFO
-    try:
-        roles = set(Role) if "all" in role else {Role(r) for r in role}
-    except ValueError as exc:
-        raise typer.BadParameter(str(exc), param_hint="--role") from exc
+    roles = _roles(role)
     # Exit 1 when a database or the broker is unreachable (the supervisor restarts it), 2 when
     # a person must act (a setting, the schema): see entrypoints/exits.py.
     with exit_on_failure("serve"):
-        run_on_loop(
-            run(
-                Settings(), roles, host=host, payments_port=payments_port,
-                orders_port=orders_port, payments_internal_port=payments_internal_port,
-                payments_internal_host=payments_internal_host, metrics_port=metrics_port,
-            )
-        )
+        run_on_loop(run(
+            Settings(), roles, host=host, payments_port=payments_port,
+            orders_port=orders_port, payments_internal_port=payments_internal_port,
+            payments_internal_host=payments_internal_host, metrics_port=metrics_port,
+        ))
+
+
+def _roles(names: list[str]) -> set[Role]:
+    from payrelay.bootstrap import Role
+
+    try:
+        return set(Role) if "all" in names else {Role(r) for r in names}
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--role") from exc
 
 
 # trace, status, refunds: that module keeps its heavy imports inside its commands too.
