@@ -81,11 +81,11 @@ async def bootstrap(
     wanted = set(Role) if roles is None else set(roles)
     resources = _open(settings, wanted, named=roles is not None)
     try:
+        await _check_schemas(resources, check_schema)  # its errors first: they say the fix
         clock = clock or await resources.start_server_clock()
         metrics = prometheus_metrics(resources, clock)
         transport = transport or await build_transport(
             settings, clock=clock, subscriptions=subscriptions_for(wanted), metrics=metrics)
-        await _check_schemas(resources, check_schema)
     except BaseException:
         await resources.close()
         raise
