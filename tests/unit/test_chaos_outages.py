@@ -3,6 +3,8 @@ with a window of a few seconds, and never two outages of one server at once."""
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
 from payrelay.chaos import ChaosOptions, FaultKind
@@ -14,7 +16,13 @@ from payrelay.chaos.options import (
     SERVER_ONLY,
 )
 from payrelay.chaos.outages import SERVER_OUTAGES, ServerOutages
-from payrelay.chaos.schedule import OUTAGE_SECONDS, PlannedFault, plan_faults
+from payrelay.chaos.schedule import (
+    OUTAGE_SECONDS,
+    QUIET_SECONDS,
+    TAKING_TURNS,
+    PlannedFault,
+    plan_faults,
+)
 
 GIVEN = Backing("postgresql+asyncpg://pg/payments", "postgresql+asyncpg://pg/orders",
                 "amqp://guest:guest@127.0.0.1:5672/", postgres_admin_url="postgresql://pg/x")
@@ -49,6 +57,26 @@ def test_every_outage_kind_is_planned_with_a_window_of_a_few_seconds() -> None:
     for fault in planned:
         low, high = OUTAGE_SECONDS.get(fault.kind, (0.0, 0.0))
         assert low <= fault.seconds <= high and 0 <= fault.at < 60.0
+
+
+@pytest.mark.parametrize("seed", [1, 11, 2026])
+def test_outages_take_turns_with_quiet_time_between(seed: int) -> None:
+    # Drawn independently, outages overlapped and a long run's backlog never drained.
+    planned = plan_faults(frozenset(FaultKind), seed=seed, window=1800.0, targets=["w", "v"],
+                          links=("postgres", "rabbitmq"))
+    outages = [f for f in planned if f.kind in TAKING_TURNS]
+    assert {f.kind for f in outages} == TAKING_TURNS
+    for before, after in itertools.pairwise(outages):
+        assert after.at >= before.at + before.seconds + QUIET_SECONDS[0]
+    assert all(f.at + f.seconds < 1800.0 for f in outages)
+    # The rest still fall at random, outages or not.
+    assert sum(1 for f in planned if f.kind is FaultKind.KILL) > 100
+
+
+def test_a_short_window_still_meets_every_outage_kind() -> None:
+    planned = plan_faults(TAKING_TURNS, seed=5, window=30.0, targets=["w"], links=("postgres",))
+    assert {f.kind for f in planned} == TAKING_TURNS
+    assert all(0 <= f.at < 30.0 for f in planned)
 
 
 @pytest.mark.parametrize("kind", [FaultKind.DB_DOWN, FaultKind.ORDERS_DB_DOWN])
