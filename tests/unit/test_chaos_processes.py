@@ -56,3 +56,18 @@ async def test_the_supervisor_restarts_what_exits_by_itself_but_not_what_is_held
     await asyncio.sleep(0.6)
     assert quitter.starts == restarts_when_closed
     await quitter.stop()
+
+
+async def test_a_worker_that_keeps_exiting_is_started_again_ever_later(tmp_path: Path) -> None:
+    # Restarted at once, a worker whose database is down for 20 s started dozens of times.
+    quitter = owned("quitter", QUITTER, tmp_path)
+    topology = Topology(ENDPOINTS, owned("sim", SLEEPER, tmp_path), {"quitter": quitter})
+    await quitter.start()
+    stop = asyncio.Event()
+    supervising = asyncio.create_task(topology.supervise(stop))
+    await asyncio.sleep(5.0)  # backoff 1 s, 2 s, 4 s: started at ~0, ~1, ~3 (and not ~7)
+    stop.set()
+    await supervising
+    assert 2 <= quitter.starts <= 3, quitter.starts
+    assert len(topology.unexpected_exits) >= 2
+    await quitter.stop()

@@ -46,6 +46,8 @@ class OwnedProcess:
     log_path: Path
     env: dict[str, str]
     starts: int = 0
+    started_at: float = 0.0
+    """When it was last started (the event loop's clock)."""
     exits: list[int] = field(default_factory=list)
     """Exit codes of every time it ended, killed or not."""
     _proc: asyncio.subprocess.Process | None = None
@@ -67,6 +69,7 @@ class OwnedProcess:
                 start_new_session=True,  # a Ctrl+C at the terminal reaches the harness only
             )
         self.starts += 1
+        self.started_at = asyncio.get_running_loop().time()
 
     async def kill(self) -> None:
         """SIGKILL: no shutdown, no release of anything it holds."""
