@@ -90,6 +90,10 @@ async def test_payment_after_cancellation_is_refunded(
         preference = await customer.checkout(order_id)
         cancelled = await http.post(f"{stack.orders_url}/orders/{order_id}/cancel")
         assert cancelled.status_code == 200 and cancelled.json()["status"] == "cancelled"
+        # A client whose answer was lost retries: answered as the first time (seen in the
+        # 20,000-payment chaos run, where a retried cancel was answered 409).
+        again = await http.post(f"{stack.orders_url}/orders/{order_id}/cancel")
+        assert again.status_code == 200 and again.json() == cancelled.json()
         await customer.pay(preference)
         await wait_refunded(stack, order_id, "22.50")
         assert [r.reason for r in await refund_rows(stack, order_id)] == ["order_cancelled"]
@@ -196,3 +200,16 @@ async def test_the_earliest_approval_is_kept_even_when_it_arrives_last(
         assert [r.payment_id for r in await refund_rows(stack, order_id)] == [second]
         assert stack.simulator.refunds(first) == []
         assert stack.simulator.ledger_entry(order_id).net == Decimal("21.00")
+
+
+async def test_a_paid_order_cannot_be_cancelled(
+    make_stack: StackFactory, http: httpx.AsyncClient
+):
+    async with make_stack() as stack:
+        customer = Customer(stack, http)
+        order_id = await customer.order("12.00")
+        await customer.pay(await customer.checkout(order_id))
+        await customer.wait_until_status(order_id, "paid")
+        refused = await http.post(f"{stack.orders_url}/orders/{order_id}/cancel")
+        assert refused.status_code == 409 and "is paid: cannot cancel" in refused.text
+        assert (await customer.order_status(order_id))["status"] == "paid"

@@ -53,10 +53,14 @@ class OrderService:
         return order
 
     async def cancel(self, order_id: str) -> Order:
+        """Cancel a pending order. Cancelling a cancelled order answers as the first time did:
+        a client whose answer was lost (a dropped connection, a killed API) retries safely."""
         async with self._uow.begin() as tx:
             order = await tx.orders.get(order_id, for_update=True)
             if order is None:
                 raise NotFound(f"no order {order_id}")
+            if order.status is OrderStatus.CANCELLED:
+                return order
             try:
                 cancelled = order.cancel()
             except IllegalTransition as exc:
